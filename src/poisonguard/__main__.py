@@ -1,0 +1,3 @@
+from poisonguard.cli import main
+
+main()

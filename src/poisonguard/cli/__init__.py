@@ -1,0 +1,11 @@
+"""Command-line interface: ``poisonguard <command>``.
+
+Each command module registers itself on :data:`app` when imported.
+"""
+
+from __future__ import annotations
+
+from ._app import app, main
+from . import _scan  # noqa: F401  (registers commands)
+
+__all__ = ["app", "main"]

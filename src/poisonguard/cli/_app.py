@@ -1,0 +1,63 @@
+"""The Typer application and the one place where errors become exit codes.
+
+Commands live in sibling modules that decorate :data:`app`. Every command is a
+thin layer over the library API: it parses options, calls the library, prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from ..errors import MissingExtraError, PoisonguardError
+
+__all__ = ["app", "console", "err_console", "main"]
+
+app = typer.Typer(
+    name="poisonguard",
+    help="Defend ML pipelines against data poisoning: scan, sanitize, harden, monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map every deliberate error to a one-line message and an exit code.
+
+    Exit codes: 0 ok, 1 unexpected failure, 2 usage or input error, 3 a threshold or
+    gate refused, 4 an integrity check failed, 5 a detector failed, 6 store error.
+    """
+    logging.basicConfig(level=logging.WARNING, format="poisonguard: %(levelname)s: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = app(args=args, prog_name="poisonguard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("poisonguard: aborted")
+        code = 130
+    except click.ClickException as exc:
+        # usage errors: unknown option, missing argument, bad choice
+        err_console.print(f"poisonguard: error: {exc.format_message()}", highlight=False, markup=False)
+        code = exc.exit_code if exc.exit_code else 2
+    except PoisonguardError as exc:
+        err_console.print(f"poisonguard: error: {exc}", highlight=False, markup=False)
+        code = exc.exit_code
+    except MissingExtraError as exc:
+        err_console.print(f"poisonguard: error: {exc}", highlight=False, markup=False)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("poisonguard: interrupted")
+        code = 130
+    else:
+        code = rv if isinstance(rv, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,113 @@
+"""Turn a mixed-type table into the numeric matrix that detectors score.
+
+Numeric columns are median-imputed and a missingness indicator is added for each
+column that has gaps (missingness is itself a poisoning signal). Booleans become
+0/1. Low-cardinality categoricals are one-hot encoded; high-cardinality ones are
+frequency encoded, so a rare injected value stays visible as a low frequency.
+Everything is then standardized so distances weigh columns equally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .validation import check_is_fitted
+
+__all__ = ["TableEncoder", "EncodedColumn"]
+
+
+@dataclass(frozen=True)
+class EncodedColumn:
+    """One output column: which input column it came from and how."""
+
+    name: str
+    source: str
+    kind: str  # "numeric", "missing", "onehot", "frequency"
+
+
+class TableEncoder:
+    """Encode a DataFrame's feature columns as a standardized float matrix.
+
+    Parameters
+    ----------
+    max_onehot : int, default=20
+        Categoricals with at most this many distinct values are one-hot encoded.
+    standardize : bool, default=True
+        Centre and scale each output column (zero-variance columns are left at 0).
+    """
+
+    def __init__(self, *, max_onehot: int = 20, standardize: bool = True) -> None:
+        self.max_onehot = max_onehot
+        self.standardize = standardize
+
+    def fit(self, frame: pd.DataFrame, features: Sequence[str]) -> "TableEncoder":
+        """Learn imputation values, categories and scaling from ``frame[features]``."""
+        self.features_ = list(features)
+        self.plan_: list[tuple[str, str, object]] = []
+        for col in self.features_:
+            s = frame[col]
+            if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+                vals = pd.to_numeric(s, errors="coerce").astype(float)
+                med = float(np.nanmedian(vals)) if vals.notna().any() else 0.0
+                self.plan_.append((col, "numeric", med))
+                if vals.isna().any():
+                    self.plan_.append((col, "missing", None))
+            else:
+                txt = s.astype("string")
+                counts = txt.value_counts(dropna=False)
+                if txt.isna().any():
+                    self.plan_.append((col, "missing", None))
+                if len(counts) <= self.max_onehot:
+                    for cat in [c for c in counts.index if not pd.isna(c)]:
+                        self.plan_.append((col, "onehot", str(cat)))
+                else:
+                    freq = (counts / len(txt)).to_dict()
+                    self.plan_.append((col, "frequency", {str(k): v for k, v in freq.items() if not pd.isna(k)}))
+        raw = self._raw(frame)
+        if self.standardize:
+            self.mean_ = raw.mean(axis=0)
+            std = raw.std(axis=0)
+            self.scale_ = np.where(std > 1e-12, std, 1.0)
+        else:
+            self.mean_ = np.zeros(raw.shape[1])
+            self.scale_ = np.ones(raw.shape[1])
+        self.columns_ = [
+            EncodedColumn(
+                name=col if kind == "numeric" else f"{col}={arg}" if kind == "onehot" else f"{col}:{kind}",
+                source=col,
+                kind=kind,
+            )
+            for col, kind, arg in self.plan_
+        ]
+        return self
+
+    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty((frame.shape[0], len(self.plan_)), dtype=np.float64)
+        for j, (col, kind, arg) in enumerate(self.plan_):
+            s = frame[col]
+            if kind == "numeric":
+                out[:, j] = pd.to_numeric(s, errors="coerce").astype(float).fillna(arg).to_numpy()
+            elif kind == "missing":
+                out[:, j] = s.isna().to_numpy(dtype=float)
+            elif kind == "onehot":
+                out[:, j] = (s.astype("string") == arg).fillna(False).to_numpy(dtype=float)
+            else:  # frequency: unseen values get frequency 0, i.e. maximally rare
+                out[:, j] = s.astype("string").map(arg).astype(float).fillna(0.0).to_numpy()
+        return out
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Encode ``frame`` with the learned plan."""
+        check_is_fitted(self, "plan_")
+        return (self._raw(frame) - self.mean_) / self.scale_
+
+    def fit_transform(self, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+        return self.fit(frame, features).transform(frame)
+
+    @property
+    def n_output(self) -> int:
+        check_is_fitted(self, "plan_")
+        return len(self.plan_)

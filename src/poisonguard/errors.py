@@ -1,0 +1,119 @@
+"""The typed error hierarchy of poisonguard.
+
+Every error the library raises on purpose derives from :class:`PoisonguardError`,
+which is a :class:`ValueError` so that generic callers can catch it. Each class
+carries an ``exit_code`` that the CLI uses and an ``http_status`` that the HTTP
+service uses, so the mapping is declared once, here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PoisonguardError",
+    "InputError",
+    "DataError",
+    "ConfigError",
+    "NotFittedError",
+    "DetectorFailedError",
+    "MissingExtraError",
+    "NotFoundError",
+    "IntegrityError",
+    "KeyMissingError",
+    "StoreError",
+    "GateBlockedError",
+    "ThresholdExceeded",
+]
+
+
+class PoisonguardError(ValueError):
+    """Base class of every deliberate poisonguard error."""
+
+    exit_code: int = 1
+    http_status: int = 400
+
+
+class InputError(PoisonguardError):
+    """Bad usage or bad input: unknown column, unreadable file, invalid option value."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class DataError(InputError):
+    """The data itself cannot be used (empty table, a single class, NaN labels...)."""
+
+    http_status = 422
+
+
+class ConfigError(InputError):
+    """A configuration value (detector name, detector setting, config file) is invalid."""
+
+
+class NotFoundError(InputError):
+    """A named object (version, source, model) does not exist."""
+
+    http_status = 404
+
+
+class NotFittedError(PoisonguardError, AttributeError):
+    """A component was used before ``fit``.
+
+    Subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's does.
+    """
+
+    exit_code = 1
+    http_status = 409
+
+
+class DetectorFailedError(PoisonguardError):
+    """A detector crashed; the scan result is *failed* and must block any gate."""
+
+    exit_code = 5
+    http_status = 500
+
+
+class IntegrityError(PoisonguardError):
+    """Verification failed: data, chain or signature do not match what was recorded."""
+
+    exit_code = 4
+    http_status = 409
+
+
+class KeyMissingError(InputError):
+    """A signing key is required but missing or unreadable."""
+
+
+class StoreError(PoisonguardError):
+    """The persistence store is missing, corrupt or of an unsupported schema version."""
+
+    exit_code = 6
+    http_status = 500
+
+
+class GateBlockedError(PoisonguardError):
+    """A fail-closed gate refused to pass."""
+
+    exit_code = 3
+    http_status = 409
+
+
+class ThresholdExceeded(PoisonguardError):
+    """A pipeline threshold (e.g. ``--fail-over``) was exceeded."""
+
+    exit_code = 3
+    http_status = 409
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    exit_code = 2
+    http_status = 501
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"this feature needs the optional package {package!r}; "
+            f"install it with: pip install 'poisonguard[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,336 @@
+"""Validation at the edges: loading tables and checking arrays.
+
+Every check that guards a public entry point lives here, so messages are
+consistent and give the actual values. Errors are from :mod:`poisonguard.errors`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, InputError, NotFittedError
+
+__all__ = [
+    "load_table",
+    "save_table",
+    "as_frame",
+    "PreparedTable",
+    "prepare_table",
+    "parse_columns",
+    "check_X",
+    "check_y",
+    "check_is_fitted",
+    "check_fraction",
+]
+
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame, with one-line errors.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv``/``.tsv``/``.txt`` or ``.parquet``/``.pq``. Other suffixes are sniffed:
+        Parquet magic bytes first, then CSV.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, non-UTF-8 bytes, duplicate column names.
+    DataError
+        The table has no rows or no columns.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"file not found: {p}")
+    if p.is_dir():
+        raise InputError(f"expected a file but got a directory: {p}")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from exc
+    suffix = p.suffix.lower()
+    is_parquet = suffix in _PARQUET_SUFFIXES or (suffix not in _CSV_SUFFIXES and raw[:4] == b"PAR1")
+    if is_parquet:
+        try:
+            df = pd.read_parquet(io.BytesIO(raw))
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise InputError(f"cannot read {p} as Parquet: {exc}") from exc
+    else:
+        if len(raw) == 0:
+            raise DataError(f"{p} is empty (0 bytes)")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise InputError(
+                f"{p} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); "
+                "re-encode the file as UTF-8"
+            ) from exc
+        sep = "\t" if suffix == ".tsv" else ","
+        try:
+            df = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{p} has no columns") from exc
+        except pd.errors.ParserError as exc:
+            raise InputError(f"cannot parse {p} as CSV: {str(exc).strip()}") from exc
+        # pandas silently renames duplicate headers to "a.1"; read the header to refuse them.
+        header = next(iter(pd.read_csv(io.StringIO(text), sep=sep, nrows=0, header=None).itertuples(index=False)), ())
+        _check_unique_columns([str(c) for c in header], p)
+    _check_unique_columns([str(c) for c in df.columns], p)
+    if df.shape[1] == 0:
+        raise DataError(f"{p} has no columns")
+    if df.shape[0] == 0:
+        raise DataError(f"{p} has a header but no rows")
+    return df
+
+
+def save_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` as Parquet or CSV depending on the suffix, creating parent folders."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() in _PARQUET_SUFFIXES:
+        df.to_parquet(p, index=False)
+    else:
+        df.to_csv(p, index=False)
+    return p
+
+
+def _check_unique_columns(columns: Sequence[str], where: Any) -> None:
+    seen: set[str] = set()
+    dups = sorted({c for c in columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
+    if dups:
+        raise InputError(f"{where}: duplicate column names: {', '.join(map(repr, dups))}")
+
+
+def as_frame(data: Any, *, where: str = "data") -> pd.DataFrame:
+    """Turn a path, DataFrame, dict or 2-D array into a DataFrame (copying nothing we mutate)."""
+    if isinstance(data, (str, Path)):
+        return load_table(data)
+    if isinstance(data, pd.DataFrame):
+        df = data
+    elif isinstance(data, np.ndarray):
+        if data.ndim != 2:
+            raise InputError(f"{where} must be 2-D, got an array of shape {data.shape}")
+        df = pd.DataFrame(data, columns=[f"x{i}" for i in range(data.shape[1])])
+    elif isinstance(data, dict):
+        df = pd.DataFrame(data)
+    else:
+        raise InputError(f"{where} must be a path, DataFrame or 2-D array, got {type(data).__name__}")
+    _check_unique_columns([str(c) for c in df.columns], where)
+    if df.shape[0] == 0:
+        raise DataError(f"{where} has no rows")
+    if df.shape[1] == 0:
+        raise DataError(f"{where} has no columns")
+    return df
+
+
+def parse_columns(spec: str | Sequence[str] | None) -> list[str] | None:
+    """Parse ``"a,b,c"`` or a sequence into a list of column names (``None`` stays ``None``)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        cols = [c.strip() for c in spec.split(",") if c.strip()]
+    else:
+        cols = [str(c) for c in spec]
+    if not cols:
+        raise InputError("an empty column list was given")
+    return cols
+
+
+@dataclass(frozen=True)
+class PreparedTable:
+    """A table split into its roles, after validation.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        The original table, untouched (used for outputs).
+    features : list of str
+        Feature column names, in order.
+    y : ndarray of int or None
+        Label codes ``0..n_classes-1`` (``None`` without a label column).
+    classes : ndarray
+        The original label values; ``classes[y[i]]`` is row ``i``'s label.
+    ids, sources : ndarray or None
+        Per-row id and data-source values when those columns were given.
+    """
+
+    frame: pd.DataFrame
+    features: list[str]
+    label: str | None
+    y: np.ndarray | None
+    classes: np.ndarray
+    id_col: str | None = None
+    ids: np.ndarray | None = None
+    source_col: str | None = None
+    sources: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.frame.shape[0])
+
+
+def prepare_table(
+    data: Any,
+    *,
+    label: str | None = None,
+    id_col: str | None = None,
+    source_col: str | None = None,
+    features: str | Sequence[str] | None = None,
+    require_label: bool = False,
+    where: str = "data",
+) -> PreparedTable:
+    """Validate column roles and encode labels.
+
+    Raises
+    ------
+    InputError
+        Unknown column, a column given two roles, no feature left.
+    DataError
+        NaN/empty labels (rows named), a single class, inf values, too few rows.
+    """
+    df = as_frame(data, where=where)
+    columns = [str(c) for c in df.columns]
+    if list(df.columns) != columns:
+        df = df.set_axis(columns, axis=1)
+    roles = {"--label": label, "--id": id_col, "--source": source_col}
+    for opt, col in roles.items():
+        if col is not None and col not in columns:
+            raise InputError(f"{where}: {opt} column {col!r} not found; columns are: {_preview(columns)}")
+    given = [c for c in roles.values() if c is not None]
+    if len(set(given)) != len(given):
+        raise InputError(f"{where}: the same column was given two roles: {given}")
+    feats = parse_columns(features)
+    if feats is None:
+        feats = [c for c in columns if c not in given]
+    else:
+        unknown = [c for c in feats if c not in columns]
+        if unknown:
+            raise InputError(f"{where}: unknown feature column(s) {unknown}; columns are: {_preview(columns)}")
+        if len(set(feats)) != len(feats):
+            raise InputError(f"{where}: a feature column is listed twice in --features: {feats}")
+        clash = [c for c in feats if c in given]
+        if clash:
+            raise InputError(f"{where}: column {clash[0]!r} is both a feature and the label/id/source column")
+    if not feats:
+        raise InputError(f"{where}: no feature columns left after removing label/id/source")
+    if require_label and label is None:
+        raise InputError("this command needs a label column: pass --label COL")
+    if df.shape[0] < 3:
+        raise DataError(f"{where} has {df.shape[0]} row(s); at least 3 are needed")
+    _check_finite(df, feats, where)
+    warnings: list[str] = []
+    if len(feats) >= df.shape[0]:
+        warnings.append(
+            f"{where} has more feature columns ({len(feats)}) than rows ({df.shape[0]}); "
+            "scores rest on few examples per dimension"
+        )
+    y = None
+    classes = np.array([], dtype=object)
+    if label is not None:
+        y, classes = _encode_labels(df[label], label, where)
+    ids = df[id_col].to_numpy() if id_col else None
+    sources = df[source_col].astype("string").fillna("<missing>").to_numpy(dtype=object) if source_col else None
+    return PreparedTable(
+        frame=df, features=feats, label=label, y=y, classes=classes,
+        id_col=id_col, ids=ids, source_col=source_col, sources=sources, warnings=warnings,
+    )
+
+
+def _preview(items: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _check_finite(df: pd.DataFrame, feats: Sequence[str], where: str) -> None:
+    num = df[list(feats)].select_dtypes(include=[np.number])
+    if num.shape[1] == 0:
+        return
+    values = num.to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isinf(values)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(
+            f"{where}: column {num.columns[c]!r} has an infinite value at row {r} "
+            f"({int(bad.sum())} inf value(s) in all); replace them with a finite value or leave them empty"
+        )
+
+
+def _encode_labels(col: pd.Series, name: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    missing = col.isna().to_numpy()
+    if col.dtype == object or pd.api.types.is_string_dtype(col):
+        missing |= col.astype("string").str.strip().fillna("").eq("").to_numpy()
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        shown = ", ".join(map(str, rows[:10])) + (" ..." if rows.size > 10 else "")
+        raise DataError(f"{where}: label column {name!r} is empty or NaN in {rows.size} row(s): {shown}")
+    classes, codes = np.unique(col.to_numpy(), return_inverse=True)
+    if classes.size < 2:
+        raise DataError(f"{where}: label column {name!r} has a single class ({classes[0]!r}); at least 2 are needed")
+    return codes.astype(np.int64), classes
+
+
+def check_X(X: Any, *, n_features: int | None = None, name: str = "X") -> np.ndarray:
+    """Return ``X`` as a finite 2-D float64 array, checking its column count.
+
+    Raises
+    ------
+    ValueError (InputError)
+        Wrong dimensionality, non-finite values or a column count other than ``n_features``.
+    """
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be 2-D, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{name} has no rows")
+    if not np.isfinite(arr).all():
+        r, c = np.argwhere(~np.isfinite(arr))[0]
+        raise DataError(f"{name} has a non-finite value at row {r}, column {c}; encode the table first")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise InputError(f"{name} has {arr.shape[1]} columns but the detector was fitted on {n_features}")
+    return arr
+
+
+def check_y(y: Any, n_rows: int, *, name: str = "y") -> np.ndarray:
+    """Return integer label codes of length ``n_rows``."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise InputError(f"X has {n_rows} rows and {name} has {arr.shape[0]}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise InputError(f"{name} must hold integer class codes, got dtype {arr.dtype}")
+    if arr.size and arr.min() < 0:
+        raise InputError(f"{name} has a negative class code ({arr.min()})")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_is_fitted(obj: Any, attribute: str) -> None:
+    """Raise :class:`NotFittedError` unless ``obj`` has the learned ``attribute``."""
+    if not hasattr(obj, attribute):
+        raise NotFittedError(f"{type(obj).__name__} is not fitted yet; call fit(X, y) first")
+
+
+def check_fraction(value: float, name: str, *, inclusive_zero: bool = False) -> float:
+    """Check ``0 < value < 1`` (or ``0 <= value``) and return it as float."""
+    v = float(value)
+    lo_ok = v >= 0 if inclusive_zero else v > 0
+    if not (lo_ok and v < 1):
+        bound = "[0, 1)" if inclusive_zero else "(0, 1)"
+        raise InputError(f"{name} must be in {bound}, got {value}")
+    return v
