@@ -1,0 +1,138 @@
+"""Label-flipping attacks: random flips and boundary-targeted flips a -> b."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _resolve_class, _with_labels
+
+__all__ = ["flip_labels", "targeted_flip"]
+
+
+def flip_labels(frame: pd.DataFrame, label: str, rate: float, seed: int = 0) -> PoisonedTable:
+    """Flip the labels of a random ``rate`` fraction of rows.
+
+    ``round(rate * n_rows)`` rows are drawn uniformly without replacement; each gets a
+    class drawn uniformly from the classes *other* than its own, so every poisoned row
+    really changed label.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The clean table (not mutated).
+    label : str
+        The label column.
+    rate : float
+        Fraction of rows to flip, in (0, 1).
+    seed : int, default=0
+        Seed; the same seed gives the same rows and the same new labels.
+
+    Returns
+    -------
+    PoisonedTable
+        Same rows in the same order; ``mask`` marks the flipped rows.
+
+    Raises
+    ------
+    InputError
+        Unknown label column, a rate outside (0, 1) or one that flips no row.
+    DataError
+        A label column with NaNs or a single class.
+    """
+    chk = _check(frame, label)
+    n = chk.frame.shape[0]
+    k = _count(rate, n)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, size=k, replace=False))
+    n_classes = chk.classes.size
+    # a uniform draw among the other classes: shift by 1..n_classes-1 (mod n_classes)
+    shift = rng.integers(1, n_classes, size=k)
+    codes = chk.y.copy()
+    codes[rows] = (codes[rows] + shift) % n_classes
+    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    params = {"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n)}
+    return PoisonedTable(frame=out, mask=mask, kind="flip", params=params, label=label)
+
+
+def targeted_flip(
+    frame: pd.DataFrame,
+    label: str,
+    source_class: Any,
+    target_class: Any,
+    rate: float,
+    seed: int = 0,
+    *,
+    features: Sequence[str] | None = None,
+) -> PoisonedTable:
+    """Relabel rows of class ``source_class`` as ``target_class``, nearest the boundary first.
+
+    A binary logistic regression is fitted on the rows of the two classes (features
+    encoded and standardized by :class:`~poisonguard.encoding.TableEncoder`). The
+    source rows are ranked by the absolute value of its decision function (the margin
+    between the two classes) and the ``k`` closest to the boundary are flipped: these
+    are the flips a classifier is least likely to contradict. Ties are broken by a
+    seeded random order.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The clean table (not mutated).
+    label : str
+        The label column.
+    source_class, target_class : object
+        Class values (matched exactly or by their text, so ``"3"`` finds ``3``).
+    rate : float
+        Fraction of the *whole* table to flip: ``k = round(rate * n_rows)``, capped
+        (with a warning) at the size of the source class.
+    seed : int, default=0
+        Seed of the tie-breaking order.
+    features : sequence of str, optional
+        Feature columns for the boundary model (default: every column but the label).
+
+    Returns
+    -------
+    PoisonedTable
+        Same rows in the same order; ``target`` is ``target_class``.
+    """
+    chk = _check(frame, label, features)
+    a = _resolve_class(source_class, chk.classes, option="source class", label=label)
+    b = _resolve_class(target_class, chk.classes, option="target class", label=label)
+    if a == b:
+        raise InputError(f"source class and target class are both {chk.classes[a]!r}; give two different classes")
+    n = chk.frame.shape[0]
+    src = np.flatnonzero(chk.y == a)
+    k = _cap(_count(rate, n), src.size, f"rows of class {chk.classes[a]!r}")
+
+    from sklearn.linear_model import LogisticRegression
+
+    from ..encoding import TableEncoder
+
+    pair = np.flatnonzero((chk.y == a) | (chk.y == b))
+    X = TableEncoder().fit_transform(chk.frame.iloc[pair], chk.features)
+    model = LogisticRegression(max_iter=2000).fit(X, (chk.y[pair] == b).astype(int))
+    margin = np.abs(model.decision_function(X[chk.y[pair] == a]))
+    rng = np.random.default_rng(seed)
+    tiebreak = rng.permutation(src.size)
+    order = np.lexsort((tiebreak, margin))  # by margin, then the seeded order
+    rows = np.sort(src[order[:k]])
+    codes = chk.y.copy()
+    codes[rows] = b
+    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    params = _jsonable(
+        {
+            "rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n),
+            "source_class": chk.classes[a], "target_class": chk.classes[b],
+        }
+    )
+    return PoisonedTable(
+        frame=out, mask=mask, kind="targeted", params=params, target=chk.classes[b], label=label
+    )

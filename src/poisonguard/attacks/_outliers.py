@@ -1,0 +1,107 @@
+"""Injected outliers: new rows far from the data, appended at the end of the table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..validation import check_fraction
+from ._base import PoisonedTable, _check, _jsonable
+
+__all__ = ["inject_outliers"]
+
+
+def inject_outliers(
+    frame: pd.DataFrame,
+    label: str,
+    rate: float,
+    seed: int = 0,
+    *,
+    scale: tuple[float, float] = (4.0, 8.0),
+    features: Sequence[str] | None = None,
+) -> PoisonedTable:
+    """Append rows whose features lie far outside the data, with random labels.
+
+    What an injected row is, exactly:
+
+    * every **numeric** feature ``j`` is set to ``mean_j + s * m * std_j``, where the
+      sign ``s`` is +1 or -1 at random and the distance ``m`` is drawn uniformly from
+      ``scale`` (default 4 to 8 standard deviations), independently per feature and
+      per row; mean and std are those of the clean table. Integer columns are rounded
+      so the column keeps its dtype. A feature that is constant in the data keeps its
+      constant value;
+    * every **non-numeric** feature takes a value drawn from the column's observed
+      values;
+    * the **label** is drawn uniformly from the observed classes;
+    * any **other column** (an id, a source) is copied from a random existing row.
+
+    ``rate`` is the fraction of the *resulting* table that is injected, so
+    ``k = round(rate * n / (1 - rate))`` rows are appended and ``mask.mean()`` is
+    ``rate`` up to rounding.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The clean table (not mutated).
+    label : str
+        The label column.
+    rate : float
+        Fraction of the output rows that are injected, in (0, 1).
+    seed : int, default=0
+        Seed; the same seed gives the same rows.
+    scale : (float, float), default=(4.0, 8.0)
+        Range of the distance from the mean, in standard deviations.
+    features : sequence of str, optional
+        Feature columns (default: every column but the label).
+
+    Returns
+    -------
+    PoisonedTable
+        The clean rows in their order, then the ``k`` injected rows (``mask`` True).
+    """
+    chk = _check(frame, label, features)
+    check_fraction(rate, "rate")
+    lo, hi = (float(v) for v in scale)
+    if not (0 < lo <= hi) or not math.isfinite(hi):
+        raise InputError(f"scale must be (low, high) with 0 < low <= high, got {scale!r}")
+    n = chk.frame.shape[0]
+    k = int(math.floor(rate * n / (1.0 - rate) + 0.5))
+    if k < 1:
+        raise InputError(f"rate {rate} of {n} rows injects no row; use a rate of at least {1 / (n + 1):.3g}")
+    rng = np.random.default_rng(seed)
+    src = chk.frame
+    new: dict[str, object] = {}
+    for col in src.columns:
+        s = src[col]
+        if col == label:
+            new[col] = chk.classes[rng.integers(0, chk.classes.size, size=k)]
+        elif col in chk.features and (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
+            vals = s.to_numpy(dtype=float, na_value=np.nan)
+            mean, std = float(np.nanmean(vals)), float(np.nanstd(vals))
+            sign = rng.choice(np.array([-1.0, 1.0]), size=k)
+            dist = rng.uniform(lo, hi, size=k)
+            col_vals = mean + sign * dist * std
+            if pd.api.types.is_integer_dtype(s):
+                col_vals = np.round(col_vals)
+            new[col] = col_vals
+        else:
+            observed = s.dropna().to_numpy()
+            pool = observed if observed.size else s.to_numpy()
+            new[col] = pool[rng.integers(0, pool.size, size=k)]
+    added = pd.DataFrame(new, columns=src.columns)
+    for col in src.columns:
+        try:
+            added[col] = added[col].astype(src[col].dtype)
+        except (TypeError, ValueError):  # pragma: no cover - exotic dtypes
+            pass
+    out = pd.concat([src, added], ignore_index=True)
+    mask = np.zeros(n + k, dtype=bool)
+    mask[n:] = True
+    params = _jsonable(
+        {"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n + k), "scale": [lo, hi]}
+    )
+    return PoisonedTable(frame=out, mask=mask, kind="outlier", params=params, label=label)
