@@ -1,0 +1,553 @@
+"""Train, save, load and serve models in the safe format."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..encoding import TableEncoder
+from ..errors import DataError, InputError, IntegrityError
+from ..validation import as_frame, prepare_table
+from . import _io
+from ._dpa import assign_partitions, dpa_radius, in_validation, row_hashes, vote_counts
+from ._settings import CertifiedSettings, DPSettings, TrainSettings, validate_settings
+
+__all__ = ["TrainedModel", "train_model", "save_model", "load_model", "data_digest", "ledger_version_for"]
+
+log = logging.getLogger(__name__)
+
+_NEG = -np.inf
+
+
+# ----------------------------------------------------------------------------- predictors
+
+
+@dataclass
+class _Linear:
+    """``argmax(X W^T + b)``; an absent class has bias ``-inf``."""
+
+    W: np.ndarray  # (n_classes, d)
+    b: np.ndarray  # (n_classes,)
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W.T + self.b
+
+    @classmethod
+    def from_sklearn(cls, est: Any, n_classes: int) -> "_Linear":
+        d = est.coef_.shape[1]
+        W = np.zeros((n_classes, d))
+        b = np.full(n_classes, _NEG)
+        local = est.classes_.astype(np.int64)
+        if local.size == 2:  # binary: decision > 0 means classes_[1]
+            W[local[1]] = est.coef_[0]
+            b[local[1]] = est.intercept_[0]
+            b[local[0]] = 0.0
+        else:
+            W[local] = est.coef_
+            b[local] = est.intercept_
+        return cls(W, b)
+
+    @classmethod
+    def constant(cls, cls_index: int, n_classes: int, d: int) -> "_Linear":
+        b = np.full(n_classes, _NEG)
+        b[cls_index] = 0.0
+        return cls(np.zeros((n_classes, d)), b)
+
+
+@dataclass
+class _Member:
+    """One DPA partition: its own encoder and model, a constant class, or nothing (abstains)."""
+
+    state: str  # "model", "constant", "empty"
+    encoder: TableEncoder | None = None
+    model: Any = None  # _Linear or a fitted sklearn tree
+    constant: int = -1
+    n_rows: int = 0
+
+    def vote(self, frame: pd.DataFrame, n_classes: int) -> np.ndarray:
+        n = frame.shape[0]
+        if self.state == "empty":
+            return np.full(n, -1, dtype=np.int64)
+        if self.state == "constant":
+            return np.full(n, self.constant, dtype=np.int64)
+        assert self.encoder is not None
+        X = self.encoder.transform(frame)
+        if isinstance(self.model, _Linear):
+            return np.argmax(self.model.scores(X), axis=1).astype(np.int64)
+        return np.asarray(self.model.predict(X), dtype=np.int64)
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with its metadata.
+
+    Attributes
+    ----------
+    kind : str
+        ``"sklearn-linear"``, ``"torch"``, ``"skops"`` or ``"dpa"``.
+    classes : ndarray
+        Original label values; prediction code ``i`` means ``classes[i]``.
+    features : list of str
+        Feature columns the model reads, in order.
+    metadata : dict
+        Metrics, data digest, settings, privacy and certificate information (JSON).
+    """
+
+    kind: str
+    classes: np.ndarray
+    features: list[str]
+    label: str
+    metadata: dict[str, Any]
+    encoder: TableEncoder | None = None
+    estimator: Any = None  # _Linear, torch net, sklearn estimator
+    members: list[_Member] = field(default_factory=list)
+    torch_state: dict[str, Any] | None = None
+
+    @property
+    def certified(self) -> bool:
+        return self.kind == "dpa"
+
+    def _frame(self, data: Any) -> pd.DataFrame:
+        df = as_frame(data, where="data")
+        df = df.set_axis([str(c) for c in df.columns], axis=1)
+        missing = [c for c in self.features if c not in df.columns]
+        if missing:
+            shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise InputError(
+                f"data lacks {len(missing)} feature column(s) the model was trained on: {shown}"
+            )
+        return df
+
+    def vote_counts(self, data: Any) -> np.ndarray:
+        """DPA only: ``(n_rows, n_classes)`` vote counts."""
+        if not self.certified:
+            raise InputError(f"vote counts need a certified (DPA) model; this model is {self.kind!r}")
+        df = self._frame(data)
+        votes = np.column_stack([m.vote(df, len(self.classes)) for m in self.members])
+        return vote_counts(votes, len(self.classes))
+
+    def predict_codes(self, data: Any) -> np.ndarray:
+        """Predicted class codes (indices into :attr:`classes`)."""
+        if self.certified:
+            return dpa_radius(self.vote_counts(data))[0]
+        df = self._frame(data)
+        assert self.encoder is not None
+        X = self.encoder.transform(df)
+        if self.kind == "sklearn-linear":
+            return np.argmax(self.estimator.scores(X), axis=1)
+        if self.kind == "torch":
+            from ._torch import torch_scores
+
+            return np.argmax(torch_scores(self.estimator, X), axis=1)
+        return np.asarray(self.estimator.predict(X), dtype=np.int64)
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Predicted labels, as the original label values."""
+        return self.classes[self.predict_codes(data)]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def data_digest(data: Any) -> dict[str, Any]:
+    """SHA-256 of the file's bytes (or of the frame's CSV text) and the ledger version if any."""
+    if isinstance(data, (str, Path)):
+        p = Path(data)
+        return {"sha256": _io.sha256_file(p), "of": "file", "path": str(p), "ledger_version": ledger_version_for(p)}
+    df = as_frame(data)
+    digest = hashlib.sha256(df.to_csv(index=False).encode("utf-8")).hexdigest()
+    return {"sha256": digest, "of": "frame-csv", "path": None, "ledger_version": None}
+
+
+def ledger_version_for(path: Path) -> str | None:
+    """HOOK: the ledger version id of ``path`` when a ``.poisonguard/`` ledger store exists.
+
+    The store/provenance packages are built separately. This returns ``None`` until
+    they expose a lookup; when one exists, it is called as
+    ``poisonguard.store.version_of(path)`` and any failure is logged, never fatal
+    (the SHA-256 digest is always recorded).
+    """
+    root = next((d for d in [path.resolve().parent, *path.resolve().parents] if (d / ".poisonguard").is_dir()), None)
+    if root is None:
+        return None
+    try:
+        from .. import store  # type: ignore[attr-defined]
+
+        lookup = getattr(store, "version_of", None)
+        if lookup is None:
+            return None
+        v = lookup(path)
+        return None if v is None else str(v)
+    except Exception as exc:  # the ledger is optional metadata; the digest is the record
+        log.warning("could not look up the ledger version of %s: %s", path, exc)
+        return None
+
+
+def train_model(data: Any, *, label: str, settings: TrainSettings | None = None) -> TrainedModel:
+    """Train a model on a table (path or DataFrame) and return it with its metadata.
+
+    Raises
+    ------
+    InputError
+        Invalid settings (all problems named at once), unknown label column.
+    DataError
+        Unusable data: a single class, NaN labels, too few rows.
+    """
+    s = settings or TrainSettings()
+    validate_settings(s)
+    prep = prepare_table(data, label=label, require_label=True)
+    frame, y, classes = prep.frame, prep.y, prep.classes
+    assert y is not None
+    n_classes = int(classes.size)
+    digest = data_digest(data)
+    if s.certified is not None:
+        hashes = row_hashes(frame, prep.features)
+        is_val = in_validation(hashes, s.val_fraction)
+    else:
+        is_val = _stratified_val(y, s.val_fraction, s.seed)
+    tr = np.flatnonzero(~is_val)
+    va = np.flatnonzero(is_val)
+    if tr.size < 2:
+        raise DataError(f"only {tr.size} training row(s) left after the validation split")
+    validate_settings(s, n_train=int(tr.size))
+    f_tr = frame.iloc[tr].reset_index(drop=True)
+    y_tr = y[tr]
+    if np.unique(y_tr).size < 2:
+        raise DataError(f"the training split has a single class ({classes[y_tr[0]]!r})")
+    meta: dict[str, Any] = {
+        "label": label,
+        "features": list(prep.features),
+        "classes": [_jsonable(c) for c in classes],
+        "n_rows": int(frame.shape[0]),
+        "n_train": int(tr.size),
+        "n_val": int(va.size),
+        "data": digest,
+        "settings": _settings_json(s),
+        "privacy": None,
+        "certified": None,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "warnings": list(prep.warnings),
+    }
+    model = TrainedModel(kind="", classes=classes, features=list(prep.features), label=label, metadata=meta)
+    if s.certified is not None:
+        _fit_dpa(model, f_tr, y_tr, n_classes, s)
+    else:
+        enc = TableEncoder().fit(f_tr, prep.features)
+        X_tr = enc.transform(f_tr)
+        model.encoder = enc
+        _fit_single(model, X_tr, y_tr, n_classes, s)
+    if va.size:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        pred = model.predict_codes(frame.iloc[va].reset_index(drop=True))
+        meta["metrics"] = {
+            "accuracy": float(accuracy_score(y[va], pred)),
+            "macro_f1": float(f1_score(y[va], pred, average="macro", labels=np.arange(n_classes), zero_division=0)),
+            "split": "validation",
+        }
+        if model.certified:
+            counts = model.vote_counts(frame.iloc[va].reset_index(drop=True))
+            _, radius, _ = dpa_radius(counts)
+            ok = pred == y[va]
+            meta["certified"]["validation_certified_accuracy"] = {
+                str(r): float(np.mean(ok & (radius >= r))) for r in (0, 1, 2, 5, 10, 20)
+            }
+    else:
+        meta["metrics"] = None
+    meta["kind"] = model.kind
+    return model
+
+
+def _stratified_val(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    is_val = np.zeros(y.size, dtype=bool)
+    if fraction <= 0:
+        return is_val
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(y.size)
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    if stratify is None:
+        warnings.warn("a class has a single row; the validation split is not stratified", stacklevel=3)
+    try:
+        _, va = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise DataError(f"cannot make a {fraction:g} validation split of {y.size} rows: {exc}") from exc
+    is_val[va] = True
+    return is_val
+
+
+def _fit_single(model: TrainedModel, X: np.ndarray, y: np.ndarray, n_classes: int, s: TrainSettings) -> None:
+    meta = model.metadata
+    if s.model == "mlp" or s.dp is not None or s.backend == "torch":
+        from ._torch import build_net
+
+        hidden = tuple(s.hidden) if s.model == "mlp" else ()
+        fit = _fit_torch(X, y, n_classes, hidden, s)
+        net = build_net(fit.arch)
+        net.load_state_dict(fit.state_dict)
+        model.kind = "torch"
+        model.estimator = net
+        model.torch_state = fit.state_dict
+        meta["arch"] = fit.arch
+        meta["training"] = {"steps": fit.steps, "seconds_per_epoch": fit.seconds_per_epoch, "sample_rate": fit.sample_rate}
+        if s.dp is not None:
+            meta["privacy"] = {
+                "mechanism": "DP-SGD (Opacus), Poisson sampling",
+                "accountant": s.dp.accountant,
+                "target_epsilon": s.dp.epsilon,
+                "epsilon_spent": fit.epsilon_spent,
+                "delta": s.dp.delta,
+                "noise_multiplier": fit.noise_multiplier,
+                "max_grad_norm": s.dp.max_grad_norm,
+                "sample_rate": fit.sample_rate,
+                "steps": fit.steps,
+            }
+        return
+    if s.model == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        est = LogisticRegression(max_iter=s.max_iter)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(converge|n_jobs|penalty).*")
+            est.fit(X, y)
+        model.kind = "sklearn-linear"
+        model.estimator = _Linear.from_sklearn(est, n_classes)
+        return
+    if s.model == "gbdt":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        est = HistGradientBoostingClassifier(max_iter=s.gbdt_iter, random_state=s.seed, early_stopping=False)
+    else:
+        from sklearn.tree import DecisionTreeClassifier
+
+        est = DecisionTreeClassifier(max_depth=s.tree_depth, random_state=s.seed)
+    est.fit(X, y)
+    model.kind = "skops"
+    model.estimator = est
+
+
+def _fit_torch(X: np.ndarray, y: np.ndarray, n_classes: int, hidden: tuple[int, ...], s: TrainSettings) -> Any:
+    from ..errors import PoisonguardError
+    from ._torch import fit_torch
+
+    try:
+        return fit_torch(
+            X, y, n_classes=n_classes, hidden=hidden, epochs=s.epochs, batch_size=s.batch_size,
+            lr=s.lr, seed=s.seed, dp=s.dp,
+        )
+    except PoisonguardError:
+        raise
+    except ValueError as exc:  # opacus: the budget cannot be met with any noise in its search range
+        if s.dp is None:
+            raise
+        raise InputError(
+            f"DP-SGD cannot reach epsilon={s.dp.epsilon} at delta={s.dp.delta} with {s.epochs} epochs "  # type: ignore[union-attr]
+            f"and batch size {s.batch_size}: {exc}; use fewer epochs, a smaller batch or a larger epsilon"
+        ) from exc
+
+
+def _fit_dpa(model: TrainedModel, frame: pd.DataFrame, y: np.ndarray, n_classes: int, s: TrainSettings) -> None:
+    assert s.certified is not None
+    k = s.certified.partitions
+    parts = assign_partitions(row_hashes(frame, model.features), k)
+    members: list[_Member] = []
+    for j in range(k):
+        idx = np.flatnonzero(parts == j)
+        members.append(_fit_member(frame.iloc[idx], y[idx], model.features, n_classes, s))
+    model.kind = "dpa"
+    model.members = members
+    sizes = np.bincount(parts, minlength=k)
+    model.metadata["certified"] = {
+        "method": "DPA (Levine & Feizi, ICLR 2021)",
+        "partitions": k,
+        "base_model": s.model,
+        "assignment": "sha256(canonical feature bytes, label excluded)[:8] mod K",
+        "tie_break": "smaller class index",
+        "radius": "min over c' != c of floor((n_c - n_c' - [c' < c]) / 2)",
+        "partition_sizes": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
+        "empty_partitions": int((sizes == 0).sum()),
+        "constant_partitions": int(sum(m.state == "constant" for m in members)),
+    }
+
+
+def _fit_member(frame: pd.DataFrame, y: np.ndarray, features: list[str], n_classes: int, s: TrainSettings) -> _Member:
+    if y.size == 0:
+        return _Member(state="empty")
+    local = np.unique(y)
+    if local.size == 1:
+        return _Member(state="constant", constant=int(local[0]), n_rows=int(y.size))
+    enc = TableEncoder().fit(frame, features)
+    X = enc.transform(frame)
+    if s.model == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        est = LogisticRegression(max_iter=s.max_iter)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(converge|n_jobs|penalty).*")
+            est.fit(X, y)
+        m: Any = _Linear.from_sklearn(est, n_classes)
+    else:
+        from sklearn.tree import DecisionTreeClassifier
+
+        m = DecisionTreeClassifier(max_depth=s.tree_depth, random_state=s.seed).fit(X, y)
+    return _Member(state="model", encoder=enc, model=m, n_rows=int(y.size))
+
+
+def _settings_json(s: TrainSettings) -> dict[str, Any]:
+    d = dataclasses.asdict(s)
+    d["hidden"] = list(s.hidden)
+    return d
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- save / load
+
+_META = "metadata.json"
+_SCHEMA = "schema.json"
+
+
+def save_model(model: TrainedModel, out_dir: str | Path, *, overwrite: bool = False) -> str:
+    """Write ``model`` to ``out_dir`` in the safe format; return the manifest's SHA-256.
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` exists and is not empty (unless ``overwrite``), or is a file.
+    """
+    d = Path(out_dir)
+    if d.exists() and not d.is_dir():
+        raise InputError(f"--out {d} is a file, not a directory")
+    if d.is_dir() and any(d.iterdir()) and not overwrite:
+        raise InputError(f"--out {d} is not empty; choose a new directory or pass --overwrite")
+    d.mkdir(parents=True, exist_ok=True)
+    files = [_META]
+    meta = dict(model.metadata)
+    meta["kind"] = model.kind
+    if model.kind != "dpa":
+        assert model.encoder is not None
+        _io.write_json(d / _SCHEMA, _io.encoder_to_json(model.encoder))
+        files.append(_SCHEMA)
+    if model.kind == "sklearn-linear":
+        _io.save_arrays(d / "linear.npz", {"W": model.estimator.W, "b": model.estimator.b})
+        files.append("linear.npz")
+    elif model.kind == "torch":
+        from ._torch import state_dict_bytes
+
+        assert model.torch_state is not None
+        (d / "weights.pt").write_bytes(state_dict_bytes(model.torch_state))
+        files.append("weights.pt")
+    elif model.kind == "skops":
+        _io.dump_skops(model.estimator, d / "model.skops")
+        files.append("model.skops")
+    elif model.kind == "dpa":
+        members_json = []
+        arrays: dict[str, np.ndarray] = {}
+        trees: list[Any] = []
+        for j, m in enumerate(model.members):
+            entry: dict[str, Any] = {"state": m.state, "n_rows": m.n_rows, "constant": m.constant}
+            if m.state == "model":
+                assert m.encoder is not None
+                entry["encoder"] = _io.encoder_to_json(m.encoder)
+                if isinstance(m.model, _Linear):
+                    arrays[f"W_{j}"] = m.model.W
+                    arrays[f"b_{j}"] = m.model.b
+                else:
+                    entry["tree"] = len(trees)
+                    trees.append(m.model)
+            members_json.append(entry)
+        _io.write_json(d / "members.json", members_json)
+        files.append("members.json")
+        if arrays:
+            _io.save_arrays(d / "members.npz", arrays)
+            files.append("members.npz")
+        if trees:
+            _io.dump_skops(trees, d / "members.skops")
+            files.append("members.skops")
+    else:  # pragma: no cover - guarded by train_model
+        raise InputError(f"unknown model kind {model.kind!r}")
+    _io.write_json(d / _META, meta)
+    return _io.write_manifest(d, files)
+
+
+def load_model(model_dir: str | Path, *, expected_manifest_sha256: str | None = None) -> TrainedModel:
+    """Load a model saved by :func:`save_model`, verifying every file's SHA-256 first.
+
+    Raises
+    ------
+    NotFoundError
+        No such model directory.
+    IntegrityError
+        A file was modified, is missing, or holds something the safe loaders refuse.
+    """
+    import json
+
+    d = Path(model_dir)
+    files = _io.read_manifest(d, expected_manifest_sha256=expected_manifest_sha256)
+    where = str(d)
+    try:
+        meta = json.loads(_io.read_verified(files, _META, where))
+        kind = meta["kind"]
+        classes = np.asarray(meta["classes"])
+        features = [str(c) for c in meta["features"]]
+        label = str(meta["label"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{d}/{_META} is malformed: {exc}") from exc
+    model = TrainedModel(kind=kind, classes=classes, features=features, label=label, metadata=meta)
+    n_classes = classes.size
+    if kind != "dpa":
+        model.encoder = _io.encoder_from_json(json.loads(_io.read_verified(files, _SCHEMA, where)))
+    if kind == "sklearn-linear":
+        arr = _io.load_arrays(_io.read_verified(files, "linear.npz", where), where)
+        model.estimator = _checked_linear(arr.get("W"), arr.get("b"), n_classes, model.encoder.n_output, where)  # type: ignore[union-attr]
+    elif kind == "torch":
+        from ._torch import load_state_dict_bytes
+
+        model.estimator = load_state_dict_bytes(_io.read_verified(files, "weights.pt", where), meta["arch"], where)
+    elif kind == "skops":
+        model.estimator = _io.load_skops(_io.read_verified(files, "model.skops", where), where)
+    elif kind == "dpa":
+        members_json = json.loads(_io.read_verified(files, "members.json", where))
+        arrays = _io.load_arrays(files["members.npz"], where) if "members.npz" in files else {}
+        trees = _io.load_skops(files["members.skops"], where) if "members.skops" in files else []
+        for j, e in enumerate(members_json):
+            state = e.get("state")
+            if state == "model":
+                enc = _io.encoder_from_json(e["encoder"])
+                if "tree" in e:
+                    m: Any = trees[int(e["tree"])]
+                else:
+                    m = _checked_linear(arrays.get(f"W_{j}"), arrays.get(f"b_{j}"), n_classes, enc.n_output, where)
+                model.members.append(_Member(state="model", encoder=enc, model=m, n_rows=int(e["n_rows"])))
+            elif state in ("constant", "empty"):
+                c = int(e.get("constant", -1))
+                if state == "constant" and not (0 <= c < n_classes):
+                    raise IntegrityError(f"{where}: partition {j} has an invalid constant class {c}")
+                model.members.append(_Member(state=state, constant=c, n_rows=int(e.get("n_rows", 0))))
+            else:
+                raise IntegrityError(f"{where}: partition {j} has an unknown state {state!r}")
+    else:
+        raise IntegrityError(f"{where}: unknown model kind {kind!r}")
+    return model
+
+
+def _checked_linear(W: Any, b: Any, n_classes: int, d: int, where: str) -> _Linear:
+    if W is None or b is None or W.shape != (n_classes, d) or b.shape != (n_classes,):
+        raise IntegrityError(f"{where}: linear weights do not match {n_classes} classes x {d} features")
+    return _Linear(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64))
