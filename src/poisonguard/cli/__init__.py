@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from ._app import app, main
 from . import _scan  # noqa: F401  (registers commands)
+from . import _train  # noqa: F401
 
 __all__ = ["app", "main"]

@@ -110,12 +110,10 @@ def fit_torch(
         warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
         steps = _loop(model_p, loader, optimizer, loss_fn, epochs)
     per_epoch = (time.perf_counter() - t0) / max(epochs, 1)
-        for xb, yb in loader:
-            optimizer.zero_grad(set_to_none=True)
     eps = None
     if engine is not None:
         eps = float(engine.get_epsilon(dp.delta))
-    sample_rate = batch_size / len(ds) if dp is None else float(loader.sample_rate)
+    sample_rate = min(1.0, batch_size / len(ds)) if dp is None else float(loader.sample_rate)
     # ``model`` shares its parameters with the Opacus wrapper; its keys carry no "_module." prefix.
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TorchFit(

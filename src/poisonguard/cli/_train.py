@@ -1,0 +1,203 @@
+"""``poisonguard train | predict | certify | privacy-sweep``: hardened training commands."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import InputError
+from ._app import app, console
+
+__all__: list[str] = []
+
+
+def _hidden(spec: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(h) for h in spec.split(",") if h.strip())
+    except ValueError as exc:
+        raise InputError(f"--hidden must be comma-separated layer sizes like '64,32', got {spec!r}") from exc
+    return sizes
+
+
+@app.command("train")
+def train_cmd(
+    data: Path = typer.Argument(..., help="Training table (CSV or Parquet)."),
+    label: str = typer.Option(..., "--label", "-y", help="Label column."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to create."),
+    model: str = typer.Option("logreg", "--model", help="logreg | mlp | gbdt | tree."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Rows held out for validation metrics."),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(30, "--epochs", help="Torch models: epochs."),
+    batch_size: int = typer.Option(128, "--batch-size", help="Torch models: (expected) batch size."),
+    lr: float = typer.Option(0.01, "--lr", help="Torch models: Adam learning rate."),
+    hidden: str = typer.Option("64", "--hidden", help="MLP hidden layer sizes, e.g. '64,32'."),
+    gbdt_iter: int = typer.Option(100, "--gbdt-iter", help="gbdt: boosting iterations."),
+    tree_depth: Optional[int] = typer.Option(None, "--tree-depth", help="tree: maximum depth."),
+    dp: bool = typer.Option(False, "--dp", help="Train with DP-SGD (Opacus)."),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="DP: target epsilon."),
+    delta: Optional[float] = typer.Option(None, "--delta", help="DP: delta (default 1e-5; must be below 1/n)."),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="DP: per-row gradient clipping norm C."),
+    noise_multiplier: Optional[float] = typer.Option(None, "--noise-multiplier", help="DP: noise instead of --epsilon."),
+    accountant: str = typer.Option("rdp", "--accountant", help="DP: rdp | prv."),
+    certified: bool = typer.Option(False, "--certified", help="Train a DPA ensemble with certificates."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", "-k", help="DPA: number of partitions K."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing into a non-empty --out."),
+) -> None:
+    """Train a model and save it in the safe format (arrays/JSON, state_dict, skops)."""
+    from ..training import CertifiedSettings, DPSettings, TrainSettings, save_model, train_model
+
+    if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None):
+        raise InputError("--epsilon, --delta and --noise-multiplier need --dp")
+    if not certified and partitions is not None:
+        raise InputError("--partitions needs --certified")
+    settings = TrainSettings(
+        model=model, val_fraction=val_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+        hidden=_hidden(hidden), gbdt_iter=gbdt_iter, tree_depth=tree_depth,
+        dp=DPSettings(
+            epsilon=epsilon, delta=1e-5 if delta is None else delta, max_grad_norm=max_grad_norm,
+            noise_multiplier=noise_multiplier, accountant=accountant,
+        ) if dp else None,
+        certified=CertifiedSettings(partitions=50 if partitions is None else partitions) if certified else None,
+    )
+    m = train_model(data, label=label, settings=settings)
+    digest = save_model(m, out, overwrite=overwrite)
+    meta = m.metadata
+    console.print(f"trained {model} ({m.kind}) on {meta['n_train']} rows; saved to {out}", highlight=False)
+    if meta["metrics"]:
+        console.print(
+            f"validation ({meta['n_val']} rows): accuracy {meta['metrics']['accuracy']:.4f}, "
+            f"macro F1 {meta['metrics']['macro_f1']:.4f}", highlight=False,
+        )
+    if meta["privacy"]:
+        p = meta["privacy"]
+        target = "" if p["target_epsilon"] is None else f" (target {p['target_epsilon']:g})"
+        console.print(
+            f"privacy: epsilon spent {p['epsilon_spent']:.4f}{target} at delta {p['delta']:g}, "
+            f"{p['accountant']} accountant, noise multiplier {p['noise_multiplier']:.4f}, "
+            f"clip {p['max_grad_norm']:g}, sample rate {p['sample_rate']:.4f}, {p['steps']} steps",
+            highlight=False,
+        )
+    if meta["certified"]:
+        c = meta["certified"]
+        acc = c.get("validation_certified_accuracy", {})
+        shown = ", ".join(f"r>={r}: {v:.3f}" for r, v in acc.items())
+        console.print(f"DPA: K={c['partitions']} {c['base_model']} partitions; certified accuracy {shown}", highlight=False)
+    console.print(f"manifest sha256 {digest}", highlight=False)
+
+
+@app.command("predict")
+def predict_cmd(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `train`."),
+    data: Path = typer.Argument(..., help="Rows to predict (CSV or Parquet)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write predictions here (default: stdout)."),
+    expect_sha256: Optional[str] = typer.Option(None, "--expect-sha256", help="Refuse unless the manifest has this digest."),
+) -> None:
+    """Batch predictions from a saved model (every model file's hash is verified first)."""
+    import pandas as pd
+
+    from ..training import certify, load_model
+    from ..validation import load_table, save_table
+
+    m = load_model(model_dir, expected_manifest_sha256=expect_sha256)
+    df = load_table(data)
+    if m.certified:
+        res = certify(m, df)
+        pred = res.rows[["prediction", "radius"]]
+    else:
+        pred = pd.DataFrame({"prediction": m.predict(df)})
+    if out is None:
+        typer.echo(pred.to_csv(index=False), nl=False)
+    else:
+        save_table(pred, out)
+        console.print(f"wrote {len(pred)} predictions to {out}", highlight=False)
+
+
+@app.command("certify")
+def certify_cmd(
+    model_dir: Path = typer.Argument(..., help="A DPA model directory (train --certified)."),
+    data: Path = typer.Argument(..., help="Rows to certify; with the label column for certified accuracy."),
+    out: Path = typer.Option(Path("certify-out"), "--out", "-o", help="Output directory."),
+    label: Optional[str] = typer.Option(None, "--label", "-y", help="Label column (default: the model's)."),
+) -> None:
+    """Certified radius per prediction, certified accuracy per radius (CSV + PNG)."""
+    from ..training import certify, load_model
+    from ..validation import load_table
+
+    m = load_model(model_dir)
+    res = certify(m, load_table(data), label=label)
+    paths = res.write(out)
+    console.print(f"wrote per-row certificates to {paths['rows']}", highlight=False)
+    r = res.rows["radius"]
+    console.print(f"radius: median {r.median():g}, max {r.max()} (K={res.partitions})", highlight=False)
+    if res.curve is not None:
+        from rich.table import Table
+
+        t = Table(title="certified accuracy")
+        t.add_column("radius", justify="right")
+        t.add_column("certified accuracy", justify="right")
+        for rad in sorted({0, 1, 2, 5, 10, 20, int(r.max())}):
+            t.add_row(str(rad), f"{res.accuracy_at(rad):.4f}")
+        console.print(t)
+        console.print(f"curve: {paths['curve']}, plot: {paths['plot']}", highlight=False)
+
+
+def _epsilons(spec: str) -> list[float | None]:
+    out: list[float | None] = []
+    for tok in (t.strip().lower() for t in spec.split(",")):
+        if not tok:
+            continue
+        if tok in ("none", "nodp", "inf"):
+            out.append(None)
+            continue
+        try:
+            v = float(tok)
+        except ValueError as exc:
+            raise InputError(f"--epsilons must be numbers or 'none', got {tok!r}") from exc
+        if not (v > 0 and math.isfinite(v)):
+            raise InputError(f"every epsilon must be positive and finite, got {tok}")
+        out.append(v)
+    if not out:
+        raise InputError("--epsilons is empty")
+    return out
+
+
+@app.command("privacy-sweep")
+def privacy_sweep_cmd(
+    data: Path = typer.Argument(..., help="Table (CSV or Parquet)."),
+    label: str = typer.Option(..., "--label", "-y"),
+    out: Path = typer.Option(Path("privacy-sweep-out"), "--out", "-o", help="Output directory."),
+    epsilons: str = typer.Option("0.5,1,2,4,8,none", "--epsilons", help="Budgets; 'none' = no DP."),
+    model: str = typer.Option("mlp", "--model", help="logreg | mlp (torch)."),
+    attack: Optional[str] = typer.Option(None, "--attack", help="flip | backdoor."),
+    rate: float = typer.Option(0.1, "--rate", help="Attack: fraction of training rows poisoned."),
+    target: Optional[str] = typer.Option(None, "--target", help="Backdoor: target class."),
+    delta: float = typer.Option(1e-5, "--delta"),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm"),
+    accountant: str = typer.Option("rdp", "--accountant", help="rdp | prv."),
+    epochs: int = typer.Option(20, "--epochs"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    lr: float = typer.Option(0.01, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    repeats: int = typer.Option(1, "--repeats", help="Runs per budget (averaged)."),
+) -> None:
+    """Accuracy, and an attack's damage, at each privacy budget (table + PNG)."""
+    from ..training import TrainSettings, privacy_sweep
+
+    if model not in ("logreg", "mlp"):
+        raise InputError(f"privacy-sweep trains torch models: --model logreg or mlp, not {model!r}")
+    if attack is not None and attack not in ("flip", "backdoor"):
+        raise InputError(f"--attack must be flip or backdoor, got {attack!r}")
+    if target is not None and attack != "backdoor":
+        raise InputError("--target is a backdoor setting; pass --attack backdoor")
+    settings = TrainSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    res = privacy_sweep(
+        data, label=label, epsilons=_epsilons(epsilons), settings=settings, delta=delta,
+        max_grad_norm=max_grad_norm, accountant=accountant, attack=attack, attack_rate=rate,
+        target=target, repeats=repeats,
+    )
+    paths = res.write(out)
+    console.print(res.to_markdown(), highlight=False, markup=False)
+    console.print(f"wrote {paths['csv']}, {paths['md']} and {paths['plot']}", highlight=False)
