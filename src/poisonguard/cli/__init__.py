@@ -8,5 +8,7 @@ from __future__ import annotations
 from ._app import app, main
 from . import _scan  # noqa: F401  (registers commands)
 from . import _train  # noqa: F401
+from . import _attack  # noqa: F401
+from . import _bench  # noqa: F401
 
 __all__ = ["app", "main"]

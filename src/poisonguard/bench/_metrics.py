@@ -1,0 +1,99 @@
+"""Detection metrics of a suspicion score against the ground-truth mask."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["auroc", "precision_at_k", "flag_metrics", "FlagMetrics"]
+
+
+def _pair(scores: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=float).ravel()
+    m = np.asarray(mask, dtype=bool).ravel()
+    if s.shape != m.shape:
+        raise InputError(f"scores has {s.size} values and mask has {m.size}")
+    if not np.isfinite(s).all():
+        raise InputError(f"scores has {int((~np.isfinite(s)).sum())} non-finite value(s)")
+    return s, m
+
+
+def auroc(scores: np.ndarray, mask: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` (higher = more suspicious) for ``mask``.
+
+    The probability that a random poisoned row scores above a random clean one,
+    ties counting one half (Mann-Whitney U). ``nan`` when ``mask`` is all True or all
+    False, since there is then nothing to rank.
+    """
+    s, m = _pair(scores, mask)
+    n_pos, n_neg = int(m.sum()), int((~m).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    from scipy.stats import rankdata
+
+    ranks = rankdata(s)  # average ranks for ties
+    u = ranks[m].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def precision_at_k(scores: np.ndarray, mask: np.ndarray, k: int | None = None) -> float:
+    """Share of poisoned rows among the ``k`` highest scores (default ``k = mask.sum()``).
+
+    Ties at the cut-off are resolved by their expected value under a random order, so
+    a constant score gets the base rate rather than a value that depends on the row
+    order. ``nan`` when ``k`` is 0.
+    """
+    s, m = _pair(scores, mask)
+    k = int(m.sum()) if k is None else int(k)
+    if k < 0 or k > s.size:
+        raise InputError(f"k must be in 0..{s.size}, got {k}")
+    if k == 0:
+        return math.nan
+    cut = np.sort(s)[::-1][k - 1]
+    above = s > cut
+    tied = s == cut
+    n_above = int(above.sum())
+    hits = float(m[above].sum()) + (k - n_above) * float(m[tied].sum()) / float(tied.sum())
+    return hits / k
+
+
+@dataclass(frozen=True)
+class FlagMetrics:
+    """How a yes/no flag rule did against the truth.
+
+    Attributes
+    ----------
+    n_flagged : int
+        Rows flagged.
+    recall : float
+        Poisoned rows flagged / poisoned rows (``nan`` without poisoned rows).
+    precision : float
+        Poisoned rows flagged / rows flagged (``nan`` when nothing is flagged).
+    false_flag_rate : float
+        Clean rows flagged / clean rows (on an unpoisoned table: share flagged).
+    """
+
+    n_flagged: int
+    recall: float
+    precision: float
+    false_flag_rate: float
+
+
+def flag_metrics(flagged: np.ndarray, mask: np.ndarray) -> FlagMetrics:
+    """Recall, precision and false-flag rate of boolean ``flagged`` against ``mask``."""
+    f = np.asarray(flagged, dtype=bool).ravel()
+    m = np.asarray(mask, dtype=bool).ravel()
+    if f.shape != m.shape:
+        raise InputError(f"flagged has {f.size} values and mask has {m.size}")
+    tp = int((f & m).sum())
+    n_pos, n_flag, n_neg = int(m.sum()), int(f.sum()), int((~m).sum())
+    return FlagMetrics(
+        n_flagged=n_flag,
+        recall=tp / n_pos if n_pos else math.nan,
+        precision=tp / n_flag if n_flag else math.nan,
+        false_flag_rate=int((f & ~m).sum()) / n_neg if n_neg else math.nan,
+    )
