@@ -1,0 +1,674 @@
+"""The provenance library API: sources, dataset versions, verification, scans."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..errors import DataError, InputError, IntegrityError, NotFoundError
+from ..store import Store
+from ..validation import load_table
+from ._diff import RowDiff, diff_hashes, unmatched
+from ._fingerprint import ROW_HASH_SIZE, Fingerprint, file_sha256, fingerprint_frame, row_hashes
+from ._ledger import ChainProblem, Entry, append_entry, check_chain, read_entries
+from ._models import RowHashesRow, ScanRow, SourceRow, VersionRow
+from ._signing import Signer, load_key
+from ._trust import SOURCE_KINDS, TrustScore, trust_score
+
+__all__ = [
+    "KeyLike", "SourceInfo", "VersionInfo", "DataCheck", "VerifyReport", "SinceResult", "ScanInfo",
+    "init_ledger", "add_source", "list_sources", "get_source", "add_version", "resolve_version",
+    "list_versions", "version_hashes", "version_ids", "verify_ledger", "verify_data", "diff_versions",
+    "record_scan", "record_verification", "rows_since", "list_scans", "load_version_frame",
+]
+
+KeyLike = "Signer | str | os.PathLike[str] | None"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$")
+
+
+def _signer(key: Any) -> Signer:
+    return key if isinstance(key, Signer) else load_key(key)
+
+
+# --------------------------------------------------------------------------- init
+
+def init_ledger(store: Store, key: Any = None) -> Entry | None:
+    """Write the genesis entry pinning the signing key (no-op if the ledger has entries)."""
+    signer = _signer(key)
+    if read_entries(store, kind=None)[:1]:
+        return None
+    return append_entry(store, signer, "init", {"alg": signer.alg, "key_id": signer.key_id})
+
+
+# --------------------------------------------------------------------------- sources
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    kind: str
+    owner: str | None
+    url: str | None
+    notes: str | None
+    n_scans: int
+    score: TrustScore
+
+
+def _source_info(r: SourceRow) -> SourceInfo:
+    return SourceInfo(name=r.name, kind=r.kind, owner=r.owner, url=r.url, notes=r.notes, n_scans=r.n_scans,
+                      score=trust_score(r.kind, flagged=r.flagged, total=r.total,
+                                        failed_verifications=r.failed_verifications))
+
+
+def add_source(store: Store, name: str, *, kind: str, owner: str | None = None, url: str | None = None,
+               notes: str | None = None, key: Any = None) -> SourceInfo:
+    """Register a data source of ``kind`` (one of :data:`SOURCE_KINDS`)."""
+    _check_name(name, "source name")
+    if kind not in SOURCE_KINDS:
+        raise InputError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCE_KINDS)}")
+    signer = _signer(key)
+
+    def prepare(s: Session) -> dict[str, Any]:
+        if s.get(SourceRow, name) is not None:
+            raise InputError(f"source {name!r} already exists")
+        return {}
+
+    def apply(s: Session, seq: int, p: dict[str, Any]) -> None:
+        s.add(SourceRow(name=name, kind=kind, owner=owner, url=url, notes=notes, entry_seq=seq,
+                        flagged=0, total=0, failed_verifications=0, n_scans=0))
+
+    append_entry(store, signer, "source", {"name": name, "kind": kind, "owner": owner, "url": url, "notes": notes},
+                 prepare=prepare, apply=apply)
+    return get_source(store, name)
+
+
+def get_source(store: Store, name: str) -> SourceInfo:
+    with store.session() as s:
+        r = s.get(SourceRow, name)
+        if r is None:
+            known = s.execute(select(SourceRow.name).order_by(SourceRow.name)).scalars().all()
+            raise NotFoundError(f"unknown source {name!r}; known sources: {', '.join(known) or '(none)'}; "
+                                "add it with: poisonguard source add NAME --kind KIND")
+        return _source_info(r)
+
+
+def list_sources(store: Store) -> list[SourceInfo]:
+    with store.session() as s:
+        return [_source_info(r) for r in s.execute(select(SourceRow).order_by(SourceRow.name)).scalars()]
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InputError(f"invalid {what} {name!r}: use letters, digits, '_', '.', '-', '/' (no '@'), "
+                         "starting with a letter or digit")
+
+
+# --------------------------------------------------------------------------- versions
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A recorded dataset version (the signed payload plus its entry)."""
+
+    version_id: str
+    name: str
+    number: int
+    source: str
+    parent: str | None
+    transform: str | None
+    entry_seq: int
+    payload: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return self.payload["digest"]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.payload["n_rows"])
+
+    @property
+    def file_path(self) -> str:
+        return self.payload["file"]["path"]
+
+
+def _ids_blob(values: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    arr = pa.array(pd.Series(values).astype("string") if values.dtype == object else values, from_pandas=True)
+    pq.write_table(pa.table({"id": arr}), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def _ids_from_blob(blob: bytes) -> np.ndarray:
+    return pq.read_table(io.BytesIO(blob)).column("id").to_numpy(zero_copy_only=False)
+
+
+def add_version(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    source: str,
+    parent: str | None = None,
+    transform: str | None = None,
+    code: str | os.PathLike[str] | None = None,
+    id_col: str | None = None,
+    source_col: str | None = None,
+    ordered: bool = False,
+    key: Any = None,
+    frame: pd.DataFrame | None = None,
+) -> VersionInfo:
+    """Fingerprint a data file and record it as the next version of ``name``.
+
+    Records the file's SHA-256, schema, row count, the content digest and per-row hashes,
+    the parent version and transform, the code file's SHA-256, who/when/which tool, and
+    per-source row counts when ``source_col`` is given.
+
+    Raises
+    ------
+    InputError
+        Missing data or code file, bad name, unknown ``id_col``/``source_col``.
+    NotFoundError
+        Unknown source or parent version.
+    KeyMissingError
+        No signing key.
+    """
+    _check_name(name, "dataset name")
+    signer = _signer(key)  # fail before any heavy work
+    p = Path(path)
+    df = frame if frame is not None else load_table(p)
+    file_sha = file_sha256(p)
+    for opt, col in (("--id", id_col), ("--source-col", source_col)):
+        if col is not None and col not in df.columns:
+            raise InputError(f"{p}: {opt} column {col!r} not found; columns are: {', '.join(map(str, df.columns[:12]))}")
+    code_info = None
+    if code is not None:
+        cp = Path(code)
+        if not cp.is_file():
+            raise InputError(f"code file not found: {cp}")
+        code_info = {"path": str(cp.resolve()), "sha256": file_sha256(cp)}
+    get_source(store, source)
+    parent_info = resolve_version(store, parent) if parent else None
+    fp = fingerprint_frame(df, ordered=ordered)
+    blob = fp.blob
+    ids_blob = _ids_blob(df[id_col].to_numpy()) if id_col else None
+    source_counts = None
+    if source_col:
+        counts = df[source_col].astype("string").fillna("<missing>").value_counts()
+        source_counts = {str(k): int(v) for k, v in counts.sort_index().items()}
+    payload = {
+        "name": name,
+        "source": source,
+        "parent": parent_info.version_id if parent_info else None,
+        "transform": transform,
+        "code": code_info,
+        "file": {"path": str(p.resolve()), "sha256": file_sha, "bytes": p.stat().st_size,
+                 "format": "parquet" if p.suffix.lower() in {".parquet", ".pq"} else "csv"},
+        "schema": [{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()],
+        "n_rows": fp.n_rows,
+        "n_cols": int(df.shape[1]),
+        "canonical_columns": fp.columns,
+        "ordered": ordered,
+        "digest": fp.digest,
+        "ordered_digest": fp.ordered_digest,
+        "row_hash": f"blake2b-{ROW_HASH_SIZE * 8}",
+        "row_hashes_sha256": hashlib.sha256(blob).hexdigest(),
+        "id_col": id_col,
+        "ids_sha256": hashlib.sha256(ids_blob).hexdigest() if ids_blob is not None else None,
+        "source_col": source_col,
+        "source_counts": source_counts,
+    }
+
+    def prepare(s: Session) -> dict[str, Any]:
+        if s.get(SourceRow, source) is None:
+            raise NotFoundError(f"unknown source {source!r}")
+        n = s.execute(select(func.max(VersionRow.number)).where(VersionRow.name == name)).scalar() or 0
+        return {"number": n + 1, "version_id": f"{name}@{n + 1}"}
+
+    def apply(s: Session, seq: int, body: dict[str, Any]) -> None:
+        full = body["payload"]
+        vid = full["version_id"]
+        s.add(VersionRow(version_id=vid, name=name, number=full["number"], source=source, parent=full["parent"],
+                         entry_seq=seq, digest=fp.digest, file_sha256=file_sha, file_path=full["file"]["path"],
+                         n_rows=fp.n_rows, recorded_at=body["at"]))
+        s.flush()
+        s.add(RowHashesRow(version_id=vid, hashes=blob, ids=ids_blob))
+
+    entry = append_entry(store, signer, "version", payload, prepare=prepare, apply=apply)
+    return _version_from_entry(entry)
+
+
+def _version_from_entry(e: Entry) -> VersionInfo:
+    p = e.payload
+    return VersionInfo(version_id=p["version_id"], name=p["name"], number=int(p["number"]), source=p["source"],
+                       parent=p.get("parent"), transform=p.get("transform"), entry_seq=e.seq, payload=p)
+
+
+def _version_entries(store: Store) -> list[Entry]:
+    return [e for e in read_entries(store, kind="version") if "version_id" in e.payload]
+
+
+def list_versions(store: Store, *, name: str | None = None) -> list[VersionInfo]:
+    """Versions in ledger order (optionally only those of ``name``)."""
+    out = [_version_from_entry(e) for e in _version_entries(store)]
+    return [v for v in out if name is None or v.name == name]
+
+
+def resolve_version(store: Store, ref: str) -> VersionInfo:
+    """Find ``NAME@N`` exactly, or the latest version of ``NAME``; else :class:`NotFoundError`."""
+    with store.session() as s:
+        if "@" in ref:
+            row = s.get(VersionRow, ref)
+        else:
+            row = s.execute(select(VersionRow).where(VersionRow.name == ref)
+                            .order_by(VersionRow.number.desc()).limit(1)).scalar_one_or_none()
+        if row is None:
+            known = s.execute(select(VersionRow.version_id).order_by(VersionRow.entry_seq.desc()).limit(8)).scalars().all()
+            raise NotFoundError(f"unknown dataset version {ref!r}; recent versions: {', '.join(known) or '(none)'}")
+        seq = row.entry_seq
+    entries = [e for e in read_entries(store, kind="version") if e.seq == seq]
+    if not entries:
+        raise IntegrityError(f"version {ref!r} points to ledger entry {seq}, which is missing")
+    v = _version_from_entry(entries[0])
+    if v.version_id != row.version_id:
+        raise IntegrityError(f"version index row {row.version_id!r} does not match its ledger entry {seq}")
+    return v
+
+
+def version_hashes(store: Store, version: VersionInfo) -> np.ndarray:
+    """The stored row hashes of ``version``, checked against the signed entry."""
+    with store.session() as s:
+        row = s.get(RowHashesRow, version.version_id)
+        blob = row.hashes if row is not None else None
+    if blob is None:
+        raise IntegrityError(f"row hashes of {version.version_id} are missing from the store")
+    if hashlib.sha256(blob).hexdigest() != version.payload["row_hashes_sha256"]:
+        raise IntegrityError(f"stored row hashes of {version.version_id} were altered (digest differs from entry {version.entry_seq})")
+    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, ROW_HASH_SIZE)
+
+
+def version_ids(store: Store, version: VersionInfo) -> np.ndarray | None:
+    """The stored id column values of ``version`` (``None`` without ``--id``)."""
+    if not version.payload.get("id_col"):
+        return None
+    with store.session() as s:
+        row = s.get(RowHashesRow, version.version_id)
+        blob = row.ids if row is not None else None
+    if blob is None or hashlib.sha256(blob).hexdigest() != version.payload["ids_sha256"]:
+        raise IntegrityError(f"stored ids of {version.version_id} are missing or altered")
+    return _ids_from_blob(blob)
+
+
+def load_version_frame(version: VersionInfo, *, path: str | os.PathLike[str] | None = None,
+                       check: bool = True) -> pd.DataFrame:
+    """Load the data file of ``version``; with ``check``, refuse a file whose bytes changed."""
+    p = Path(path) if path is not None else Path(version.file_path)
+    if not p.exists():
+        raise InputError(f"data file of {version.version_id} not found: {p}")
+    if check and file_sha256(p) != version.payload["file"]["sha256"]:
+        raise IntegrityError(f"{p} changed since {version.version_id} was recorded; run: poisonguard ledger verify {version.version_id}")
+    return load_table(p)
+
+
+# --------------------------------------------------------------------------- verification
+
+@dataclass(frozen=True)
+class DataCheck:
+    """Re-hash of a data file against a recorded version."""
+
+    version_id: str
+    path: str
+    file_sha_ok: bool
+    digest_ok: bool
+    schema_ok: bool
+    n_rows_recorded: int
+    n_rows_now: int
+    diff: RowDiff
+    ids_now: np.ndarray | None = None
+    ids_recorded: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.digest_ok and self.schema_ok
+
+    def describe(self, limit: int = 20) -> list[str]:
+        """One line per difference (at most ``limit`` per category, then a count)."""
+        lines: list[str] = []
+        if not self.schema_ok:
+            lines.append(f"{self.version_id}: the columns differ from the recorded schema")
+        d = self.diff
+
+        def _cap(items: list[str], total: int, what: str) -> None:
+            lines.extend(items[:limit])
+            if total > limit:
+                lines.append(f"... and {total - limit} more {what}")
+
+        def _id(pos: int, ids: np.ndarray | None) -> str:
+            return f" (id={_py(ids[pos])!r})" if ids is not None and pos < len(ids) else ""
+
+        ch = [f"row {int(n)} changed" + (f" (was row {int(o)})" if o != n else "")
+              + (_id(int(n), self.ids_now) if self.ids_now is not None else
+                 (f" (id={_py(d.changed_ids[i])!r})" if d.changed_ids is not None else ""))
+              for i, (o, n) in enumerate(zip(d.changed_old[:limit], d.changed_new[:limit]))]
+        _cap(ch, d.n_changed, "changed rows")
+        _cap([f"row {int(r)} added{_id(int(r), self.ids_now)}" for r in d.added[:limit]], int(d.added.size), "added rows")
+        _cap([f"row {int(r)} removed (position in {self.version_id}){_id(int(r), self.ids_recorded)}"
+              for r in d.removed[:limit]], int(d.removed.size), "removed rows")
+        if not lines and not self.digest_ok:
+            lines.append(f"{self.version_id}: the rows were reordered (the version was recorded with --ordered)")
+        return lines
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of :func:`verify_ledger`: chain problems and an optional data check."""
+
+    n_entries: int
+    problems: list[ChainProblem]
+    data: DataCheck | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and (self.data is None or self.data.ok)
+
+    def lines(self) -> list[str]:
+        out = [p.message for p in self.problems]
+        if self.data is not None and not self.data.ok:
+            out.extend(self.data.describe())
+        return out
+
+    def raise_for_problems(self) -> None:
+        """Raise :class:`IntegrityError` (exit code 4) naming the first problem."""
+        if self.ok:
+            return
+        lines = self.lines()
+        more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise IntegrityError(f"verification failed: {lines[0]}{more}")
+
+
+def _check_index(store: Store, entries: list[Entry]) -> list[ChainProblem]:
+    """Check that the index tables agree with the signed entries."""
+    problems: list[ChainProblem] = []
+    by_vid = {e.payload.get("version_id"): e for e in entries if e.kind == "version"}
+    evidence: dict[str, list[int]] = {}
+    for e in entries:
+        if e.kind == "source":
+            evidence[e.payload.get("name")] = [0, 0, 0, 0]
+    for e in entries:
+        if e.kind == "scan":
+            for src, (f, t) in (e.payload.get("per_source") or {}).items():
+                if src in evidence:
+                    ev = evidence[src]
+                    ev[0] += int(f); ev[1] += int(t); ev[3] += 1
+        elif e.kind == "verification" and not e.payload.get("ok", True):
+            src = e.payload.get("source")
+            if src in evidence:
+                evidence[src][2] += 1
+    with store.session() as s:
+        for v in s.execute(select(VersionRow)).scalars():
+            e = by_vid.get(v.version_id)
+            if e is None:
+                problems.append(ChainProblem("index", None, f"version {v.version_id} has no ledger entry (inserted behind the ledger)"))
+                continue
+            p = e.payload
+            if (v.digest, v.file_sha256, v.n_rows, v.source, v.entry_seq) != (
+                p["digest"], p["file"]["sha256"], p["n_rows"], p["source"], e.seq):
+                problems.append(ChainProblem("index", e.seq, f"version {v.version_id} index row was edited (differs from entry {e.seq})"))
+            rh = s.get(RowHashesRow, v.version_id)
+            if rh is None or hashlib.sha256(rh.hashes).hexdigest() != p["row_hashes_sha256"]:
+                problems.append(ChainProblem("index", e.seq, f"row hashes of {v.version_id} were altered (entry {e.seq})"))
+        for vid, e in by_vid.items():
+            if s.get(VersionRow, vid) is None:
+                problems.append(ChainProblem("index", e.seq, f"version {vid} (entry {e.seq}) is missing from the index"))
+        for src in s.execute(select(SourceRow)).scalars():
+            ev = evidence.get(src.name)
+            if ev is None:
+                problems.append(ChainProblem("index", None, f"source {src.name} has no ledger entry"))
+            elif [src.flagged, src.total, src.failed_verifications, src.n_scans] != ev:
+                problems.append(ChainProblem("index", src.entry_seq, f"trust evidence of source {src.name} was edited "
+                                             f"(stored {src.flagged}/{src.total}, {src.failed_verifications} failed; "
+                                             f"ledger says {ev[0]}/{ev[1]}, {ev[2]} failed)"))
+    return problems
+
+
+def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.PathLike[str] | None = None,
+                frame: pd.DataFrame | None = None) -> DataCheck:
+    """Re-hash a data file (default: the recorded path) and compare it with ``version`` row by row."""
+    v = resolve_version(store, version) if isinstance(version, str) else version
+    p = Path(path) if path is not None else Path(v.file_path)
+    df = frame if frame is not None else load_table(p)
+    sha_ok = file_sha256(p) == v.payload["file"]["sha256"] if p.exists() else False
+    fp = fingerprint_frame(df, ordered=bool(v.payload.get("ordered")))
+    old = version_hashes(store, v)
+    id_col = v.payload.get("id_col")
+    ids_rec = version_ids(store, v) if id_col else None
+    ids_now = df[id_col].to_numpy() if id_col and id_col in df.columns else None
+    if ids_rec is not None and ids_now is not None and ids_now.dtype != object:
+        ids_now = pd.Series(ids_now).to_numpy()
+    d = diff_hashes(old, fp.row_hashes, old_ids=_as_str(ids_rec), new_ids=_as_str(ids_now))
+    schema_ok = fp.columns == v.payload["canonical_columns"]
+    return DataCheck(version_id=v.version_id, path=str(p), file_sha_ok=sha_ok, digest_ok=fp.digest == v.digest,
+                     schema_ok=schema_ok, n_rows_recorded=v.n_rows, n_rows_now=fp.n_rows, diff=d,
+                     ids_now=ids_now, ids_recorded=ids_rec)
+
+
+def _py(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _as_str(ids: np.ndarray | None) -> np.ndarray | None:
+    if ids is None:
+        return None
+    return pd.Series(ids).astype("string").to_numpy(dtype=object)
+
+
+def verify_ledger(store: Store, key: Any = None, *, version: str | None = None,
+                  path: str | os.PathLike[str] | None = None, record: bool = True) -> VerifyReport:
+    """Check the chain, signatures and index; with ``version``/``path``, re-hash the data too.
+
+    ``path`` alone picks the latest version recorded for that file. A failed data check is
+    recorded as evidence against the version's source (``record=True``) when the key can sign.
+    """
+    signer = _signer(key)
+    problems, n = check_chain(store, signer)
+    entries = read_entries(store)
+    problems += _check_index(store, entries)
+    data = None
+    if version is not None or path is not None:
+        if version is None:
+            target = str(Path(path).resolve())  # type: ignore[arg-type]
+            candidates = [v for v in list_versions(store) if v.file_path == target]
+            if not candidates:
+                raise NotFoundError(f"no version was recorded for {path}; pass the version as well (--version NAME@N)")
+            v = candidates[-1]
+        else:
+            v = resolve_version(store, version)
+        data = verify_data(store, v, path=path)
+        if not data.ok and record and signer.can_sign:
+            record_verification(store, v, ok=False, detail=data.describe(limit=5), key=signer)
+    return VerifyReport(n_entries=n, problems=problems, data=data)
+
+
+def record_verification(store: Store, version: VersionInfo, *, ok: bool, detail: list[str], key: Any = None) -> Entry:
+    """Record a verification result; a failure counts against the version's source."""
+    signer = _signer(key)
+
+    def apply(s: Session, seq: int, p: dict[str, Any]) -> None:
+        if not ok:
+            src = s.get(SourceRow, version.source)
+            if src is not None:
+                src.failed_verifications += 1
+
+    return append_entry(store, signer, "verification",
+                        {"version_id": version.version_id, "source": version.source, "ok": ok, "detail": detail},
+                        apply=apply)
+
+
+def diff_versions(store: Store, v1: str, v2: str) -> tuple[VersionInfo, VersionInfo, RowDiff]:
+    """Diff two recorded versions from their stored row hashes (ids used when both have them)."""
+    a, b = resolve_version(store, v1), resolve_version(store, v2)
+    ha, hb = version_hashes(store, a), version_hashes(store, b)
+    ia, ib = version_ids(store, a), version_ids(store, b)
+    both_ids = ia is not None and ib is not None and a.payload.get("id_col") == b.payload.get("id_col")
+    d = diff_hashes(ha, hb, old_ids=_as_str(ia) if both_ids else None, new_ids=_as_str(ib) if both_ids else None)
+    return a, b, d
+
+
+# --------------------------------------------------------------------------- scans
+
+@dataclass(frozen=True)
+class ScanInfo:
+    entry_seq: int
+    version_id: str
+    recorded_at: str
+    summary: dict[str, Any]
+    per_source: dict[str, list[int]]
+
+
+def record_scan(
+    store: Store,
+    version_id: str,
+    summary: Mapping[str, Any],
+    per_source_flag_rates: Mapping[str, tuple[int, int]] | None = None,
+    *,
+    key: Any = None,
+) -> ScanInfo:
+    """Store a scan summary against a dataset version and add its evidence to source trust.
+
+    Parameters
+    ----------
+    store : Store
+    version_id : str
+        ``NAME@N`` or ``NAME`` (latest).
+    summary : mapping
+        The scan report summary (JSON-serializable; NaN/inf are refused).
+    per_source_flag_rates : mapping of source name to ``(flagged, total)``, optional
+        Rows flagged / rows scanned per source. Without it, the whole scan counts for the
+        version's source. Every name must be a registered source.
+    key : Signer or path, optional
+        Signing key (default ``$POISONGUARD_LEDGER_KEY`` or ``.poisonguard/ledger.key``).
+    """
+    signer = _signer(key)
+    v = resolve_version(store, version_id)
+    try:
+        summary_json = json.loads(json.dumps(dict(summary), allow_nan=False, default=_json_default))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"scan summary is not JSON-serializable: {exc}") from exc
+    if per_source_flag_rates is None:
+        flagged = summary_json.get("n_flagged")
+        total = summary_json.get("n_rows", v.n_rows)
+        per_source_flag_rates = {v.source: (int(flagged), int(total))} if flagged is not None else {}
+    per: dict[str, list[int]] = {}
+    for src, ft in per_source_flag_rates.items():
+        try:
+            f, t = (int(ft[0]), int(ft[1]))
+        except (TypeError, ValueError, IndexError) as exc:
+            raise InputError(f"flag rate of source {src!r} must be (flagged, total), got {ft!r}") from exc
+        if f < 0 or t < 0 or f > t:
+            raise InputError(f"flag rate of source {src!r} is invalid: flagged={f}, total={t}")
+        per[str(src)] = [f, t]
+    tot_f = sum(f for f, _ in per.values())
+    tot_t = sum(t for _, t in per.values())
+
+    def prepare(s: Session) -> dict[str, Any]:
+        unknown = sorted(src for src in per if s.get(SourceRow, src) is None)
+        if unknown:
+            raise NotFoundError(f"scan names unknown source(s) {unknown}; register them with: poisonguard source add")
+        return {}
+
+    def apply(s: Session, seq: int, p: dict[str, Any]) -> None:
+        for src, (f, t) in per.items():
+            row = s.get(SourceRow, src)
+            row.flagged += f
+            row.total += t
+            row.n_scans += 1
+        s.add(ScanRow(entry_seq=seq, version_id=v.version_id, recorded_at=p["at"],
+                      flag_rate=(tot_f / tot_t) if tot_t else None, summary=json.dumps(summary_json)))
+
+    e = append_entry(store, signer, "scan", {"version_id": v.version_id, "summary": summary_json, "per_source": per},
+                     prepare=prepare, apply=apply)
+    return ScanInfo(entry_seq=e.seq, version_id=v.version_id, recorded_at=e.body["at"], summary=summary_json,
+                    per_source=per)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serializable")
+
+
+def list_scans(store: Store, version_id: str | None = None) -> list[ScanInfo]:
+    """Scans from the signed entries (optionally of one version), oldest first."""
+    out = []
+    for e in read_entries(store, kind="scan"):
+        p = e.payload
+        if version_id is None or p.get("version_id") == version_id:
+            out.append(ScanInfo(entry_seq=e.seq, version_id=p["version_id"], recorded_at=e.body.get("at", ""),
+                                summary=p.get("summary", {}), per_source=p.get("per_source", {})))
+    return out
+
+
+@dataclass(frozen=True)
+class SinceResult:
+    """Rows of a table that are new relative to a trusted version.
+
+    Attributes
+    ----------
+    mask : ndarray of bool
+        ``True`` for rows whose canonical hash is not in the trusted version (multiset:
+        extra copies of a trusted row count as new).
+    trusted : VersionInfo
+    trusted_hashes : ndarray of shape (n, 16)
+    trusted_frame : DataFrame or None
+        The trusted version's data, when its file is still there unchanged.
+    """
+
+    mask: np.ndarray
+    trusted: VersionInfo
+    trusted_hashes: np.ndarray
+    trusted_frame: pd.DataFrame | None = None
+
+    @property
+    def n_new(self) -> int:
+        return int(self.mask.sum())
+
+
+def rows_since(store: Store, data_frame: pd.DataFrame, trusted_version: str, *, load_trusted: bool = True) -> SinceResult:
+    """Mark the rows of ``data_frame`` that are not in ``trusted_version`` (by canonical row hash).
+
+    Raises
+    ------
+    DataError
+        The columns differ from the trusted version's (row hashes would not be comparable).
+    """
+    v = resolve_version(store, trusted_version)
+    cols, hashes = row_hashes(data_frame)
+    if cols != v.payload["canonical_columns"]:
+        missing = sorted(set(v.payload["canonical_columns"]) - set(cols))
+        extra = sorted(set(cols) - set(v.payload["canonical_columns"]))
+        raise DataError(f"columns differ from trusted version {v.version_id}: missing {missing}, extra {extra}")
+    trusted = version_hashes(store, v)
+    _, new_mask = unmatched(trusted, hashes)
+    frame = None
+    if load_trusted:
+        try:
+            frame = load_version_frame(v)
+        except (InputError, IntegrityError):
+            frame = None
+    return SinceResult(mask=new_mask, trusted=v, trusted_hashes=trusted, trusted_frame=frame)
