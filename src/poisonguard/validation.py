@@ -269,7 +269,7 @@ def _check_finite(df: pd.DataFrame, feats: Sequence[str], where: str) -> None:
 
 
 def _encode_labels(col: pd.Series, name: str, where: str) -> tuple[np.ndarray, np.ndarray]:
-    missing = col.isna().to_numpy()
+    missing = col.isna().to_numpy().copy()  # pandas 3 may hand back a read-only view
     if col.dtype == object or pd.api.types.is_string_dtype(col):
         missing |= col.astype("string").str.strip().fillna("").eq("").to_numpy()
     if missing.any():
