@@ -130,6 +130,9 @@ class VersionInfo:
     transform: str | None
     entry_seq: int
     payload: dict[str, Any]
+    recorded_by: str = ""
+    recorded_at: str = ""
+    tool: str = ""
 
     @property
     def digest(self) -> str:
@@ -253,7 +256,9 @@ def add_version(
 def _version_from_entry(e: Entry) -> VersionInfo:
     p = e.payload
     return VersionInfo(version_id=p["version_id"], name=p["name"], number=int(p["number"]), source=p["source"],
-                       parent=p.get("parent"), transform=p.get("transform"), entry_seq=e.seq, payload=p)
+                       parent=p.get("parent"), transform=p.get("transform"), entry_seq=e.seq, payload=p,
+                       recorded_by=str(e.body.get("by", "")), recorded_at=str(e.body.get("at", "")),
+                       tool=str(e.body.get("tool", "")))
 
 
 def _version_entries(store: Store) -> list[Entry]:
