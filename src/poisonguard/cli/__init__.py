@@ -10,5 +10,6 @@ from . import _scan  # noqa: F401  (registers commands)
 from . import _train  # noqa: F401
 from . import _attack  # noqa: F401
 from . import _bench  # noqa: F401
+from . import _ledger  # noqa: F401
 
 __all__ = ["app", "main"]
