@@ -435,7 +435,7 @@ def _check_index(store: Store, entries: list[Entry]) -> list[ChainProblem]:
             if rh is None or hashlib.sha256(rh.hashes).hexdigest() != p["row_hashes_sha256"]:
                 problems.append(ChainProblem("index", e.seq, f"row hashes of {v.version_id} were altered (entry {e.seq})"))
         for vid, e in by_vid.items():
-            if s.get(VersionRow, vid) is None:
+            if vid is not None and s.get(VersionRow, vid) is None:
                 problems.append(ChainProblem("index", e.seq, f"version {vid} (entry {e.seq}) is missing from the index"))
         for src in s.execute(select(SourceRow)).scalars():
             ev = evidence.get(src.name)

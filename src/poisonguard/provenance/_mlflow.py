@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,8 @@ def export_mlflow(
     Uses the active run, else ``run_id``, else starts a run in ``experiment``. When the
     version's file is present and unchanged, the dataset is ``mlflow.data.from_pandas``
     (schema and profile included); otherwise a meta dataset. MLflow's own digest field
-    holds our full SHA-256 content digest. The latest scan summary of the version is
+    holds our full SHA-256 content digest. (MLflow >= 3.x refuses a ``file://`` tracking
+    store unless ``MLFLOW_ALLOW_FILE_STORE=true`` is set; that is MLflow's choice.) The latest scan summary of the version is
     logged as the artifact ``poisonguard/scan_report.json``.
     """
     mlflow = import_optional("mlflow", "mlflow")
@@ -63,17 +64,15 @@ def export_mlflow(
     if frame is not None:
         from mlflow.data.pandas_dataset import from_pandas
 
-        dataset = from_pandas(frame, source=source_uri, name=v.version_id, digest=v.digest)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = from_pandas(frame, source=source_uri, name=v.version_id, digest=v.digest)
     else:
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.data.http_dataset_source import HTTPDatasetSource  # noqa: F401 - registers sources
 
-        try:
-            from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource as _Src  # type: ignore
-            src = _Src(uri=source_uri)
-        except ImportError:  # pragma: no cover - older mlflow
-            from mlflow.data.dataset_source_registry import resolve_dataset_source
-
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways"
             src = resolve_dataset_source(source_uri)
         dataset = MetaDataset(source=src, name=v.version_id, digest=v.digest)
     scans = list_scans(store, v.version_id)
