@@ -1,0 +1,117 @@
+"""CLI: train, predict, certify, privacy-sweep, and their bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+
+from poisonguard.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    X, y = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=2, random_state=0)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(6)])
+    df["y"] = np.where(y == 1, "yes", "no")
+    p = tmp_path_factory.mktemp("d") / "train.csv"
+    df.to_csv(p, index=False)
+    return p
+
+
+def test_train_predict_and_tamper(tmp_path, data, capsys):
+    out = tmp_path / "m"
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "validation" in text and "accuracy" in text and "manifest sha256" in text
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(out), str(data), "--out", str(preds)]) == 0
+    p = pd.read_csv(preds)
+    assert len(p) == 300 and set(p["prediction"]) <= {"yes", "no"}
+    # tamper with the weights: refused with exit code 4
+    w = out / "linear.npz"
+    b = bytearray(w.read_bytes())
+    b[-10] ^= 0xFF
+    w.write_bytes(bytes(b))
+    assert main(["predict", str(out), str(data)]) == 4
+    assert "modified after saving" in " ".join(capsys.readouterr().err.split())
+
+
+def test_train_dp_reports_spent_epsilon(tmp_path, data, capsys):
+    out = tmp_path / "m"
+    code = main(["train", str(data), "--label", "y", "--out", str(out), "--dp", "--epsilon", "2",
+                 "--delta", "1e-4", "--epochs", "2", "--batch-size", "32"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "epsilon spent" in text and "(target 2)" in text
+
+
+def test_certified_train_and_certify(tmp_path, data, capsys):
+    out = tmp_path / "m"
+    assert main(["train", str(data), "--label", "y", "--out", str(out), "--certified", "--partitions", "5"]) == 0
+    assert "DPA: K=5" in capsys.readouterr().out
+    cdir = tmp_path / "c"
+    assert main(["certify", str(out), str(data), "--out", str(cdir)]) == 0
+    text = capsys.readouterr().out
+    assert "certified accuracy" in text
+    rows = pd.read_csv(cdir / "certificates.csv")
+    assert {"prediction", "radius", "correct"} <= set(rows.columns)
+    assert (cdir / "certified_accuracy.png").stat().st_size > 1000
+    assert main(["predict", str(out), str(data)]) == 0
+    assert "prediction,radius" in capsys.readouterr().out
+
+
+def test_privacy_sweep_with_flip_attack(tmp_path, data, capsys):
+    out = tmp_path / "s"
+    code = main(["privacy-sweep", str(data), "--label", "y", "--epsilons", "4,none", "--epochs", "2",
+                 "--batch-size", "32", "--delta", "1e-4", "--model", "logreg", "--attack", "flip",
+                 "--rate", "0.2", "--out", str(out)])
+    assert code == 0
+    t = pd.read_csv(out / "privacy_sweep.csv")
+    assert list(t.columns) == ["epsilon", "epsilon_spent", "noise_multiplier", "accuracy",
+                               "poisoned_accuracy", "accuracy_lost"]
+    assert len(t) == 2 and t["epsilon_spent"].iloc[0] <= 4
+    assert (out / "privacy_sweep.png").exists()
+    assert "no DP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--label", "nope"], "not found"),
+        (["--label", "y", "--epsilon", "1"], "need --dp"),
+        (["--label", "y", "--dp", "--epsilon", "1", "--delta", "0.1"], "not below 1/n"),
+        (["--label", "y", "--dp", "--epsilon", "1", "--noise-multiplier", "1"], "not both"),
+        (["--label", "y", "--dp", "--epsilon", "0"], "--epsilon must be a positive"),
+        (["--label", "y", "--dp", "--epsilon", "1", "--batch-size", "5000"], "larger than the"),
+        (["--label", "y", "--dp", "--epsilon", "1", "--accountant", "gdp"], "--accountant"),
+        (["--label", "y", "--dp", "--epsilon", "1", "--model", "gbdt"], "--dp trains torch"),
+        (["--label", "y", "--model", "svm"], "--model must be one of"),
+        (["--label", "y", "--partitions", "5"], "--partitions needs --certified"),
+        (["--label", "y", "--certified", "--partitions", "1"], "--partitions must be at least 2"),
+        (["--label", "y", "--certified", "--model", "mlp"], "base models"),
+        (["--label", "y", "--hidden", "a,b"], "--hidden"),
+    ],
+)
+def test_train_bad_inputs(tmp_path, data, capsys, extra, match):
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), *extra]) == 2
+    assert match in " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+
+
+def test_other_bad_inputs(tmp_path, data, capsys):
+    assert main(["predict", str(tmp_path / "none"), str(data)]) == 2
+    assert main(["train", str(tmp_path / "missing.csv"), "--label", "y", "--out", str(tmp_path / "m")]) == 2
+    out = tmp_path / "m"
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 0
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 2  # not empty
+    assert main(["certify", str(out), str(data)]) == 2  # not a DPA model
+    assert main(["privacy-sweep", str(data), "--label", "y", "--epsilons", "1,-2"]) == 2
+    assert main(["privacy-sweep", str(data), "--label", "y", "--attack", "nuke"]) == 2
+    assert main(["privacy-sweep", str(data), "--label", "y", "--model", "gbdt"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not empty" in err and "--certified" in err and "positive" in err
