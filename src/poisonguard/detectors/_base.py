@@ -92,6 +92,10 @@ class BaseDetector(ABC):
     summary: ClassVar[str] = ""
     #: What the detector is aimed at: "label", "outlier", "backdoor", "duplicate", "shift".
     family: ClassVar[str] = "outlier"
+    #: How the ensemble calibrates raw scores: "probability" when the raw score already
+    #: estimates the chance that the row is poisoned (in [0, 1]); "anomaly" when it is an
+    #: unbounded outlyingness to be compared with the bulk of the table.
+    score_kind: ClassVar[str] = "anomaly"
 
     # ----------------------------------------------------------------- params
     @classmethod
@@ -145,22 +149,43 @@ class BaseDetector(ABC):
         return scores
 
     def explain(self, X: Any, y: Any, row: int, *, scores: np.ndarray | None = None) -> Explanation:
-        """Explain why ``row`` of ``X`` got its score.
+        """Explain why ``row`` of ``X`` got its score (see :meth:`explain_rows`)."""
+        return self.explain_rows(X, y, [row], scores=scores)[0]
+
+    def explain_rows(
+        self, X: Any, y: Any, rows: Sequence[int], *, scores: np.ndarray | None = None
+    ) -> list[Explanation]:
+        """Explain several rows at once, validating and preparing shared state once.
 
         Parameters
         ----------
+        rows : sequence of int
+            0-based positions in ``X``.
         scores : ndarray, optional
             Scores already computed by :meth:`score_samples` for the same ``X``,
             to avoid scoring twice.
+
+        Reason strings may contain ``{label:K}`` (K a class code) and ``{feature:J}``
+        (J an encoded column index) placeholders that the scan replaces with the
+        original label value and column name.
         """
         check_is_fitted(self, "n_features_in_")
         X = check_X(X, n_features=self.n_features_in_)
         y = self._check_labels(X, y)
-        if not 0 <= row < X.shape[0]:
-            raise InputError(f"row {row} is out of range for {X.shape[0]} rows")
-        s = self.score_samples(X, y) if scores is None else scores
-        reason, evidence = self._explain(X, y, row, float(s[row]), self._is_fit_data(X))
-        return Explanation(detector=self.name, row=row, score=float(s[row]), reason=reason, evidence=evidence)
+        idx = np.asarray(list(rows), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= X.shape[0]):
+            bad = int(idx[(idx < 0) | (idx >= X.shape[0])][0])
+            raise InputError(f"row {bad} is out of range for {X.shape[0]} rows")
+        s = self.score_samples(X, y) if scores is None else np.asarray(scores, dtype=np.float64)
+        if s.shape != (X.shape[0],):
+            raise InputError(f"scores has shape {s.shape}, expected ({X.shape[0]},)")
+        if idx.size == 0:
+            return []
+        pairs = self._explain(X, y, idx, s, self._is_fit_data(X))
+        return [
+            Explanation(detector=self.name, row=int(r), score=float(s[r]), reason=reason, evidence=ev)
+            for r, (reason, ev) in zip(idx, pairs)
+        ]
 
     # ------------------------------------------------------------- internals
     def _check_labels(self, X: np.ndarray, y: Any) -> np.ndarray | None:
@@ -184,8 +209,9 @@ class BaseDetector(ABC):
 
     @abstractmethod
     def _explain(
-        self, X: np.ndarray, y: np.ndarray | None, row: int, score: float, is_fit_data: bool
-    ) -> tuple[str, dict[str, Any]]: ...
+        self, X: np.ndarray, y: np.ndarray | None, rows: np.ndarray, scores: np.ndarray, is_fit_data: bool
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """One ``(reason, evidence)`` pair per row in ``rows``."""
 
 
 # --------------------------------------------------------------------- registry

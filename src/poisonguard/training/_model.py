@@ -162,32 +162,34 @@ def data_digest(data: Any) -> dict[str, Any]:
     """SHA-256 of the file's bytes (or of the frame's CSV text) and the ledger version if any."""
     if isinstance(data, (str, Path)):
         p = Path(data)
-        return {"sha256": _io.sha256_file(p), "of": "file", "path": str(p), "ledger_version": ledger_version_for(p)}
+        sha = _io.sha256_file(p)
+        return {"sha256": sha, "of": "file", "path": str(p), "ledger_version": ledger_version_for(p, sha)}
     df = as_frame(data)
     digest = hashlib.sha256(df.to_csv(index=False).encode("utf-8")).hexdigest()
     return {"sha256": digest, "of": "frame-csv", "path": None, "ledger_version": None}
 
 
-def ledger_version_for(path: Path) -> str | None:
-    """HOOK: the ledger version id of ``path`` when a ``.poisonguard/`` ledger store exists.
+def ledger_version_for(path: Path, sha256: str | None = None) -> str | None:
+    """The ledger version id (``NAME@N``) recorded for this exact file, when a store exists.
 
-    The store/provenance packages are built separately. This returns ``None`` until
-    they expose a lookup; when one exists, it is called as
-    ``poisonguard.store.version_of(path)`` and any failure is logged, never fatal
-    (the SHA-256 digest is always recorded).
+    Looks in the project store (``.poisonguard/`` in the working directory, or
+    ``$POISONGUARD_DB``) for the latest dataset version whose recorded file SHA-256
+    equals this file's. Returns ``None`` without a store or a matching version. A
+    store that cannot be read is logged, never fatal: the SHA-256 is always recorded.
     """
-    root = next((d for d in [path.resolve().parent, *path.resolve().parents] if (d / ".poisonguard").is_dir()), None)
-    if root is None:
+    import os
+
+    if not (Path.cwd() / ".poisonguard").is_dir() and not os.environ.get("POISONGUARD_DB"):
         return None
     try:
-        from .. import store  # type: ignore[attr-defined]
+        from ..provenance import list_versions
+        from ..store import open_store
 
-        lookup = getattr(store, "version_of", None)
-        if lookup is None:
-            return None
-        v = lookup(path)
-        return None if v is None else str(v)
-    except Exception as exc:  # the ledger is optional metadata; the digest is the record
+        digest = sha256 or _io.sha256_file(path)
+        store = open_store()
+        matches = [v for v in list_versions(store) if v.payload.get("file", {}).get("sha256") == digest]
+        return matches[-1].version_id if matches else None
+    except Exception as exc:  # the ledger is optional metadata here
         log.warning("could not look up the ledger version of %s: %s", path, exc)
         return None
 

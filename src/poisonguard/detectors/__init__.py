@@ -1,0 +1,40 @@
+"""Detectors: one class per module, all under one contract and one registry.
+
+Importing this package registers the built-in detectors.
+"""
+
+from __future__ import annotations
+
+from ._base import (
+    BaseDetector,
+    Explanation,
+    available_detectors,
+    default_detectors,
+    detector_class,
+    get_detector,
+    register,
+    resolve_settings,
+)
+from ._backdoor_trigger import BackdoorTriggerDetector
+from ._class_outlier import ClassOutlierDetector
+from ._confident import ConfidentLearningDetector
+from ._duplicates import DuplicateConflictDetector
+from ._iforest import IsolationForestDetector
+from ._knn_label import KNNLabelDetector
+
+__all__ = [
+    "BaseDetector",
+    "Explanation",
+    "available_detectors",
+    "default_detectors",
+    "detector_class",
+    "get_detector",
+    "register",
+    "resolve_settings",
+    "BackdoorTriggerDetector",
+    "ClassOutlierDetector",
+    "ConfidentLearningDetector",
+    "DuplicateConflictDetector",
+    "IsolationForestDetector",
+    "KNNLabelDetector",
+]
