@@ -166,3 +166,23 @@ def test_bad_training_inputs(blobs, tmp_path):
     save_model(m, tmp_path / "out")
     with pytest.raises(InputError, match="not empty"):
         save_model(m, tmp_path / "out")
+
+
+def test_ledger_version_is_recorded_when_a_store_exists(tmp_path, monkeypatch, blobs):
+    prov = pytest.importorskip("poisonguard.provenance")
+    from poisonguard.provenance import SOURCE_KINDS
+    from poisonguard.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POISONGUARD_DB", raising=False)
+    data = tmp_path / "train.csv"
+    blobs.to_csv(data, index=False)
+    assert train_model(data, label="label").metadata["data"]["ledger_version"] is None  # no store yet
+    store = open_store(create=True)
+    key = prov.generate_key(tmp_path / ".poisonguard" / "ledger.key")
+    prov.init_ledger(store, key)
+    prov.add_source(store, "src", kind=sorted(SOURCE_KINDS)[0], key=key)
+    v = prov.add_version(store, data, name="train", source="src", key=key)
+    store.engine.dispose() if hasattr(store, "engine") else None
+    m = train_model(data, label="label")
+    assert m.metadata["data"]["ledger_version"] == v.version_id
