@@ -295,3 +295,10 @@ def test_truth_frame(wine: pd.DataFrame) -> None:
     truth = res.truth()
     assert list(truth.columns) == ["row", "poisoned"]
     np.testing.assert_array_equal(truth["poisoned"], res.mask)
+
+
+def test_backdoor_positional_signature_and_missing_target(wine: pd.DataFrame) -> None:
+    res = backdoor(wine, "label", 0.1, 0, 2, "tabular")
+    assert res.target == 2 and isinstance(res.trigger, TabularTrigger)
+    with pytest.raises(InputError, match="needs a target"):
+        backdoor(wine, "label", 0.1)

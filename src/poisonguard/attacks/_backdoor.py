@@ -21,9 +21,9 @@ def backdoor(
     label: str,
     rate: float,
     seed: int = 0,
-    *,
-    target: Any,
+    target: Any = None,
     trigger: str | Trigger | None = None,
+    *,
     image_shape: tuple[int, int] | None = None,
     features: Sequence[str] | None = None,
     clean_label: bool = False,
@@ -78,6 +78,8 @@ def backdoor(
         ``trigger`` holds the stamped trigger; ``params["trigger"]`` its dict form.
     """
     chk = _check(frame, label, features)
+    if target is None:
+        raise InputError("a backdoor needs a target class: pass target=... (CLI: --target CLASS)")
     t_idx = _resolve_class(target, chk.classes, option="target", label=label)
     rng = np.random.default_rng(seed)
     data, y = chk.frame, chk.y
