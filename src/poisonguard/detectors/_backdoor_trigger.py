@@ -9,20 +9,20 @@ more often labelled ``t`` than the class prior says. This detector
    rows and tests, per class, whether the class is over-represented among the
    carriers (one-sided binomial test against the class prior, Bonferroni over all
    token x class tests);
-2. masks the columns of the enriched tokens and fits a model on the rows that carry
-   none of them (out of fold, :func:`out_of_fold_proba`); carriers are then asked
-   what they look like *without* the trigger. A poisoned row looks like its source
-   class and disagrees with its label; a clean row that happens to carry a
+2. groups the enriched tokens of a class whose carriers overlap (one suspected
+   trigger: e.g. the four pixels of a patch), masks the group's columns (set to the
+   median of the non-carriers) in a logistic regression fitted on the whole table,
+   and asks what the carriers look like *without* the trigger. A poisoned row looks
+   like its source class and disagrees with its label; a clean row that carries a
    class-typical value still agrees with it;
-3. runs a **presence test** per class: are there more disagreeing carriers than the
-   masked model's own error rate on clean rows of that class explains (binomial
-   test)? Only classes judged poisoned get non-zero scores, so a clean table flags
-   close to nothing.
+3. runs a **presence test** per suspected trigger: do the carriers disagree more
+   often than the class's other rows do under the same masking (binomial test,
+   Bonferroni over groups)? Only triggers judged present give non-zero scores, so
+   a clean table flags close to nothing.
 
-The score of a carrier labelled ``c`` in a class judged poisoned is
-``excess * (1 - p_masked(c))``: ``excess`` is the share of the token's class-``c``
-carriers not explained by the prior, ``p_masked(c)`` the masked model's probability
-of the label. Other rows score 0. It estimates the chance that the row is poisoned
+The score of a carrier of a trigger judged present is ``1 - p_masked(c)``, the
+masked model's probability that the row is *not* of its label ``c``. Other rows
+score 0. It estimates the chance that the row is poisoned
 (``score_kind = "probability"``).
 
 Clean-label backdoors (true labels kept) are out of reach of step 2 by design: the
@@ -39,9 +39,8 @@ from scipy.stats import binom
 
 from ..errors import ConfigError
 from ._base import BaseDetector, register
-from ._confident import out_of_fold_proba
 
-__all__ = ["BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "Token"]
+__all__ = ["BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "Token", "TokenGroup"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +142,32 @@ def find_enriched_tokens(
     return tokens, carries
 
 
+@dataclass(frozen=True)
+class TokenGroup:
+    """Enriched tokens of one class whose carriers overlap: one suspected trigger."""
+
+    label: int
+    tokens: tuple[int, ...]  # indices into the detector's ``tokens_``
+    features: tuple[int, ...]
+    fills: tuple[float, ...]  # value each masked feature takes (median of the non-carriers)
+    excess: float
+    n_carriers: int
+    n_disagree: int
+    null_rate: float
+    p_value: float
+    present: bool
+
+
+#: share of a value's carriers in one class above which a trigger needs half the masking effect
+_CONCENTRATED = 0.65
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 @register
 class BackdoorTriggerDetector(BaseDetector):
     """Rows carrying a class-enriched exact value that disagree with their label once it is masked.
@@ -157,11 +182,18 @@ class BackdoorTriggerDetector(BaseDetector):
     max_fraction : float, default=0.5
         Values carried by more than this share of all rows are not candidates.
     alpha : float, default=0.01
-        Family-wise error of the token tests and of the per-class presence tests.
-    n_folds : int, default=5
-        Folds of the masked model.
+        Family-wise error of the token tests and of the presence tests.
+    min_effect : float, default=0.5
+        A suspected trigger is judged present only when the share of its carriers
+        that disagree with their label once it is masked exceeds the class's other
+        rows' share by at least this much (a trigger flips nearly all its carriers;
+        a naturally class-typical value flips a few). Half of it suffices for a
+        value whose carriers are at least 65% in the class.
+    overlap : float, default=0.5
+        Tokens of one class whose carrier sets have at least this Jaccard overlap
+        form one suspected trigger and are masked together.
     C : float, default=1.0
-        Inverse regularisation of the masked logistic regression.
+        Inverse regularisation of the logistic regression used for masking.
     random_state : int, default=0
     """
 
@@ -177,14 +209,16 @@ class BackdoorTriggerDetector(BaseDetector):
         min_count: int = 3,
         max_fraction: float = 0.5,
         alpha: float = 0.01,
-        n_folds: int = 5,
+        min_effect: float = 0.5,
+        overlap: float = 0.5,
         C: float = 1.0,
         random_state: int = 0,
     ) -> None:
         self.min_count = min_count
         self.max_fraction = max_fraction
         self.alpha = alpha
-        self.n_folds = n_folds
+        self.min_effect = min_effect
+        self.overlap = overlap
         self.C = C
         self.random_state = random_state
 
@@ -195,71 +229,52 @@ class BackdoorTriggerDetector(BaseDetector):
             raise ConfigError(f"backdoor_trigger: max_fraction must be in (0, 1], got {self.max_fraction}")
         if not 0 < float(self.alpha) < 1:
             raise ConfigError(f"backdoor_trigger: alpha must be in (0, 1), got {self.alpha}")
-        if int(self.n_folds) < 2:
-            raise ConfigError(f"backdoor_trigger: n_folds must be >= 2, got {self.n_folds}")
+        if not 0 <= float(self.min_effect) <= 1:
+            raise ConfigError(f"backdoor_trigger: min_effect must be in [0, 1], got {self.min_effect}")
+        if not 0 < float(self.overlap) <= 1:
+            raise ConfigError(f"backdoor_trigger: overlap must be in (0, 1], got {self.overlap}")
         if float(self.C) <= 0:
             raise ConfigError(f"backdoor_trigger: C must be > 0, got {self.C}")
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
         assert y is not None
-        n = X.shape[0]
         K = int(y.max()) + 1
         self.n_classes_ = K
+        counts = np.bincount(y, minlength=K)
         tokens, carries = find_enriched_tokens(
             X, y, K, min_count=int(self.min_count), max_fraction=float(self.max_fraction), alpha=float(self.alpha)
         )
         self.tokens_ = tokens
-        self.masked_features_ = np.array(sorted({t.feature for t in tokens}), dtype=np.int64)
-        keep = np.setdiff1d(np.arange(X.shape[1]), self.masked_features_)
-        self.kept_features_ = keep
-        self.models_: list[Any] = []
-        self.class_error_ = np.zeros(K)
-        presence: list[ClassPresence] = []
-        level = float(self.alpha) / K
-        # rows carrying an enriched token of their own class
-        own = self._own_tokens(carries, y)
-        is_carrier = own.any(axis=1)
-        clean = ~carries.any(axis=1)
-        counts = np.bincount(y, minlength=K)
-        can_model = tokens and keep.size > 0 and np.unique(y[clean]).size >= 2 and clean.sum() >= 2 * int(self.n_folds)
-        self.carrier_proba_ = np.zeros((n, K))
-        if can_model:
-            oof, self.models_ = out_of_fold_proba(
-                X[clean][:, keep], y[clean], K, n_folds=int(self.n_folds), C=float(self.C),
-                random_state=int(self.random_state),
-            )
-            pred = oof.argmax(axis=1)
-            yc = y[clean]
-            overall = float((pred != yc).mean())
-            for c in range(K):
-                m = yc == c
-                err = float((pred[m] != c).mean()) if m.any() else overall
-                # never trust a near-zero error rate from few rows
-                self.class_error_[c] = max(err, overall, 1.0 / max(int(m.sum()), 1))
-        carrier_rows = np.flatnonzero(is_carrier)
-        if can_model and carrier_rows.size:
-            self.carrier_proba_[carrier_rows] = self._masked_proba(X[carrier_rows])
+        self.coef_ = np.zeros((K, X.shape[1]))
+        self.intercept_ = np.zeros(K)
+        groups: list[TokenGroup] = []
+        if tokens:
+            self._fit_model(X, y)
+            logits = X @ self.coef_.T + self.intercept_
+            raw_groups = self._group_tokens(carries, tokens)
+            level = float(self.alpha) / max(len(raw_groups), 1)
+            for c, members in raw_groups:
+                groups.append(self._test_group(X, y, logits, carries, c, members, level))
+        self.groups_ = groups
         self.present_ = np.zeros(K, dtype=bool)
+        presence = []
+        level = float(self.alpha) / max(len(groups), 1)
         for c in range(K):
-            rows_c = carrier_rows[y[carrier_rows] == c]
-            if rows_c.size == 0 or not can_model:
-                presence.append(
-                    ClassPresence(c, int(counts[c]), 0.0, "disagreeing trigger carriers", 1.0, level, False, 0,
-                                  "no exact value is enriched in this class")
-                )
+            gs = [g for g in groups if g.label == c]
+            if not gs:
+                presence.append(ClassPresence(c, int(counts[c]), 0.0, "disagreeing trigger carriers", 1.0, level,
+                                              False, 0, "no exact value is enriched in this class"))
                 continue
-            dis = int((self.carrier_proba_[rows_c].argmax(axis=1) != c).sum())
-            err = float(self.class_error_[c])
-            p = float(binom.sf(dis - 1, rows_c.size, err)) if dis > 0 else 1.0
-            poisoned = bool(p < level and dis >= int(self.min_count))
-            self.present_[c] = poisoned
-            n_tok = sum(1 for t in tokens if t.label == c)
+            g = min(gs, key=lambda g: g.p_value)
+            self.present_[c] = any(x.present for x in gs)
             presence.append(
                 ClassPresence(
-                    c, int(counts[c]), float(dis), "disagreeing trigger carriers", p, level, poisoned, int(rows_c.size),
-                    f"{n_tok} exact value(s) enriched in the class; {dis} of {rows_c.size} carriers look like another "
-                    f"class with those features masked (clean error rate {err:.3f})",
+                    c, int(counts[c]), float(g.n_disagree), "disagreeing trigger carriers", g.p_value, level,
+                    bool(self.present_[c]), g.n_carriers,
+                    f"{len(gs)} suspected trigger(s); strongest: {len(g.features)} feature(s), {g.n_disagree} of "
+                    f"{g.n_carriers} carriers look like another class with them masked (clean rows of the class: "
+                    f"{g.null_rate:.3f})",
                 )
             )
         self.presence_ = presence
@@ -267,79 +282,134 @@ class BackdoorTriggerDetector(BaseDetector):
             "presence": [p.to_dict() for p in presence],
             "poisoned_classes": [int(c) for c in np.flatnonzero(self.present_)],
             "n_enriched_values": len(tokens),
-            "masked_features": [int(j) for j in self.masked_features_],
+            "triggers": [
+                {"label": g.label, "features": list(g.features), "carriers": g.n_carriers,
+                 "disagreeing": g.n_disagree, "p_value": g.p_value}
+                for g in groups if g.present
+            ],
         }
-        self.fit_scores_ = self._compute(X, y, carries, self.carrier_proba_)
 
-    def _own_tokens(self, carries: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if not self.tokens_:
-            return carries
-        tok_label = np.array([t.label for t in self.tokens_])
-        return carries & (tok_label[None, :] == y[:, None])
+    def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
+        import warnings
 
-    def _masked_proba(self, X: np.ndarray) -> np.ndarray:
-        from ._confident import _full_proba
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
 
-        Xk = X[:, self.kept_features_]
-        return np.mean([_full_proba(m, Xk, self.n_classes_) for m in self.models_], axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m = LogisticRegression(C=float(self.C), max_iter=300, tol=1e-3, random_state=int(self.random_state))
+            m.fit(X, y)
+        coef = m.coef_
+        if coef.shape[0] == 1:  # binary: sklearn keeps one row; expand to two logits
+            coef = np.vstack([-coef / 2, coef / 2])
+            inter = np.array([-m.intercept_[0] / 2, m.intercept_[0] / 2])
+        else:
+            inter = m.intercept_
+        self.coef_[m.classes_] = coef
+        self.intercept_[:] = -1e3
+        self.intercept_[m.classes_] = inter
 
-    def _carries(self, X: np.ndarray) -> np.ndarray:
-        carries = np.zeros((X.shape[0], len(self.tokens_)), dtype=bool)
-        for t, tok in enumerate(self.tokens_):
-            carries[:, t] = X[:, tok.feature] == tok.value
-        return carries
+    def _group_tokens(self, carries: np.ndarray, tokens: list[Token]) -> list[tuple[int, list[int]]]:
+        from scipy.sparse.csgraph import connected_components
 
-    def _compute(self, X: np.ndarray, y: np.ndarray, carries: np.ndarray, proba: np.ndarray | None = None) -> np.ndarray:
-        out = np.zeros(X.shape[0])
-        if not self.tokens_ or not self.present_.any() or not self.models_:
-            return out
-        y = np.minimum(y, self.n_classes_ - 1)
-        own = self._own_tokens(carries, y)
-        rows = np.flatnonzero(own.any(axis=1) & self.present_[y])
-        if rows.size == 0:
-            return out
-        excess = np.array([t.excess for t in self.tokens_])
-        best = np.where(own[rows], excess[None, :], 0.0).max(axis=1)
-        p = self._masked_proba(X[rows]) if proba is None else proba[rows]
-        out[rows] = best * (1.0 - p[np.arange(rows.size), y[rows]])
+        labels = np.array([t.label for t in tokens])
+        out = []
+        for c in np.unique(labels):
+            idx = np.flatnonzero(labels == c)
+            C = carries[:, idx].astype(np.float64)
+            inter = C.T @ C
+            size = np.diag(inter)
+            jac = inter / np.maximum(size[:, None] + size[None, :] - inter, 1.0)
+            _, comp = connected_components(jac >= float(self.overlap), directed=False)
+            for g in np.unique(comp):
+                out.append((int(c), [int(t) for t in idx[comp == g]]))
         return out
 
+    def _masked_logits(self, X: np.ndarray, logits: np.ndarray, feats: np.ndarray, fills: np.ndarray) -> np.ndarray:
+        return logits - (X[:, feats] - fills) @ self.coef_[:, feats].T
+
+    def _test_group(self, X, y, logits, carries, c, members, level) -> TokenGroup:
+        feats = np.array(sorted({self.tokens_[t].feature for t in members}), dtype=np.int64)
+        carrier = carries[:, members].any(axis=1)
+        fills = np.median(X[~carrier][:, feats], axis=0) if (~carrier).any() else np.zeros(feats.size)
+        rows_c = np.flatnonzero(y == c)
+        p = _softmax(self._masked_logits(X[rows_c], logits[rows_c], feats, fills))
+        dis = p.argmax(axis=1) != c
+        car = carrier[rows_c]
+        k1, n1 = int(dis[car].sum()), int(car.sum())
+        k0, n0 = int(dis[~car].sum()), int((~car).sum())
+        null = (k0 + 1.0) / (n0 + 2.0)
+        pv = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
+        # a trigger flips most of its carriers; a class-typical value flips a few more than usual at most
+        effect = k1 / max(n1, 1) - null
+        conc = max(self.tokens_[t].n_in_class / self.tokens_[t].n_carriers for t in members)
+        strong = effect >= float(self.min_effect)
+        # a value carried (almost) only by this class needs less masking evidence
+        concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2
+        present = bool(pv < level and k1 >= int(self.min_count) and (strong or concentrated))
+        excess = max(self.tokens_[t].excess for t in members)
+        return TokenGroup(
+            label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
+            fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
+            null_rate=float(null), p_value=pv, present=present,
+        )
+
     # ---------------------------------------------------------------- score
+    def _group_scores(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: score, the group index behind it (-1 none) and the masked prediction."""
+        n = X.shape[0]
+        score = np.zeros(n)
+        which = np.full(n, -1)
+        pred = np.full(n, -1)
+        p_label = np.ones(n)
+        logits = None
+        for gi, g in enumerate(self.groups_):
+            if not g.present:
+                continue
+            carrier = np.zeros(n, dtype=bool)
+            for t in g.tokens:
+                tok = self.tokens_[t]
+                carrier |= X[:, tok.feature] == tok.value
+            rows = np.flatnonzero(carrier & (y == g.label))
+            if rows.size == 0:
+                continue
+            if logits is None:
+                logits = X @ self.coef_.T + self.intercept_
+            feats = np.array(g.features, dtype=np.int64)
+            p = _softmax(self._masked_logits(X[rows], logits[rows], feats, np.array(g.fills)))
+            s = 1.0 - p[:, g.label]
+            better = s > score[rows]
+            r = rows[better]
+            score[r] = s[better]
+            which[r] = gi
+            pred[r] = p[better].argmax(axis=1)
+            p_label[r] = p[better, g.label]
+        return score, which, np.stack([pred, p_label], axis=1)
+
     def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
         assert y is not None
-        if is_fit_data:
-            return self.fit_scores_.copy()
-        return self._compute(X, y, self._carries(X))
+        return self._group_scores(X, y)[0]
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
+        _, which, info = self._group_scores(X[rows], y[rows])
         out = []
-        sub = X[rows]
-        carries = self._carries(sub)
-        own = self._own_tokens(carries, np.minimum(y[rows], self.n_classes_ - 1))
-        proba = self._masked_proba(sub) if self.models_ else np.zeros((len(rows), self.n_classes_))
         for i, r in enumerate(rows):
-            c = int(y[r])
-            toks = [self.tokens_[t] for t in np.flatnonzero(own[i])]
-            if not toks or scores[r] <= 0:
-                out.append(("carries no value enriched in a class judged poisoned", {"tokens": []}))
+            gi = int(which[i])
+            if gi < 0:
+                out.append(("carries no suspected trigger of a class judged poisoned", {"trigger": None}))
                 continue
-            toks.sort(key=lambda t: t.p_value)
-            shown = ", ".join(f"{{feature:{t.feature}}}" for t in toks[:4]) + (" ..." if len(toks) > 4 else "")
-            t0 = toks[0]
-            pred = int(np.argmax(proba[i]))
+            g = self.groups_[gi]
+            c = int(y[r])
+            shown = ", ".join(f"{{feature:{f}}}" for f in g.features[:4]) + (" ..." if len(g.features) > 4 else "")
+            t0 = min((self.tokens_[t] for t in g.tokens), key=lambda t: t.p_value)
+            pred, pl = int(info[i, 0]), float(info[i, 1])
             out.append(
                 (
-                    f"carries the exact value(s) of {shown}; {t0.n_in_class} of the {t0.n_carriers} rows with that "
-                    f"value are labelled {{label:{c}}} (p={t0.p_value:.1e}); with those features masked a model "
-                    f"predicts {{label:{pred}}} ({proba[i, pred]:.2f}), not {{label:{c}}} ({proba[i, c]:.2f})",
-                    {
-                        "features": [t.feature for t in toks],
-                        "n_carriers": t0.n_carriers,
-                        "n_in_class": t0.n_in_class,
-                        "p_value": t0.p_value,
-                        "masked_prediction": pred,
-                        "p_label_masked": float(proba[i, c]),
-                    },
+                    f"carries a suspected trigger value in {shown} ({t0.n_in_class} of the {t0.n_carriers} rows with "
+                    f"that value are labelled {{label:{c}}}, p={t0.p_value:.1e}); with it masked a model predicts "
+                    f"{{label:{pred}}}, giving {{label:{c}}} only {pl:.2f}",
+                    {"features": list(g.features), "n_carriers": t0.n_carriers, "n_in_class": t0.n_in_class,
+                     "p_value": t0.p_value, "masked_prediction": pred, "p_label_masked": pl},
                 )
             )
         return out
