@@ -11,5 +11,6 @@ from . import _train  # noqa: F401
 from . import _attack  # noqa: F401
 from . import _bench  # noqa: F401
 from . import _ledger  # noqa: F401
+from . import _sanitize  # noqa: F401
 
 __all__ = ["app", "main"]
