@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, IntegrityError
+from ..errors import DataError, InputError, IntegrityError
 from ..validation import as_frame, load_table
 from ._io import atomic_write_bytes, atomic_write_json, file_digest, frame_digest, _table_bytes
 
@@ -130,6 +130,20 @@ def _review_rows(review: pd.DataFrame, frame: pd.DataFrame, id_col: str | None, 
     return rows
 
 
+def _load_review(review: Any) -> pd.DataFrame:
+    """The reviewed table; a header-only file (a scan that flagged nothing) is an empty review."""
+    if isinstance(review, pd.DataFrame):
+        return review if len(review) == 0 else as_frame(review, where="review")
+    if isinstance(review, (str, Path)):
+        try:
+            return load_table(review)
+        except DataError as exc:
+            if "no rows" not in str(exc):
+                raise
+            return pd.read_csv(review, nrows=0)
+    return as_frame(review, where="review")
+
+
 def sanitize(
     data: Any,
     *,
@@ -175,7 +189,7 @@ def sanitize(
     info: dict[str, Any]
     if review is not None:
         where = str(review) if isinstance(review, (str, Path)) else "review"
-        rv = load_table(review) if isinstance(review, (str, Path)) else as_frame(review, where="review")
+        rv = _load_review(review)
         if "decision" not in rv.columns:
             raise InputError(
                 f"{where}: no 'decision' column; add one with remove/keep (or poison/clean) per row, empty = no decision"

@@ -1,0 +1,92 @@
+"""backdoor_trigger: quality on a triggered digits table, presence test on clean tables, contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.metrics import roc_auc_score
+
+from poisonguard.detectors import BackdoorTriggerDetector, get_detector
+from poisonguard.errors import NotFittedError
+
+
+def _standardize(X):
+    X = np.asarray(X, dtype=float)
+    sd = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def _patched_digits(rate=0.05, seed=0, target=0, size=2):
+    """Digits with a size x size max-value patch in the bottom-right corner on `rate` of rows, relabelled."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X.copy(), y.copy()
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(y != target)
+    rows = rng.choice(pool, size=int(rate * len(y)), replace=False)
+    img = X[rows].reshape(-1, 8, 8)
+    img[:, 8 - size :, 8 - size :] = 16.0
+    X[rows] = img.reshape(len(rows), 64)
+    y[rows] = target
+    mask = np.zeros(len(y), dtype=bool)
+    mask[rows] = True
+    return _standardize(X), y, mask
+
+
+@pytest.fixture(scope="module")
+def patched():
+    return _patched_digits()
+
+
+def test_finds_patch_backdoor(patched):
+    X, y, mask = patched
+    det = BackdoorTriggerDetector().fit(X, y)
+    s = det.score_samples(X, y)
+    assert roc_auc_score(mask, s) >= 0.99
+    flagged = s >= 0.5
+    assert (flagged & mask).sum() >= 0.9 * mask.sum()
+    assert (flagged & ~mask).sum() <= 0.01 * (~mask).sum()
+    # the presence test names the target class, and only it
+    assert [p.label for p in det.presence_ if p.poisoned] == [0]
+    p0 = det.presence_[0]
+    assert p0.p_value < p0.threshold and p0.statistic >= 0.9 * mask.sum()
+    assert det.report_["poisoned_classes"] == [0]
+
+
+def test_explains_with_trigger_features(patched):
+    X, y, mask = patched
+    det = BackdoorTriggerDetector().fit(X, y)
+    row = int(np.flatnonzero(mask)[0])
+    e = det.explain(X, y, row)
+    assert "{feature:63}" in e.reason and "{label:0}" in e.reason
+    assert e.evidence["masked_prediction"] != 0
+
+
+@pytest.mark.parametrize("loader", [load_digits, load_breast_cancer])
+def test_presence_says_clean_on_clean_tables(loader):
+    X, y = loader(return_X_y=True)
+    X = _standardize(X)
+    det = BackdoorTriggerDetector().fit(X, y)
+    assert not any(p.poisoned for p in det.presence_)
+    assert len(det.presence_) == int(y.max()) + 1
+    assert (det.score_samples(X, y) >= 0.5).mean() <= 0.01
+
+
+def test_contract_basics(patched):
+    X, y, _ = patched
+    det = get_detector("backdoor_trigger", random_state=3)
+    with pytest.raises(NotFittedError):
+        det.score_samples(X, y)
+    assert det.fit(X, y) is det
+    before = {k: v for k, v in vars(det).items() if not isinstance(v, np.ndarray)}
+    a = det.score_samples(X, y)
+    b = det.score_samples(X, y)
+    assert np.array_equal(a, b)
+    assert {k: v for k, v in vars(det).items() if not isinstance(v, np.ndarray)} == before
+    assert np.array_equal(a, get_detector("backdoor_trigger", random_state=3).fit(X, y).score_samples(X, y))
+    with pytest.raises(ValueError):
+        det.score_samples(X[:, :10], y)
+    with pytest.raises(ValueError):
+        get_detector("backdoor_trigger", min_count=1).fit(X, y)
+    # new rows: carriers are recognised by value, others score 0
+    assert np.array_equal(det.score_samples(X[:50].copy() + 0.0, y[:50]), a[:50])
