@@ -68,6 +68,7 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     detector_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    candidates: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -223,6 +224,7 @@ def scan(
     top: int | None = None,
     random_state: int | None = 0,
     strict: bool = True,
+    candidates: Any = None,
     progress: ProgressCallback | None = None,
 ) -> ScanResult:
     """Scan a training table and rank its rows by how likely they are poisoned.
@@ -251,6 +253,10 @@ def scan(
     strict : bool, default=True
         Raise :class:`DetectorFailedError` when a detector crashes. With ``False`` the
         result is returned with ``status == "failed"``, which blocks any gate.
+    candidates : array of bool, optional
+        Rows that may be flagged (e.g. rows added since a trusted ledger version).
+        The other rows still inform the detectors as a trusted reference but are
+        never flagged; ``contamination`` and ``top`` count candidate rows only.
     progress : callable, optional
         ``progress(stage, done, total)`` for progress displays.
 
@@ -300,19 +306,24 @@ def scan(
         suspicion = combined.suspicion
     else:
         suspicion = np.zeros(n)
+    if candidates is not None:
+        cand = np.asarray(candidates, dtype=bool)
+        if cand.shape != (n,):
+            raise InputError(f"candidates has shape {cand.shape}, expected ({n},)")
+    else:
+        cand = np.ones(n, dtype=bool)
+    ranked = np.where(cand, suspicion, -1.0)  # non-candidates sort last and are never flagged
+    n_cand = int(cand.sum())
     if rule == "auto":
-        flagged = flag_auto(suspicion, rule_arg)
+        flagged = flag_auto(suspicion, rule_arg) & cand
         threshold, rule_text = float(rule_arg), "auto"
     elif rule == "contamination":
-        k = int(np.ceil(rule_arg * n))
-        flagged = flag_top(suspicion, k)
-        threshold, rule_text = float(suspicion[flagged].min()) if k else 1.0, f"contamination={rule_arg}"
+        k = int(np.ceil(rule_arg * n_cand))
+        flagged = flag_top(ranked, k) & cand
+        threshold, rule_text = float(suspicion[flagged].min()) if flagged.any() else 1.0, f"contamination={rule_arg}"
     else:
-        flagged = flag_top(suspicion, rule_arg)
-        threshold, rule_text = float(suspicion[flagged].min()), f"top={rule_arg}"
-    if failures:
-        # fail closed: a failed scan flags nothing it can vouch for and is marked failed
-        flagged = np.zeros(n, dtype=bool) if not strengths else flagged
+        flagged = flag_top(ranked, min(rule_arg, n_cand)) & cand
+        threshold, rule_text = float(suspicion[flagged].min()) if flagged.any() else 1.0, f"top={rule_arg}"
     reasons = [""] * n
     row_detectors = [""] * n
     top_rows = np.argsort(-suspicion, kind="stable")[:10]
@@ -341,6 +352,7 @@ def scan(
         timings=timings,
         warnings=list(table.warnings),
         detector_info=info,
+        candidates=None if candidates is None else cand,
     )
     if strict:
         result.raise_for_status()

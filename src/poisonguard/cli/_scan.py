@@ -1,0 +1,158 @@
+"""``poisonguard scan`` and ``poisonguard detectors``: thin layers over :func:`poisonguard.scan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import load_scan_config, parse_set_options
+from ..errors import ThresholdExceeded
+from ..scan import ScanResult, scan
+from ..validation import check_fraction, load_table
+from ._app import app, console, err_console
+
+__all__: list[str] = []
+
+
+@app.command("scan")
+def scan_cmd(
+    data: Path = typer.Argument(..., help="Training table: CSV or Parquet."),
+    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column (without it only label-free detectors run)."),
+    id_col: Optional[str] = typer.Option(None, "--id", help="Row id column, copied to the outputs."),
+    source_col: Optional[str] = typer.Option(None, "--source", help="Column naming each row's data source."),
+    features: Optional[str] = typer.Option(None, "--features", help="Comma-separated feature columns [default: all others]."),
+    detectors: Optional[str] = typer.Option(None, "--detectors", "-d", help="Comma-separated detector names [default: the default set]."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Detector setting, e.g. --set knn_label.n_neighbors=15 (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON or TOML file with `detectors` and per-detector settings."),
+    contamination: str = typer.Option("auto", "--contamination", help="'auto' (flag what stands out) or a fraction to flag."),
+    top: Optional[int] = typer.Option(None, "--top", help="Flag exactly the K most suspicious rows."),
+    out: Path = typer.Option(Path("suspicious_samples.csv"), "--out", "-o", help="Flagged rows for review."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="Write every row's scores here."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
+    fail_over: Optional[float] = typer.Option(None, "--fail-over", help="Exit 3 when the flagged fraction exceeds RATE."),
+    seed: int = typer.Option(0, "--seed", help="Random seed for every detector."),
+    ledger: Optional[str] = typer.Option(None, "--ledger", help="Record the scan against this ledger version (NAME or NAME@N)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Score only rows added since this trusted ledger version."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="POISONGUARD_DB", help="Store URL for --ledger/--since."),
+    key: Optional[Path] = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY", help="Ledger signing key for --ledger."),
+) -> None:
+    """Rank the rows of a training table by how likely they are poisoned; write suspicious_samples.csv."""
+    if fail_over is not None:
+        check_fraction(fail_over, "--fail-over", inclusive_zero=True)
+    cfg = load_scan_config(config) if config else {}
+    settings = {k: dict(v) for k, v in cfg.get("settings", {}).items()}
+    for name, params in parse_set_options(set_ or []).items():
+        settings.setdefault(name, {}).update(params)
+    det_names = detectors.split(",") if detectors else cfg.get("detectors")
+    frame = load_table(data)
+    candidates = None
+    if since:
+        from ..provenance import rows_since
+        from ..store import open_store
+
+        with open_store(db) as store:
+            candidates = rows_since(store, frame, since, load_trusted=False).mask
+    kwargs: dict[str, Any] = dict(
+        label=label, id_col=id_col, source_col=source_col, features=features, detectors=det_names,
+        settings=settings or None, contamination=contamination, top=top, random_state=seed, candidates=candidates,
+    )
+    if as_json:
+        result = scan(frame, **kwargs)
+    else:
+        with Progress(TextColumn("[bold]scan[/] {task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("preparing", total=1)
+
+            def tick(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+            result = scan(frame, progress=tick, **kwargs)
+    result.to_csv(out)
+    if scores:
+        result.write_scores(scores)
+    summary = result.summary()
+    summary["outputs"] = {"suspicious": str(out), "scores": str(scores) if scores else None}
+    if ledger:
+        from ..provenance import record_scan
+        from ..store import open_store
+
+        rates = {str(r.source): (int(r.flagged), int(r.rows)) for r in result.per_source().itertuples(index=False)}
+        with open_store(db) as store:
+            info = record_scan(store, ledger, {"n_rows": result.n_rows, "n_flagged": result.n_flagged, **summary},
+                               rates or None, key=key)
+        summary["ledger"] = {"version": ledger, "scan": getattr(info, "scan_id", None) or str(info)}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(result, summary, since=since)
+    if fail_over is not None and result.n_flagged / result.n_rows > fail_over:
+        raise ThresholdExceeded(
+            f"flagged fraction {result.n_flagged / result.n_rows:.4f} exceeds --fail-over {fail_over}"
+        )
+
+
+def _print_summary(result: ScanResult, summary: dict[str, Any], *, since: str | None) -> None:
+    n, k = result.n_rows, result.n_flagged
+    scope = f" ({int(result.candidates.sum())} new since {since})" if since and result.candidates is not None else ""
+    console.print(
+        f"[bold]{k}[/] of {n} rows flagged ({k / n:.2%}){scope} · rule {result.flag_rule} · "
+        f"detectors: {', '.join(result.detectors)} · {summary['timings_s'].get('total', 0):.1f}s"
+    )
+    order = np.argsort(-result.suspicion, kind="stable")[:10]
+    table = Table(title="Most suspicious rows", show_lines=False)
+    table.add_column("row", justify="right")
+    if result.table.ids is not None:
+        table.add_column("id")
+    if result.table.label:
+        table.add_column("label")
+    table.add_column("suspicion", justify="right")
+    table.add_column("flag")
+    table.add_column("reason", overflow="fold", max_width=90)
+    for i in order:
+        cells = [str(i)]
+        if result.table.ids is not None:
+            cells.append(str(result.table.ids[i]))
+        if result.table.label and result.table.y is not None:
+            cells.append(str(result.table.classes[result.table.y[i]]))
+        cells += [f"{result.suspicion[i]:.3f}", "yes" if result.flagged[i] else "", result.reasons[i][:300]]
+        table.add_row(*cells)
+    console.print(table)
+    src = result.per_source()
+    if len(src):
+        st = Table(title="Flag rate per source")
+        for c in ("source", "rows", "flagged", "flag rate"):
+            st.add_column(c, justify="right" if c != "source" else "left")
+        for r in src.itertuples(index=False):
+            st.add_row(str(r.source), str(r.rows), str(r.flagged), f"{r.flag_rate:.2%}")
+        console.print(st)
+    for w in result.warnings:
+        err_console.print(f"poisonguard: warning: {w}", highlight=False)
+    console.print(f"wrote {summary['outputs']['suspicious']}" + (f" and {summary['outputs']['scores']}" if summary["outputs"]["scores"] else ""))
+
+
+@app.command("detectors")
+def detectors_cmd(as_json: bool = typer.Option(False, "--json", help="Machine-readable list.")) -> None:
+    """List the registered detectors, their settings and whether the default scan runs them."""
+    from ..detectors import available_detectors
+
+    rows = []
+    for name, cls in available_detectors().items():
+        params = {p: cls().get_params()[p] for p in cls._param_names()}
+        rows.append({"name": name, "default": cls.in_default_scan, "needs_label": cls.needs_label,
+                     "family": cls.family, "summary": cls.summary, "settings": params})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    t = Table(title="Detectors")
+    for c in ("name", "default", "label?", "family", "settings", "what it finds"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], "yes" if r["default"] else "", "yes" if r["needs_label"] else "", r["family"],
+                  ", ".join(f"{k}={v}" for k, v in r["settings"].items()), r["summary"])
+    console.print(t)
