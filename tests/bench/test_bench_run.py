@@ -1,4 +1,4 @@
-"""A quick benchmark run end to end (needs the scan engine)."""
+"""A quick benchmark run end to end, with the real scan engine."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-from poisonguard.bench import ANCHORS, Cell, run_cell, run_cell_isolated, scan_available
+from poisonguard.bench import ANCHORS, Cell, run_cell, run_cell_isolated
 from poisonguard.cli import main
-
-pytestmark = pytest.mark.skipif(not scan_available(), reason="poisonguard.scan is not importable")
 
 
 def test_quick_bench_cli(tmp_path, capsys) -> None:
