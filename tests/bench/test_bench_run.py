@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from poisonguard.bench import ANCHORS, Cell, run_cell, run_cell_isolated
 from poisonguard.cli import main
