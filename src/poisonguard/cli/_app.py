@@ -7,6 +7,7 @@ thin layer over the library API: it parses options, calls the library, prints.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -16,6 +17,25 @@ from rich.console import Console
 from ..errors import MissingExtraError, PoisonguardError
 
 __all__ = ["app", "console", "err_console", "main"]
+
+
+def _classes(name: str) -> tuple[type[BaseException], ...]:
+    """The exception class ``name`` from click and from Typer's vendored copy of click, if any."""
+    found: list[type[BaseException]] = [getattr(click.exceptions, name)]
+    try:
+        from typer._click import exceptions as vendored  # typer >= 0.20 vendors click
+    except ImportError:
+        vendored = None
+    if vendored is not None and hasattr(vendored, name):
+        found.append(getattr(vendored, name))
+    if hasattr(typer, name):
+        found.append(getattr(typer, name))
+    return tuple(dict.fromkeys(found))
+
+
+_EXIT = _classes("Exit")
+_ABORT = _classes("Abort")
+_USAGE = _classes("ClickException")
 
 app = typer.Typer(
     name="poisonguard",
@@ -38,15 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         rv = app(args=args, prog_name="poisonguard", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.Abort:
+    except _EXIT as exc:
+        code = int(getattr(exc, "exit_code", 0) or 0)
+    except _ABORT:
         err_console.print("poisonguard: aborted")
         code = 130
-    except click.ClickException as exc:
+    except _USAGE as exc:
         # usage errors: unknown option, missing argument, bad choice
         err_console.print(f"poisonguard: error: {exc.format_message()}", highlight=False, markup=False)
-        code = exc.exit_code if exc.exit_code else 2
+        code = getattr(exc, "exit_code", 2) or 2
     except PoisonguardError as exc:
         err_console.print(f"poisonguard: error: {exc}", highlight=False, markup=False)
         code = exc.exit_code
@@ -56,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("poisonguard: interrupted")
         code = 130
+    except Exception as exc:  # an unexpected bug: one line, the traceback only on request
+        if os.environ.get("POISONGUARD_DEBUG"):
+            raise
+        err_console.print(
+            f"poisonguard: internal error: {type(exc).__name__}: {exc} (set POISONGUARD_DEBUG=1 for the traceback)",
+            highlight=False, markup=False,
+        )
+        code = 1
     else:
         code = rv if isinstance(rv, int) else 0
     if argv is None:
