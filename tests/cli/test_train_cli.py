@@ -92,7 +92,7 @@ def test_privacy_sweep_with_flip_attack(tmp_path, data, capsys):
         (["--label", "y", "--dp", "--epsilon", "1", "--accountant", "gdp"], "--accountant"),
         (["--label", "y", "--dp", "--epsilon", "1", "--model", "gbdt"], "--dp trains torch"),
         (["--label", "y", "--model", "svm"], "--model must be one of"),
-        (["--label", "y", "--partitions", "5"], "--partitions needs --certified"),
+        (["--label", "y", "--partitions", "5"], "need --certified"),
         (["--label", "y", "--certified", "--partitions", "1"], "--partitions must be at least 2"),
         (["--label", "y", "--certified", "--model", "mlp"], "base models"),
         (["--label", "y", "--hidden", "a,b"], "--hidden"),

@@ -8,6 +8,20 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits, make_classification
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The models here are tiny; with pytest-xdist, one thread per worker avoids oversubscription."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def digits_small() -> pd.DataFrame:
     X, y = load_digits(return_X_y=True)

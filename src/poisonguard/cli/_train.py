@@ -43,7 +43,10 @@ def train_cmd(
     noise_multiplier: Optional[float] = typer.Option(None, "--noise-multiplier", help="DP: noise instead of --epsilon."),
     accountant: str = typer.Option("rdp", "--accountant", help="DP: rdp | prv."),
     certified: bool = typer.Option(False, "--certified", help="Train a DPA ensemble with certificates."),
-    partitions: Optional[int] = typer.Option(None, "--partitions", "-k", help="DPA: number of partitions K."),
+    partitions: Optional[int] = typer.Option(None, "--partitions", "-k", help="Certified: number of base models K."),
+    method: str = typer.Option("dpa", "--method", help="Certified: dpa (exact) | bagging (probabilistic)."),
+    bag_size: Optional[int] = typer.Option(None, "--bag-size", help="Bagging: rows per bag."),
+    alpha: float = typer.Option(0.001, "--alpha", help="Bagging: failure probability of the certificate."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing into a non-empty --out."),
 ) -> None:
     """Train a model and save it in the safe format (arrays/JSON, state_dict, skops)."""
@@ -51,8 +54,8 @@ def train_cmd(
 
     if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None):
         raise InputError("--epsilon, --delta and --noise-multiplier need --dp")
-    if not certified and partitions is not None:
-        raise InputError("--partitions needs --certified")
+    if not certified and (partitions is not None or method != "dpa" or bag_size is not None):
+        raise InputError("--partitions, --method and --bag-size need --certified")
     settings = TrainSettings(
         model=model, val_fraction=val_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
         hidden=_hidden(hidden), gbdt_iter=gbdt_iter, tree_depth=tree_depth,
@@ -60,7 +63,9 @@ def train_cmd(
             epsilon=epsilon, delta=1e-5 if delta is None else delta, max_grad_norm=max_grad_norm,
             noise_multiplier=noise_multiplier, accountant=accountant,
         ) if dp else None,
-        certified=CertifiedSettings(partitions=50 if partitions is None else partitions) if certified else None,
+        certified=CertifiedSettings(
+            partitions=50 if partitions is None else partitions, method=method, bag_size=bag_size, alpha=alpha,
+        ) if certified else None,
     )
     m = train_model(data, label=label, settings=settings)
     digest = save_model(m, out, overwrite=overwrite)
@@ -84,7 +89,8 @@ def train_cmd(
         c = meta["certified"]
         acc = c.get("validation_certified_accuracy", {})
         shown = ", ".join(f"r>={r}: {v:.3f}" for r, v in acc.items())
-        console.print(f"DPA: K={c['partitions']} {c['base_model']} partitions; certified accuracy {shown}", highlight=False)
+        what = "DPA" if m.kind == "dpa" else f"bagging (bags of {c['bag_size']}, alpha {c['alpha']:g})"
+        console.print(f"{what}: K={c['partitions']} {c['base_model']} models; validation certified accuracy {shown}", highlight=False)
     console.print(f"manifest sha256 {digest}", highlight=False)
 
 
@@ -122,7 +128,12 @@ def certify_cmd(
     out: Path = typer.Option(Path("certify-out"), "--out", "-o", help="Output directory."),
     label: Optional[str] = typer.Option(None, "--label", "-y", help="Label column (default: the model's)."),
 ) -> None:
-    """Certified radius per prediction, certified accuracy per radius (CSV + PNG)."""
+    """Certified radius per prediction, certified accuracy per radius (CSV + PNG).
+
+    The radius is how many training rows an attacker could insert, delete or relabel
+    without changing the prediction: exact for DPA, with probability 1 - alpha for
+    bagging (-1: not certified).
+    """
     from ..training import certify, load_model
     from ..validation import load_table
 
@@ -131,7 +142,7 @@ def certify_cmd(
     paths = res.write(out)
     console.print(f"wrote per-row certificates to {paths['rows']}", highlight=False)
     r = res.rows["radius"]
-    console.print(f"radius: median {r.median():g}, max {r.max()} (K={res.partitions})", highlight=False)
+    console.print(f"{res.method}: radius median {r.median():g}, max {r.max()} (K={res.partitions})", highlight=False)
     if res.curve is not None:
         from rich.table import Table
 

@@ -12,7 +12,6 @@ import pandas as pd
 
 from ..errors import InputError
 from ..validation import as_frame
-from ._dpa import dpa_radius
 from ._model import TrainedModel
 
 __all__ = ["CertifyResult", "certify", "certified_accuracy_curve"]
@@ -33,11 +32,16 @@ class CertifyResult:
         ``radius`` and ``certified_accuracy`` (share of rows predicted correctly
         *and* with at least that radius), for radius 0..max; ``None`` without labels.
     partitions : int
+        Number of base models.
+    method : str
+        ``"dpa"`` (exact radius) or ``"bagging"`` (radius holds with probability
+        ``1 - alpha``; ``-1`` = not certified).
     """
 
     rows: pd.DataFrame
     curve: pd.DataFrame | None
     partitions: int
+    method: str = "dpa"
 
     def accuracy_at(self, radius: int) -> float:
         """Certified accuracy at ``radius`` (needs labels)."""
@@ -57,7 +61,7 @@ class CertifyResult:
             paths["curve"] = d / "certified_accuracy.csv"
             self.curve.to_csv(paths["curve"], index=False)
             paths["plot"] = d / "certified_accuracy.png"
-            plot_curve(self.curve, paths["plot"], title=f"DPA, K={self.partitions}")
+            plot_curve(self.curve, paths["plot"], title=f"{self.method.upper()}, K={self.partitions}")
         return paths
 
 
@@ -82,12 +86,11 @@ def certify(model: TrainedModel, data: Any, *, label: str | None = None) -> Cert
     """
     if not model.certified:
         raise InputError(
-            f"certify needs a model trained with --certified --partitions K; this model is {model.kind!r}"
+            f"certify needs a model trained with --certified; this model is {model.kind!r}"
         )
     df = as_frame(data)
     df = df.set_axis([str(c) for c in df.columns], axis=1)
-    counts = model.vote_counts(df)
-    pred, radius, runner = dpa_radius(counts)
+    counts, pred, radius, runner = model.certificates(df)
     idx = np.arange(pred.size)
     rows = pd.DataFrame(
         {
@@ -115,7 +118,7 @@ def certify(model: TrainedModel, data: Any, *, label: str | None = None) -> Cert
         rows["label"] = truth
         rows["correct"] = correct
         curve = certified_accuracy_curve(correct, radius)
-    return CertifyResult(rows=rows, curve=curve, partitions=len(model.members))
+    return CertifyResult(rows=rows, curve=curve, partitions=len(model.members), method=model.kind)
 
 
 def plot_curve(curve: pd.DataFrame, path: Path, *, title: str) -> None:

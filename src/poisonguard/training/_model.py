@@ -114,7 +114,22 @@ class TrainedModel:
 
     @property
     def certified(self) -> bool:
-        return self.kind == "dpa"
+        return self.kind in ("dpa", "bagging")
+
+    def certificates(self, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Vote counts, prediction, certified radius and runner-up class of each row.
+
+        DPA radii are exact (Levine & Feizi); bagging radii hold with probability
+        ``1 - alpha`` and are ``-1`` where the vote does not certify anything.
+        """
+        counts = self.vote_counts(data)
+        pred, radius, runner = dpa_radius(counts)
+        if self.kind == "bagging":
+            from ._bagging import bagging_radius
+
+            c = self.metadata["certified"]
+            _, radius = bagging_radius(counts, n=int(self.metadata["n_train"]), k=int(c["bag_size"]), alpha=float(c["alpha"]))
+        return counts, pred, radius, runner
 
     def _frame(self, data: Any) -> pd.DataFrame:
         df = as_frame(data, where="data")
@@ -138,7 +153,7 @@ class TrainedModel:
     def predict_codes(self, data: Any) -> np.ndarray:
         """Predicted class codes (indices into :attr:`classes`)."""
         if self.certified:
-            return dpa_radius(self.vote_counts(data))[0]
+            return dpa_radius(self.vote_counts(data))[0]  # majority vote, ties to the smaller index
         df = self._frame(data)
         assert self.encoder is not None
         X = self.encoder.transform(df)
@@ -257,8 +272,7 @@ def train_model(data: Any, *, label: str, settings: TrainSettings | None = None)
             "split": "validation",
         }
         if model.certified:
-            counts = model.vote_counts(frame.iloc[va].reset_index(drop=True))
-            _, radius, _ = dpa_radius(counts)
+            _, _, radius, _ = model.certificates(frame.iloc[va].reset_index(drop=True))
             ok = pred == y[va]
             meta["certified"]["validation_certified_accuracy"] = {
                 str(r): float(np.mean(ok & (radius >= r))) for r in (0, 1, 2, 5, 10, 20)
@@ -372,6 +386,9 @@ def _fit_torch(X: np.ndarray, y: np.ndarray, n_classes: int, hidden: tuple[int, 
 def _fit_dpa(model: TrainedModel, frame: pd.DataFrame, y: np.ndarray, n_classes: int, s: TrainSettings) -> None:
     assert s.certified is not None
     k = s.certified.partitions
+    if s.certified.method == "bagging":
+        _fit_bagging(model, frame, y, n_classes, s)
+        return
     parts = assign_partitions(row_hashes(frame, model.features), k)
     members: list[_Member] = []
     for j in range(k):
@@ -390,6 +407,29 @@ def _fit_dpa(model: TrainedModel, frame: pd.DataFrame, y: np.ndarray, n_classes:
         "partition_sizes": {"min": int(sizes.min()), "median": float(np.median(sizes)), "max": int(sizes.max())},
         "empty_partitions": int((sizes == 0).sum()),
         "constant_partitions": int(sum(m.state == "constant" for m in members)),
+    }
+
+
+def _fit_bagging(model: TrainedModel, frame: pd.DataFrame, y: np.ndarray, n_classes: int, s: TrainSettings) -> None:
+    assert s.certified is not None
+    c = s.certified
+    n = int(y.size)
+    k = c.bag_size if c.bag_size is not None else max(10, n // 20)
+    rng = np.random.default_rng(s.seed)
+    model.members = []
+    for _ in range(c.partitions):
+        idx = rng.integers(0, n, size=k)  # uniform, with replacement
+        model.members.append(_fit_member(frame.iloc[idx], y[idx], model.features, n_classes, s))
+    model.kind = "bagging"
+    model.metadata["certified"] = {
+        "method": "bagging (Jia, Cao & Gong, AAAI 2021)",
+        "partitions": c.partitions,
+        "bag_size": int(k),
+        "alpha": c.alpha,
+        "base_model": s.model,
+        "radius": "largest r with (a'/a)(pA_low - pB_up - 1 + a) + a' - 1 > 0 for all mixes of r edits; "
+                  "Clopper-Pearson bounds, Bonferroni over classes; holds with probability 1 - alpha",
+        "constant_partitions": int(sum(m.state == "constant" for m in model.members)),
     }
 
 
@@ -453,7 +493,7 @@ def save_model(model: TrainedModel, out_dir: str | Path, *, overwrite: bool = Fa
     files = [_META]
     meta = dict(model.metadata)
     meta["kind"] = model.kind
-    if model.kind != "dpa":
+    if not model.certified:
         assert model.encoder is not None
         _io.write_json(d / _SCHEMA, _io.encoder_to_json(model.encoder))
         files.append(_SCHEMA)
@@ -469,7 +509,7 @@ def save_model(model: TrainedModel, out_dir: str | Path, *, overwrite: bool = Fa
     elif model.kind == "skops":
         _io.dump_skops(model.estimator, d / "model.skops")
         files.append("model.skops")
-    elif model.kind == "dpa":
+    elif model.certified:
         members_json = []
         arrays: dict[str, np.ndarray] = {}
         trees: list[Any] = []
@@ -524,7 +564,7 @@ def load_model(model_dir: str | Path, *, expected_manifest_sha256: str | None = 
         raise IntegrityError(f"{d}/{_META} is malformed: {exc}") from exc
     model = TrainedModel(kind=kind, classes=classes, features=features, label=label, metadata=meta)
     n_classes = classes.size
-    if kind != "dpa":
+    if kind not in ("dpa", "bagging"):
         model.encoder = _io.encoder_from_json(json.loads(_io.read_verified(files, _SCHEMA, where)))
     if kind == "sklearn-linear":
         arr = _io.load_arrays(_io.read_verified(files, "linear.npz", where), where)
@@ -535,7 +575,7 @@ def load_model(model_dir: str | Path, *, expected_manifest_sha256: str | None = 
         model.estimator = load_state_dict_bytes(_io.read_verified(files, "weights.pt", where), meta["arch"], where)
     elif kind == "skops":
         model.estimator = _io.load_skops(_io.read_verified(files, "model.skops", where), where)
-    elif kind == "dpa":
+    elif kind in ("dpa", "bagging"):
         members_json = json.loads(_io.read_verified(files, "members.json", where))
         arrays = _io.load_arrays(files["members.npz"], where) if "members.npz" in files else {}
         trees = _io.load_skops(files["members.skops"], where) if "members.skops" in files else []

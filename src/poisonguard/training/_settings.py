@@ -30,9 +30,26 @@ class DPSettings:
 
 @dataclass(frozen=True)
 class CertifiedSettings:
-    """Deep Partition Aggregation: ``partitions`` disjoint hash partitions, one base model each."""
+    """A certified ensemble.
+
+    Parameters
+    ----------
+    partitions : int
+        Number of base models: disjoint hash partitions for ``"dpa"``, bags for
+        ``"bagging"``.
+    method : {"dpa", "bagging"}
+        Deep Partition Aggregation (exact, deterministic certificate) or bagging
+        (Jia, Cao & Gong 2021; holds with probability ``1 - alpha``).
+    bag_size : int or None
+        Bagging: rows drawn with replacement per bag (default ``max(10, n_train // 20)``).
+    alpha : float
+        Bagging: the certificate fails with probability at most ``alpha``.
+    """
 
     partitions: int = 50
+    method: str = "dpa"
+    bag_size: int | None = None
+    alpha: float = 0.001
 
 
 @dataclass(frozen=True)
@@ -106,11 +123,18 @@ def validate_settings(s: TrainSettings, *, n_train: int | None = None) -> None:
         problems += _dp_problems(s, n_train)
     if s.certified is not None:
         k = s.certified.partitions
+        c = s.certified
+        if c.method not in ("dpa", "bagging"):
+            problems.append(f"--method must be dpa or bagging, got {c.method!r}")
+        if c.bag_size is not None and (c.method != "bagging" or c.bag_size < 1):
+            problems.append(f"--bag-size is a positive bagging setting, got {c.bag_size} with method {c.method!r}")
+        if not (0 < c.alpha < 1):
+            problems.append(f"--alpha must be in (0, 1), got {c.alpha}")
         if s.model not in ("logreg", "tree"):
             problems.append(f"--certified trains logreg or tree base models, not {s.model!r}")
         if k < 2:
             problems.append(f"--partitions must be at least 2, got {k}")
-        elif n_train is not None and k > n_train:
+        elif n_train is not None and k > n_train and c.method == "dpa":
             problems.append(f"--partitions {k} is more than the {n_train} training rows; most partitions would be empty")
     if problems:
         raise InputError("invalid training settings: " + "; ".join(problems))
