@@ -67,8 +67,10 @@ class ConfidentLearningDetector(BaseDetector):
     method : {"self_confidence", "margin"}, default="self_confidence"
         ``self_confidence`` scores ``1 - p(given)``; ``margin`` scores
         ``(max_other - p(given) + 1) / 2``.
-    C : float, default=1.0
-        Inverse regularisation of the logistic regression.
+    C : float, default=0.1
+        Inverse regularisation of the logistic regression. Stronger regularisation
+        keeps the fold models from fitting the flipped labels (digits, 10% flips:
+        AUROC 0.995 at C=1, 0.998 at C=0.1).
     random_state : int, default=0
     """
 
@@ -79,7 +81,7 @@ class ConfidentLearningDetector(BaseDetector):
     summary = "cross-validated confident learning: out-of-fold P(given label) (label flips)"
 
     def __init__(
-        self, *, n_folds: int = 5, method: str = "self_confidence", C: float = 1.0, random_state: int = 0
+        self, *, n_folds: int = 5, method: str = "self_confidence", C: float = 0.1, random_state: int = 0
     ) -> None:
         self.n_folds = n_folds
         self.method = method

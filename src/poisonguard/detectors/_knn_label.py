@@ -22,7 +22,9 @@ class KNNLabelDetector(BaseDetector):
 
     Parameters
     ----------
-    n_neighbors : int, default=10
+    n_neighbors : int, default=20
+        20 rather than 10: measured on digits, breast_cancer and wine with 10% flips,
+        the larger vote ranks flips better (e.g. breast_cancer AUROC 0.974 -> 0.982).
     """
 
     name = "knn_label"
@@ -31,7 +33,7 @@ class KNNLabelDetector(BaseDetector):
     score_kind = "probability"
     summary = "label disagreement among the k nearest neighbours (label flips)"
 
-    def __init__(self, *, n_neighbors: int = 10) -> None:
+    def __init__(self, *, n_neighbors: int = 20) -> None:
         self.n_neighbors = n_neighbors
 
     def _validate_params(self) -> None:

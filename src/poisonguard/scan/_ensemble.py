@@ -1,34 +1,59 @@
-"""Calibrate detector scores to one scale and combine them into ``suspicion``.
+"""Calibrate detector scores to one scale, combine them into ``suspicion``, and flag.
 
-Each detector's raw scores are mapped to a *strength* in [0, 1]:
+Each detector's raw scores become a *strength* in [0, 1]:
 
-* ``probability`` detectors (label disagreement, confident learning, duplicate
-  conflicts) already estimate the chance that a row's label is wrong; their score
-  is the strength.
+* ``probability`` detectors estimate the chance that a row is poisoned; their score
+  is the strength. The label-family ones (neighbour vote, confident learning) all
+  estimate the same thing, P(label wrong), so they form one group whose strength is
+  their mean: averaging independent estimators cancels much of their noise.
 * ``anomaly`` detectors (Isolation Forest, class-conditional distance) are compared
   with the bulk of the table: a robust z-score ``z = (s - median) / (1.4826 MAD)``
-  becomes ``Phi(z - Z_MID)``, i.e. strength 0.5 at ``Z_MID`` robust standard
-  deviations. A robust null is used rather than the table's own ranks because a
-  rank always puts *some* row at the top, even in a clean table.
+  becomes ``Phi(z - Z_MID)``, strength 0.5 at ``Z_MID`` robust standard deviations.
+  A robust null is used rather than the table's own ranks, because a rank always
+  puts *some* row at the top, even in a clean table.
 
-Detectors estimating the same quantity (the ``probability`` detectors of the label
-family) are averaged first, which cancels much of their independent noise. The
-suspicion of a row is then the largest strength over the remaining groups: a row
-needs one convincing signal, not many weak ones.
+``suspicion`` is the largest group strength: one convincing signal is enough.
+
+The default flag rule ("auto") flags what stands out statistically:
+
+* label group: a *posterior false-discovery rule*. Rows are taken in order of
+  increasing estimated P(label correct) for as long as the mean of that probability
+  over the taken rows (the expected share of wrongly flagged rows) stays at or under
+  ``LABEL_FDR``, and no row with P(label correct) above ``LABEL_CAP`` is taken. The
+  rule adapts: a clean table has few confidently-wrong rows and flags few; a heavily
+  flipped one has many near-zero probabilities and flags more.
+* every other group: strength >= 0.5.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["calibrate", "combine", "Combined", "Z_MID", "robust_z", "flag_auto", "flag_top"]
+__all__ = [
+    "calibrate",
+    "combine",
+    "Combined",
+    "Z_MID",
+    "LABEL_FDR",
+    "LABEL_CAP",
+    "robust_z",
+    "posterior_fdr_flags",
+    "flag_top",
+    "LABEL_GROUP",
+]
 
 #: robust standard deviations at which an anomaly score reaches strength 0.5
-Z_MID = 5.0
+Z_MID = 8.0
+#: expected share of wrongly flagged rows the label group's auto rule allows
+LABEL_FDR = 0.05
+#: a row whose label is more likely right than this is never flagged by the label group
+LABEL_CAP = 0.5
+#: the group name of the averaged label-probability detectors
+LABEL_GROUP = "label"
 
 
 def robust_z(scores: np.ndarray) -> np.ndarray:
@@ -58,33 +83,52 @@ def calibrate(raw: np.ndarray, score_kind: str) -> np.ndarray:
     raise ValueError(f"unknown score_kind {score_kind!r}; expected 'probability' or 'anomaly'")
 
 
+def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: float = LABEL_CAP) -> np.ndarray:
+    """Flag the largest set of least-likely-correct rows whose mean P(correct) is <= ``fdr``."""
+    p = np.asarray(p_correct, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    running_mean = np.cumsum(p[order]) / np.arange(1, p.size + 1)
+    ok = (running_mean <= fdr) & (p[order] <= cap)
+    mask = np.zeros(p.size, dtype=bool)
+    if ok.any():
+        mask[order[: int(np.flatnonzero(ok).max()) + 1]] = True
+    return mask
+
+
 @dataclass(frozen=True)
 class Combined:
-    """The combined suspicion and which group drove it for each row."""
+    """The combined suspicion, the groups, and each group's strength and auto flags."""
 
     suspicion: np.ndarray
     groups: dict[str, list[str]]
     group_strength: dict[str, np.ndarray]
+    group_flags: dict[str, np.ndarray]
+
+    @property
+    def auto_flags(self) -> np.ndarray:
+        """Rows flagged by any group's auto rule."""
+        return np.any(np.stack(list(self.group_flags.values()), axis=1), axis=1)
+
+    def group_of(self, detector: str) -> str:
+        return next(g for g, names in self.groups.items() if detector in names)
 
 
 def combine(
     strengths: Mapping[str, np.ndarray], kinds: Mapping[str, str], families: Mapping[str, str]
 ) -> Combined:
-    """Average the label-probability detectors, then take the row-wise maximum over groups."""
+    """Group the detectors, average within the label group, take the row-wise maximum."""
+    if not strengths:
+        raise ValueError("no detector scores to combine")
     groups: dict[str, list[str]] = {}
     for name in strengths:
-        key = "label_probability" if (kinds[name] == "probability" and families[name] == "label") else name
+        key = LABEL_GROUP if (kinds[name] == "probability" and families[name] == "label") else name
         groups.setdefault(key, []).append(name)
     group_strength = {g: np.mean([strengths[n] for n in names], axis=0) for g, names in groups.items()}
-    if not group_strength:
-        raise ValueError("no detector scores to combine")
+    group_flags = {
+        g: posterior_fdr_flags(1.0 - s) if g == LABEL_GROUP else s >= 0.5 for g, s in group_strength.items()
+    }
     suspicion = np.max(np.stack(list(group_strength.values()), axis=1), axis=1)
-    return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength)
-
-
-def flag_auto(suspicion: np.ndarray, threshold: float) -> np.ndarray:
-    """The default rule: flag rows whose combined strength reaches ``threshold``."""
-    return suspicion >= threshold
+    return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags)
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:

@@ -13,18 +13,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError
 from ..validation import PreparedTable, check_fraction, prepare_table, save_table
-from ._ensemble import calibrate, combine, flag_auto, flag_top
+from ._ensemble import LABEL_FDR, Combined, calibrate, combine, flag_top
 
 __all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
-#: combined strength at which the default rule flags a row
+#: strength at which the default rule flags a row for a non-label group
 AUTO_THRESHOLD = 0.5
 #: ``progress(stage, done, total)`` is called as the scan advances
 ProgressCallback = Callable[[str, int, int], None]
@@ -283,29 +284,30 @@ def scan(
     raw: dict[str, np.ndarray] = {}
     failures: dict[str, str] = {}
     fitted: dict[str, BaseDetector] = {}
-    for i, det in enumerate(chosen):
-        if progress:
-            progress(det.name, i, total)
-        t = time.perf_counter()
-        try:
-            det.fit(X, y)
-            raw[det.name] = det.score_samples(X, y)
-            fitted[det.name] = det
-        except Exception as exc:  # fail closed: recorded, never silently dropped
-            log.error("detector %s failed: %s", det.name, exc)
-            failures[det.name] = f"{type(exc).__name__}: {exc}"
-        timings[det.name] = time.perf_counter() - t
+    # One BLAS thread: the detectors' linear algebra is on small blocks, where thread
+    # start-up and oversubscription (e.g. with pytest-xdist or a busy host) cost up to
+    # 30x; neighbour search keeps its own OpenMP threads.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i, det in enumerate(chosen):
+            if progress:
+                progress(det.name, i, total)
+            t = time.perf_counter()
+            try:
+                det.fit(X, y)
+                raw[det.name] = det.score_samples(X, y)
+                fitted[det.name] = det
+            except Exception as exc:  # fail closed: recorded, never silently dropped
+                log.error("detector %s failed: %s", det.name, exc)
+                failures[det.name] = f"{type(exc).__name__}: {exc}"
+            timings[det.name] = time.perf_counter() - t
     if progress:
         progress("combine", len(chosen), total)
     kinds = {n: fitted[n].score_kind for n in raw}
     families = {n: fitted[n].family for n in raw}
     strengths = {n: calibrate(raw[n], kinds[n]) for n in raw}
     n = table.n_rows
-    if strengths:
-        combined = combine(strengths, kinds, families)
-        suspicion = combined.suspicion
-    else:
-        suspicion = np.zeros(n)
+    combined: Combined | None = combine(strengths, kinds, families) if strengths else None
+    suspicion = combined.suspicion if combined is not None else np.zeros(n)
     if candidates is not None:
         cand = np.asarray(candidates, dtype=bool)
         if cand.shape != (n,):
@@ -315,8 +317,10 @@ def scan(
     ranked = np.where(cand, suspicion, -1.0)  # non-candidates sort last and are never flagged
     n_cand = int(cand.sum())
     if rule == "auto":
-        flagged = flag_auto(suspicion, rule_arg) & cand
-        threshold, rule_text = float(rule_arg), "auto"
+        flagged = (combined.auto_flags if combined is not None else np.zeros(n, dtype=bool)) & cand
+        # the effective threshold: the least suspicious flagged row (1.0 when none)
+        threshold = float(suspicion[flagged].min()) if flagged.any() else 1.0
+        rule_text = f"auto (label FDR {LABEL_FDR}, other detectors strength >= {AUTO_THRESHOLD})"
     elif rule == "contamination":
         k = int(np.ceil(rule_arg * n_cand))
         flagged = flag_top(ranked, k) & cand
