@@ -66,6 +66,18 @@ def test_certified_train_and_certify(tmp_path, data, capsys):
     assert "prediction,radius" in capsys.readouterr().out
 
 
+def test_bagging_certificate_cli(tmp_path, data, capsys):
+    out = tmp_path / "m"
+    code = main(["train", str(data), "--label", "y", "--out", str(out), "--certified", "--method", "bagging",
+                 "--partitions", "30", "--bag-size", "40"])
+    assert code == 0
+    assert "bagging (bags of 40" in capsys.readouterr().out
+    assert main(["certify", str(out), str(data), "--out", str(tmp_path / "c")]) == 0
+    assert "bagging: radius" in capsys.readouterr().out
+    rows = pd.read_csv(tmp_path / "c" / "certificates.csv")
+    assert rows["radius"].min() >= -1
+
+
 def test_privacy_sweep_with_flip_attack(tmp_path, data, capsys):
     out = tmp_path / "s"
     code = main(["privacy-sweep", str(data), "--label", "y", "--epsilons", "4,none", "--epochs", "2",
@@ -96,6 +108,8 @@ def test_privacy_sweep_with_flip_attack(tmp_path, data, capsys):
         (["--label", "y", "--certified", "--partitions", "1"], "--partitions must be at least 2"),
         (["--label", "y", "--certified", "--model", "mlp"], "base models"),
         (["--label", "y", "--hidden", "a,b"], "--hidden"),
+        (["--label", "y", "--method", "bagging"], "need --certified"),
+        (["--label", "y", "--certified", "--method", "vote"], "--method must be dpa or bagging"),
     ],
 )
 def test_train_bad_inputs(tmp_path, data, capsys, extra, match):
@@ -113,5 +127,6 @@ def test_other_bad_inputs(tmp_path, data, capsys):
     assert main(["privacy-sweep", str(data), "--label", "y", "--epsilons", "1,-2"]) == 2
     assert main(["privacy-sweep", str(data), "--label", "y", "--attack", "nuke"]) == 2
     assert main(["privacy-sweep", str(data), "--label", "y", "--model", "gbdt"]) == 2
+    assert main(["privacy-sweep", str(data), "--label", "y", "--attack", "backdoor", "--image-shape", "8by8"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "not empty" in err and "--certified" in err and "positive" in err

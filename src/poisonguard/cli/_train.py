@@ -185,6 +185,7 @@ def privacy_sweep_cmd(
     attack: Optional[str] = typer.Option(None, "--attack", help="flip | backdoor."),
     rate: float = typer.Option(0.1, "--rate", help="Attack: fraction of training rows poisoned."),
     target: Optional[str] = typer.Option(None, "--target", help="Backdoor: target class."),
+    image_shape: Optional[str] = typer.Option(None, "--image-shape", help="Backdoor: pixel grid, e.g. 8x8 (patch trigger)."),
     delta: float = typer.Option(1e-5, "--delta"),
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm"),
     accountant: str = typer.Option("rdp", "--accountant", help="rdp | prv."),
@@ -203,11 +204,18 @@ def privacy_sweep_cmd(
         raise InputError(f"--attack must be flip or backdoor, got {attack!r}")
     if target is not None and attack != "backdoor":
         raise InputError("--target is a backdoor setting; pass --attack backdoor")
+    shape = None
+    if image_shape is not None:
+        try:
+            h, w = (int(v) for v in image_shape.lower().split("x"))
+        except ValueError as exc:
+            raise InputError(f"--image-shape must look like 8x8, got {image_shape!r}") from exc
+        shape = (h, w)
     settings = TrainSettings(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     res = privacy_sweep(
         data, label=label, epsilons=_epsilons(epsilons), settings=settings, delta=delta,
         max_grad_norm=max_grad_norm, accountant=accountant, attack=attack, attack_rate=rate,
-        target=target, repeats=repeats,
+        target=target, image_shape=shape, repeats=repeats,
     )
     paths = res.write(out)
     console.print(res.to_markdown(), highlight=False, markup=False)

@@ -93,7 +93,7 @@ class TrainedModel:
     Attributes
     ----------
     kind : str
-        ``"sklearn-linear"``, ``"torch"``, ``"skops"`` or ``"dpa"``.
+        ``"sklearn-linear"``, ``"torch"``, ``"skops"``, ``"dpa"`` or ``"bagging"``.
     classes : ndarray
         Original label values; prediction code ``i`` means ``classes[i]``.
     features : list of str
