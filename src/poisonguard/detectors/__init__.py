@@ -15,6 +15,7 @@ from ._base import (
     register,
     resolve_settings,
 )
+from ._backdoor_spectral import BackdoorSpectralDetector
 from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
 from ._confident import ConfidentLearningDetector
@@ -31,6 +32,7 @@ __all__ = [
     "get_detector",
     "register",
     "resolve_settings",
+    "BackdoorSpectralDetector",
     "BackdoorTriggerDetector",
     "ClassOutlierDetector",
     "ConfidentLearningDetector",
