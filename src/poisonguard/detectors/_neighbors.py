@@ -1,8 +1,12 @@
 """Nearest-neighbour search shared by the neighbour-based detectors.
 
 Exact search is used up to ``EXACT_MAX_ROWS`` rows. Above that, exact all-pairs
-search grows quadratically (13 s alone at 100k x 32 on 2 cores), so an HNSW graph
-from faiss is used when it is installed; its cost grows about n log n.
+search grows quadratically (13 s alone at 100k x 32 on 2 cores), so faiss's
+inverted-file index is used: ``4 sqrt(n)`` k-means cells, each query probing the
+``IVF_PROBES`` nearest cells, which costs about ``n^1.5`` distance evaluations instead of
+``n^2``. Measured at 100k x 32 (synthetic, busy host): recall of the 21 true
+neighbours 0.83 at a quarter of the time an HNSW graph with recall 0.99 took. A
+neighbour *vote* needs a representative neighbourhood, not the exact one.
 
 The last graph computed is memoised by the fingerprint of the matrix, so several
 detectors in one scan share one search instead of repeating it. The memo never
@@ -23,9 +27,10 @@ __all__ = ["Neighbours", "self_neighbours", "query_neighbours", "EXACT_MAX_ROWS"
 
 log = logging.getLogger(__name__)
 EXACT_MAX_ROWS = 20_000
-_HNSW_M = 32
-_HNSW_EF_CONSTRUCTION = 64
-_HNSW_EF_SEARCH = 64
+IVF_PROBES = 32
+#: the memoised graph always holds at least this many neighbours, so detectors
+#: asking for different k share one search
+MIN_GRAPH_K = 20
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,16 @@ def _search(ref: np.ndarray, query: np.ndarray, k: int) -> Neighbours:
         ref32 = np.ascontiguousarray(ref, dtype=np.float32)
         q32 = np.ascontiguousarray(query, dtype=np.float32)
         if ref.shape[0] > EXACT_MAX_ROWS:
-            index = faiss.IndexHNSWFlat(ref.shape[1], _HNSW_M)
-            index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+            nlist = int(4 * np.sqrt(ref.shape[0]))
+            quantizer = faiss.IndexFlatL2(ref.shape[1])
+            index = faiss.IndexIVFFlat(quantizer, ref.shape[1], nlist)
+            n_train = min(ref.shape[0], 40 * nlist)
+            sample = np.random.default_rng(0).choice(ref.shape[0], n_train, replace=False)
+            index.cp.seed = 0
+            index.cp.min_points_per_centroid = 1
+            index.train(ref32[np.sort(sample)])
             index.add(ref32)
-            index.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * k)
+            index.nprobe = min(IVF_PROBES, nlist)
             exact = False
         else:
             index = faiss.IndexFlatL2(ref.shape[1])
@@ -96,7 +107,8 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
         hit = _memo.get(fp)
     if hit is not None and hit.indices.shape[1] >= k_eff:
         return Neighbours(indices=hit.indices[:, :k_eff], distances=hit.distances[:, :k_eff], exact=hit.exact)
-    raw = _search(X, X, k_eff + 1)
+    k_graph = min(max(k_eff, MIN_GRAPH_K), X.shape[0] - 1)
+    raw = _search(X, X, k_graph + 1)
     n = X.shape[0]
     rows = np.arange(n)[:, None]
     is_self = raw.indices == rows
@@ -104,14 +116,14 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
     drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), raw.indices.shape[1] - 1)
     keep = np.ones_like(raw.indices, dtype=bool)
     keep[np.arange(n), drop] = False
-    idx = raw.indices[keep].reshape(n, -1)[:, :k_eff]
-    dist = raw.distances[keep].reshape(n, -1)[:, :k_eff]
-    out = Neighbours(indices=idx, distances=dist, exact=raw.exact)
+    idx = raw.indices[keep].reshape(n, -1)[:, :k_graph]
+    dist = raw.distances[keep].reshape(n, -1)[:, :k_graph]
+    graph = Neighbours(indices=idx, distances=dist, exact=raw.exact)
     with _memo_lock:
         if len(_memo) >= 2:  # bounded: big tables must not pile up graphs
             _memo.pop(next(iter(_memo)))
-        _memo[fp] = out
-    return out
+        _memo[fp] = graph
+    return Neighbours(indices=idx[:, :k_eff], distances=dist[:, :k_eff], exact=raw.exact)
 
 
 def query_neighbours(ref: np.ndarray, query: np.ndarray, k: int) -> Neighbours:
