@@ -131,9 +131,28 @@ def _print_summary(result: ScanResult, summary: dict[str, Any], *, since: str | 
         for r in src.itertuples(index=False):
             st.add_row(str(r.source), str(r.rows), str(r.flagged), f"{r.flag_rate:.2%}")
         console.print(st)
+    _print_presence(result)
     for w in result.warnings:
         err_console.print(f"poisonguard: warning: {w}", highlight=False)
     console.print(f"wrote {summary['outputs']['suspicious']}" + (f" and {summary['outputs']['scores']}" if summary["outputs"]["scores"] else ""))
+
+
+def _print_presence(result: ScanResult) -> None:
+    """One line per detector that runs a per-class presence test, plus one per class judged poisoned."""
+    for name, info in result.detector_info.items():
+        presence = info.get("presence") if isinstance(info, dict) else None
+        if not presence:
+            continue
+        yes = [p for p in presence if p.get("poisoned")]
+        console.print(f"[bold]{name}[/] presence test: poisoned subpopulation in {len(yes)} of {len(presence)} classes")
+        for p in sorted(yes, key=lambda p: p.get("p_value", 1.0)):
+            k = int(p.get("label", -1))
+            label = str(result.table.classes[k]) if 0 <= k < len(result.table.classes) else str(k)
+            console.print(
+                f"  class {label}: {p.get('statistic_name', 'statistic')} = {float(p.get('statistic', 0)):.3g}, "
+                f"p = {float(p.get('p_value', 1)):.2g} < {float(p.get('threshold', 0)):.2g}; {p.get('detail', '')}",
+                highlight=False, markup=False,
+            )
 
 
 @app.command("detectors")
