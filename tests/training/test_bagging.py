@@ -56,9 +56,9 @@ def test_bounds_are_conservative():
 
 
 def test_bagging_trains_saves_and_certifies(tmp_path, digits_small):
-    s = TrainSettings(model="logreg", certified=CertifiedSettings(partitions=40, method="bagging", bag_size=60))
+    s = TrainSettings(model="logreg", certified=CertifiedSettings(partitions=20, method="bagging", bag_size=80))
     m = train_model(digits_small, label="label", settings=s)
-    assert m.kind == "bagging" and len(m.members) == 40
+    assert m.kind == "bagging" and len(m.members) == 20
     save_model(m, tmp_path / "m")
     res = certify(load_model(tmp_path / "m"), digits_small)
     assert res.method == "bagging"

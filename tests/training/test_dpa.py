@@ -168,7 +168,7 @@ def test_certificate_survives_worst_case_poisoning_and_is_tight(digits_small):
     model = train_model(train, label="label", settings=SETTINGS)
     res = certify(model, test)
     rng = np.random.default_rng(0)
-    picked = rng.choice(len(test), size=6, replace=False)
+    picked = rng.choice(len(test), size=5, replace=False)
     flipped_beyond = 0
     for i in picked:
         x = test.loc[i, FEATS]

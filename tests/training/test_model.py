@@ -120,6 +120,7 @@ def test_pickled_arrays_are_refused_even_with_a_valid_manifest(saved):
         load_model(saved)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_torch_pickle_payload_is_refused(tmp_path, blobs):
     import pickle
 
