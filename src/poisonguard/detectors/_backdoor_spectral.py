@@ -12,8 +12,9 @@ So each candidate cluster must pass a **presence test** with three parts:
    ``min_bic_gain`` in BIC, with a small component of at least ``min_cluster`` rows
    and at most ``max_cluster_fraction`` of the class. Its members form the candidate.
 2. *disagreement*: a logistic regression trained **without** the candidate predicts
-   another class for most of its rows (binomial test against the class's other rows,
-   effect at least ``min_effect``). Poisoned rows look like their source class; a
+   another class for most of its rows once the features on which at least half of
+   the cluster shares a value are masked (clusters without such a value stop here) (binomial test against the class's other rows,
+   relative effect at least ``min_effect``). Poisoned rows look like their source class; a
    natural sub-population of ``t`` still looks like ``t``.
 3. *shared trigger*: the disagreeing rows share one value pattern (features on which
    at least ``min_share`` of them carry the same value, within 0.05 standard
@@ -28,7 +29,7 @@ p-values are Bonferroni-corrected over all candidates (classes x directions). On
 classes judged poisoned get non-zero scores: for a row of such a class, its
 membership of the cluster (1 when it carries the pattern, else the posterior of the
 small mixture component along the direction) times ``1 - p(label)`` under the model
-trained without the cluster, an estimate of P(poisoned) (``score_kind = "probability"``).
+trained without the cluster, with the pattern's features masked, an estimate of P(poisoned) (``score_kind = "probability"``).
 
 Limits: a trigger whose exact values are common in clean rows (a 2x2 patch of
 maximum ink at the centre of a digit: 3% of clean digits carry it) fails part 3, on
@@ -83,6 +84,10 @@ _BOTH_SIDES = 0.3
 _TOL = 0.05
 #: a shared value carried by more than this share of the other rows is background, not a trigger
 _COMMON = 0.5
+#: share of a candidate cluster that must carry a value before the costlier tests run
+_PRESCREEN = 0.5
+#: rows used to fit each test's model trained without the cluster
+_TEST_ROWS = 10000
 
 
 def _gmm_1d(z: np.ndarray, random_state: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -127,7 +132,8 @@ class BackdoorSpectralDetector(BaseDetector):
     alpha : float, default=0.01
         Family-wise error of the presence tests.
     min_effect : float, default=0.5
-        The cluster's disagreement rate must exceed the class's other rows' by this much.
+        The cluster's disagreement rate must exceed the class's other rows' rate ``r0``
+        by at least ``min_effect * (1 - r0)`` (half the way to total disagreement).
     min_share : float, default=0.9
         Share of the cluster's disagreeing rows that must carry the shared value pattern.
     max_carrier_rate : float, default=0.002
@@ -316,7 +322,7 @@ class BackdoorSpectralDetector(BaseDetector):
         from sklearn.model_selection import StratifiedKFold
 
         n = Z.shape[0]
-        cap = int(self.max_fit_rows)
+        cap = min(int(self.max_fit_rows), _TEST_ROWS)
         out_mask = np.ones(n, dtype=bool)
         out_mask[members] = False
         pool = np.flatnonzero(out_mask)
@@ -325,24 +331,38 @@ class BackdoorSpectralDetector(BaseDetector):
                                 1.0, 1.0, False)
         if np.unique(y[train]).size < 2:
             return empty, None
+        # pre-screen: without a value pattern shared by at least half the cluster there is no trigger to find
+        pre, _, _, _ = self._shared_pattern(X, members, out_mask, min_share=_PRESCREEN)
+        if pre.size == 0:
+            return empty, None
+        # the pattern's features are masked (others' median) so the trigger cannot vouch for the label
+        oth = np.flatnonzero(out_mask)
+        oth = oth if oth.size <= 5000 else rng.choice(oth, 5000, replace=False)
+        fill = np.median(X[oth][:, pre], axis=0)
+
+        def masked(idx: np.ndarray) -> np.ndarray:
+            Xm = X[idx].copy()
+            Xm[:, pre] = fill
+            return self._represent(Xm)
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lr = self._lr().fit(Z[train], y[train])
-        pred = lr.classes_[np.argmax(lr.predict_proba(Z[members]), axis=1)]
+        pred = lr.classes_[np.argmax(lr.predict_proba(masked(members)), axis=1)]
         dis = pred != c
         k1, n1 = int(dis.sum()), int(members.size)
         rest = np.setdiff1d(rows, members)
         rest_s = rest if rest.size <= 5000 else rng.choice(rest, 5000, replace=False)
-        pr = lr.classes_[np.argmax(lr.predict_proba(Z[rest_s]), axis=1)]
+        pr = lr.classes_[np.argmax(lr.predict_proba(masked(rest_s)), axis=1)]
         k0, n0 = int((pr != c).sum()), int(rest_s.size)
         null = (k0 + 1.0) / (n0 + 2.0)
         p_dis = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
         effect = k1 / max(n1, 1) - null
         base = dict(label=c, direction=j, n_rows=int(rows.size), n_cluster=n1, bic_gain=float(mix[4]),
                     n_disagree=k1, null_rate=float(null), p_disagree=p_dis)
-        if k1 < int(self.min_cluster) or effect < float(self.min_effect) or p_dis >= level:
+        if k1 < int(self.min_cluster) or effect < float(self.min_effect) * (1.0 - null) or p_dis >= level:
             return SpectralCluster(**base, source_classes=(), auc=0.5, p_trigger=1.0, p_value=max(p_dis, 1.0 if
-                                   effect < float(self.min_effect) else p_dis), present=False), None
+                                   effect < float(self.min_effect) * (1.0 - null) else p_dis), present=False), None
         # shared trigger: the disagreeing rows vs real rows of the classes they look like
         pos = members[dis]
         src = pred[dis]
@@ -385,14 +405,14 @@ class BackdoorSpectralDetector(BaseDetector):
         cl = SpectralCluster(**base, source_classes=sources, auc=auc, p_trigger=p_trig, p_value=pv,
                              pattern_features=tuple(int(f) for f in feats), pattern_values=tuple(float(v) for v in vals),
                              pattern_share=float(share), pattern_rate_others=float(rate0), present=present)
-        return cl, lr
+        return cl, (lr, pre, fill)
 
-    def _shared_pattern(self, X: np.ndarray, rows: np.ndarray, others: np.ndarray):
+    def _shared_pattern(self, X: np.ndarray, rows: np.ndarray, others: np.ndarray, *, min_share: float | None = None):
         """Features on which ``rows`` share one value, the joint share carrying them all, and the other rows' rate."""
         Xr = X[rows]
         v = np.median(Xr, axis=0)
         share_f = (np.abs(Xr - v) <= _TOL).mean(axis=0)
-        feats = np.flatnonzero(share_f >= float(self.min_share))
+        feats = np.flatnonzero(share_f >= float(self.min_share if min_share is None else min_share))
         if feats.size == 0:
             return feats, v[feats], 0.0, 1.0
         oth = np.flatnonzero(others)
@@ -432,11 +452,13 @@ class BackdoorSpectralDetector(BaseDetector):
             w, mu, var, small = self.mixtures_[key]
             z = (Z[rows] - self.centres_[cl.label]) @ self.directions_[cl.label][cl.direction]
             post = _posterior(z, w, mu, var, small)
-            lr = self.trigger_models_[key]
+            lr, pre, fill = self.trigger_models_[key]
+            Xm = X[rows].copy()
+            Xm[:, pre] = fill
             pk = np.zeros(rows.size)
             hit = lr.classes_ == cl.label
             if hit.any():
-                pk = lr.predict_proba(Z[rows])[:, np.flatnonzero(hit)[0]]
+                pk = lr.predict_proba(self._represent(Xm))[:, np.flatnonzero(hit)[0]]
             trig = 1.0 - pk  # the model trained without the cluster: P(not its label)
             f = np.array(cl.pattern_features, dtype=np.int64)
             carries = (np.abs(X[rows][:, f] - np.array(cl.pattern_values)) <= _TOL).all(axis=1)
