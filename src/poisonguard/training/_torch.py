@@ -73,8 +73,8 @@ def fit_torch(
     torch.manual_seed(seed)
     arch = {"n_in": int(X.shape[1]), "hidden": [int(h) for h in hidden], "n_out": int(n_classes)}
     model = build_net(arch)
-    Xt = torch.as_tensor(X, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.long)
+    Xt = torch.tensor(np.asarray(X, dtype=np.float32))  # copies: inputs may be read-only views
+    yt = torch.tensor(np.asarray(y, dtype=np.int64))
     ds = torch.utils.data.TensorDataset(Xt, yt)
     gen = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, generator=gen)
