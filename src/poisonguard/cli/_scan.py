@@ -86,7 +86,7 @@ def scan_cmd(
         with open_store(db) as store:
             info = record_scan(store, ledger, {"n_rows": result.n_rows, "n_flagged": result.n_flagged, **summary},
                                rates or None, key=key)
-        summary["ledger"] = {"version": ledger, "scan": getattr(info, "scan_id", None) or str(info)}
+        summary["ledger"] = {"version": info.version_id, "entry": info.entry_seq}
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
