@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from poisonguard.errors import DataError, InputError, IntegrityError, NotFoundError

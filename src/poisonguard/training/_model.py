@@ -19,7 +19,7 @@ from ..errors import DataError, InputError, IntegrityError
 from ..validation import as_frame, prepare_table
 from . import _io
 from ._dpa import assign_partitions, dpa_radius, in_validation, row_hashes, vote_counts
-from ._settings import CertifiedSettings, DPSettings, TrainSettings, validate_settings
+from ._settings import TrainSettings, validate_settings
 
 __all__ = ["TrainedModel", "train_model", "save_model", "load_model", "data_digest", "ledger_version_for"]
 
