@@ -218,5 +218,5 @@ def privacy_sweep_cmd(
         target=target, image_shape=shape, repeats=repeats,
     )
     paths = res.write(out)
-    console.print(res.to_markdown(), highlight=False, markup=False)
+    typer.echo(res.to_markdown())  # plain stdout: rich would wrap the table's long lines
     console.print(f"wrote {paths['csv']}, {paths['md']} and {paths['plot']}", highlight=False)
