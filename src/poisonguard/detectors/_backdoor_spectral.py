@@ -26,10 +26,12 @@ So each candidate cluster must pass a **presence test** with three parts:
    real rows of the classes they look like is reported as supporting evidence.
 
 p-values are Bonferroni-corrected over all candidates (classes x directions). Only
-classes judged poisoned get non-zero scores: for a row of such a class, its
-membership of the cluster (1 when it carries the pattern, else the posterior of the
-small mixture component along the direction) times ``1 - p(label)`` under the model
-trained without the cluster, with the pattern's features masked, an estimate of P(poisoned) (``score_kind = "probability"``).
+classes judged poisoned get non-zero scores, estimates of P(poisoned)
+(``score_kind = "probability"``): a row of such a class that carries the pattern gets
+the larger of ``1 - p(label)`` under the model trained without the cluster (pattern
+features masked) and the carriers' purity ``1 - (expected natural carriers + 1) /
+carriers`` (natural carriers expected at the other rows' rate); any other row of the
+class gets its posterior in the small mixture component times ``1 - p(label)``.
 
 Limits: a trigger whose exact values are common in clean rows (a 2x2 patch of
 maximum ink at the centre of a digit: 3% of clean digits carry it) fails part 3, on
@@ -76,6 +78,7 @@ class SpectralCluster:
     pattern_values: tuple[float, ...] = ()
     pattern_share: float = 0.0
     pattern_rate_others: float = 1.0
+    carrier_purity: float = 0.0  # 1 - expected natural carriers in the class / observed carriers
 
 
 #: smaller mixture weight above which both components are tested
@@ -402,7 +405,13 @@ class BackdoorSpectralDetector(BaseDetector):
             max(p_dis, p_pat) < level and feats.size > 0
             and share >= float(self.min_share) and rate0 <= float(self.max_carrier_rate)
         )
+        purity = 0.0
+        if feats.size:
+            car_c = int((np.abs(X[rows][:, feats] - vals) <= _TOL).all(axis=1).sum())
+            expected = rate0 * max(rows.size - car_c, 0) + 1.0
+            purity = float(np.clip(1.0 - expected / max(car_c, 1), 0.0, 1.0))
         cl = SpectralCluster(**base, source_classes=sources, auc=auc, p_trigger=p_trig, p_value=pv,
+                             carrier_purity=purity,
                              pattern_features=tuple(int(f) for f in feats), pattern_values=tuple(float(v) for v in vals),
                              pattern_share=float(share), pattern_rate_others=float(rate0), present=present)
         return cl, (lr, pre, fill)
@@ -462,8 +471,10 @@ class BackdoorSpectralDetector(BaseDetector):
             trig = 1.0 - pk  # the model trained without the cluster: P(not its label)
             f = np.array(cl.pattern_features, dtype=np.int64)
             carries = (np.abs(X[rows][:, f] - np.array(cl.pattern_values)) <= _TOL).all(axis=1)
+            # a carrier of a (nearly) exclusive pattern in the class is poisoned unless it is one of the few
+            # natural carriers expected at the other rows' rate
+            s = np.where(carries, np.maximum(trig, cl.carrier_purity), post * trig)
             post = np.where(carries, 1.0, post)
-            s = post * trig
             better = s > score[rows]
             r = rows[better]
             score[r] = s[better]
