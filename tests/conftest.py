@@ -1,0 +1,52 @@
+"""Shared fixtures: small digits tables (clean and 10% label flips), one BLAS/OpenMP thread.
+
+The tables are session-scoped and must be treated as read-only: copy before mutating.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Small matrices everywhere: one thread per pytest-xdist worker avoids oversubscription.
+# Set before numpy/sklearn start their thread pools (conftest is imported first).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from poisonguard.attacks import flip_labels  # noqa: E402
+from poisonguard.datasets import load_dataset  # noqa: E402
+
+#: rows of the small digits subset used by the fast tests
+SMALL_DIGITS_ROWS = 600
+
+
+@dataclass(frozen=True)
+class Flipped:
+    """A poisoned copy of a table and the ground-truth mask of flipped rows."""
+
+    frame: pd.DataFrame
+    mask: np.ndarray
+    features: list[str]
+
+
+@pytest.fixture(scope="session")
+def digits_small() -> pd.DataFrame:
+    """600 digits rows: ``px0..px63`` then an integer ``label`` column (read-only)."""
+    return load_dataset("digits", n_rows=SMALL_DIGITS_ROWS, seed=0).frame
+
+
+@pytest.fixture(scope="session")
+def digits_features(digits_small) -> list[str]:
+    return [c for c in digits_small.columns if c != "label"]
+
+
+@pytest.fixture(scope="session")
+def digits_flipped(digits_small, digits_features) -> Flipped:
+    """``digits_small`` with 10% of labels flipped (seed 0) and the mask of flipped rows."""
+    pt = flip_labels(digits_small, "label", 0.1, seed=0)
+    return Flipped(frame=pt.frame, mask=pt.mask, features=digits_features)
