@@ -81,11 +81,6 @@ def test_load_table_unreadable(tmp_path):  # pragma: no cover - tests usually ru
         load_table(p)
 
 
-@pytest.mark.xfail(
-    reason="BUG validation.load_table: the header is re-read with nrows=0, header=None, which yields no row, "
-    "so duplicate CSV headers pass and pandas silently renames the second one to 'a.1'",
-    strict=True,
-)
 def test_load_table_refuses_duplicate_csv_headers(tmp_path):
     p = _write(tmp_path / "dup.csv", "a,a,label\n1,2,0\n3,4,1\n5,6,0\n")
     with pytest.raises(InputError, match="duplicate column names: 'a'"):
@@ -165,11 +160,6 @@ def test_prepare_table_label_errors(labels, message):
     assert message in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="BUG validation._encode_labels: the single-class message formats a numpy scalar with !r, "
-    "giving 'np.int64(0)' instead of the actual value '0'",
-    strict=True,
-)
 def test_single_numeric_class_message_shows_the_plain_value():
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 0, 0]})
     with pytest.raises(DataError) as info:

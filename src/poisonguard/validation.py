@@ -6,6 +6,7 @@ consistent and give the actual values. Errors are from :mod:`poisonguard.errors`
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,8 +86,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
         except pd.errors.ParserError as exc:
             raise InputError(f"cannot parse {p} as CSV: {str(exc).strip()}") from exc
         # pandas silently renames duplicate headers to "a.1"; read the header to refuse them.
-        header = next(iter(pd.read_csv(io.StringIO(text), sep=sep, nrows=0, header=None).itertuples(index=False)), ())
-        _check_unique_columns([str(c) for c in header], p)
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+        _check_unique_columns([c.strip() for c in header], p)
     _check_unique_columns([str(c) for c in df.columns], p)
     if df.shape[1] == 0:
         raise DataError(f"{p} has no columns")
@@ -278,7 +279,8 @@ def _encode_labels(col: pd.Series, name: str, where: str) -> tuple[np.ndarray, n
         raise DataError(f"{where}: label column {name!r} is empty or NaN in {rows.size} row(s): {shown}")
     classes, codes = np.unique(col.to_numpy(), return_inverse=True)
     if classes.size < 2:
-        raise DataError(f"{where}: label column {name!r} has a single class ({classes[0]!r}); at least 2 are needed")
+        only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
+        raise DataError(f"{where}: label column {name!r} has a single class ({only!r}); at least 2 are needed")
     return codes.astype(np.int64), classes
 
 

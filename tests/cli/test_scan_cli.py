@@ -290,11 +290,6 @@ def test_corrupt_parquet_exits_2(tmp_path, capsys):
     assert f"cannot read {p} as Parquet" in _one_line_error(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(
-    reason="BUG validation.load_table: duplicate CSV headers are not detected (header re-read with nrows=0 "
-    "returns no row); pandas renames 'a' to 'a.1' and the scan runs (exit 0)",
-    strict=True,
-)
 def test_duplicate_column_names_exit_2(tmp_path, capsys):
     p = _csv(tmp_path, "a,a,label\n1,2,0\n2,3,1\n4,5,0\n6,7,1\n")
     rc = main(["scan", str(p), "--label", "label", "--detectors", "knn_label", "--out", str(tmp_path / "o.csv")])
@@ -309,11 +304,6 @@ def test_long_error_stays_on_one_line(tmp_path, capsys):
     assert err.strip().splitlines() == [f"poisonguard: error: file not found: {missing}"]
 
 
-@pytest.mark.xfail(
-    reason="BUG scan: an invalid detector setting value (checked in fit) is caught with the detector crashes, "
-    "so the CLI exits 5 'detector(s) crashed' instead of 2 with the ConfigError",
-    strict=True,
-)
 def test_bad_setting_value_is_a_usage_error(tmp_path, capsys):
     p = _csv(tmp_path, GOOD)
     rc = main(["scan", str(p), "--label", "label", "--set", "knn_label.n_neighbors=0", "--out", str(tmp_path / "o.csv")])

@@ -283,5 +283,7 @@ def resolve_settings(
         cls = detector_class(n)
         if cls.needs_label and not labeled:
             raise ConfigError(f"detector {n!r} needs labels; pass --label COL or leave it out")
-        out.append(get_detector(n, **dict(settings.get(n, {}))))
+        det = get_detector(n, **dict(settings.get(n, {})))
+        det._validate_params()  # a bad setting is a usage error, not a detector crash
+        out.append(det)
     return out
