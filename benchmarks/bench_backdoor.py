@@ -98,6 +98,9 @@ def run_cell(c: dict, seed: int = 0) -> dict:
         "n_flagged": int(fl.sum()), "scan_s": round(scan_s, 2),
         "presence": res.detector_info.get("backdoor_trigger", {}).get("poisoned_classes"),
         "trigger_auroc": float(roc_auc_score(mask, res.detector_scores["backdoor_trigger"])),
+        "spectral_presence": res.detector_info.get("backdoor_spectral", {}).get("poisoned_classes"),
+        "spectral_auroc": (float(roc_auc_score(mask, res.detector_scores["backdoor_spectral"]))
+                           if "backdoor_spectral" in res.detector_scores else None),
     }
     tab = prepare_table(pt.frame, label="label")
     X = TableEncoder().fit_transform(tab.frame, tab.features)
@@ -124,9 +127,12 @@ def clean_rows() -> list[dict]:
         d = _load(ds)
         res = poisonguard.scan(d.frame, label="label", random_state=0)
         bt = res.strengths["backdoor_trigger"].to_numpy() >= 0.5
+        bs = res.strengths["backdoor_spectral"].to_numpy() >= 0.5
         out.append({"table": ds, "rows": int(res.n_rows), "flag_rate": res.n_flagged / res.n_rows,
                     "backdoor_trigger_flag_rate": float(bt.mean()),
-                    "presence": res.detector_info.get("backdoor_trigger", {}).get("poisoned_classes")})
+                    "presence": res.detector_info.get("backdoor_trigger", {}).get("poisoned_classes"),
+                    "backdoor_spectral_flag_rate": float(bs.mean()),
+                    "spectral_presence": res.detector_info.get("backdoor_spectral", {}).get("poisoned_classes")})
     return out
 
 
@@ -142,19 +148,21 @@ def _f(v, nd=3):
 
 def markdown(rows, clean) -> str:
     anchors = [a.name for a in ANCHORS] + ["art"]
-    head = ["cell", "rate", "poisoned", "AUROC scan", "P@k", "flag rec", "flag prec"] + [f"AUROC {a}" for a in anchors] + [
+    head = ["cell", "rate", "poisoned", "AUROC scan", "AUROC backdoor_spectral", "P@k", "flag rec", "flag prec"] + [f"AUROC {a}" for a in anchors] + [
         "acc poisoned", "ASR poisoned", "acc sanitized", "ASR sanitized", "acc clean model", "ASR clean model"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        vals = [r["cell"], f"{r['rate']:.0%}", str(r["n_poisoned"]), _f(r["auroc"]), _f(r["p_at_k"]), _f(r["flag_recall"]),
+        vals = [r["cell"], f"{r['rate']:.0%}", str(r["n_poisoned"]), _f(r["auroc"]), _f(r.get("spectral_auroc")), _f(r["p_at_k"]), _f(r["flag_recall"]),
                 _f(r["flag_precision"])] + [_f(r[a]) for a in anchors] + [
             _f(r["acc_poisoned"]), _f(r["asr_poisoned"]), _f(r["acc_sanitized"]), _f(r["asr_sanitized"]),
             _f(r["acc_clean"]), _f(r["asr_clean"])]
         lines.append("| " + " | ".join(vals) + " |")
     lines += ["", "Unpoisoned tables (default scan, default flag rule):", "",
-              "| table | rows | flag rate (scan) | flag rate (backdoor_trigger) | classes judged poisoned |", "|---|---:|---:|---:|---|"]
+              "| table | rows | flag rate (scan) | flag rate (backdoor_trigger) | classes judged poisoned (trigger) "
+              "| flag rate (backdoor_spectral) | classes judged poisoned (spectral) |", "|---|---:|---:|---:|---|---:|---|"]
     for c in clean:
-        lines.append(f"| {c['table']} | {c['rows']} | {c['flag_rate']:.4f} | {c['backdoor_trigger_flag_rate']:.4f} | {c['presence']} |")
+        lines.append(f"| {c['table']} | {c['rows']} | {c['flag_rate']:.4f} | {c['backdoor_trigger_flag_rate']:.4f} | {c['presence']} "
+                     f"| {c['backdoor_spectral_flag_rate']:.4f} | {c['spectral_presence']} |")
     return "\n".join(lines) + "\n"
 
 
