@@ -221,7 +221,7 @@ def train_model(data: Any, *, label: str, settings: TrainSettings | None = None)
     """
     s = settings or TrainSettings()
     validate_settings(s)
-    prep = prepare_table(_label_as_object(data, label), label=label, require_label=True)
+    prep = prepare_table(data, label=label, require_label=True)
     frame, y, classes = prep.frame, prep.y, prep.classes
     assert y is not None
     n_classes = int(classes.size)
@@ -281,17 +281,6 @@ def train_model(data: Any, *, label: str, settings: TrainSettings | None = None)
         meta["metrics"] = None
     meta["kind"] = model.kind
     return model
-
-
-def _label_as_object(data: Any, label: str) -> pd.DataFrame:
-    """WORKAROUND: ``validation._encode_labels`` writes into the read-only mask pandas 3
-    returns for a ``str``-dtype column (``ValueError: output array is read-only``), so a
-    string label column is handed over as ``object`` dtype. Remove once fixed there."""
-    df = as_frame(data)
-    if label in df.columns and pd.api.types.is_string_dtype(df[label]) and df[label].dtype != object:
-        df = df.copy()
-        df[label] = df[label].astype(object)
-    return df
 
 
 def _stratified_val(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:

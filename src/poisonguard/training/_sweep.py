@@ -118,9 +118,7 @@ def privacy_sweep(
         if e is not None and not (e > 0 and math.isfinite(e)):
             raise InputError(f"every epsilon must be positive and finite, got {e}")
     attack_fn = _resolve_attack(attack, rate=attack_rate, target=target, image_shape=image_shape)
-    from ._model import _label_as_object
-
-    prep = prepare_table(_label_as_object(data, label), label=label, require_label=True)
+    prep = prepare_table(data, label=label, require_label=True)
     frame = prep.frame[[*prep.features, label]]
     from sklearn.model_selection import train_test_split
 
