@@ -9,33 +9,20 @@ from sklearn.metrics import roc_auc_score
 
 from poisonguard.detectors import BackdoorSpectralDetector, get_detector
 from poisonguard.errors import ConfigError, NotFittedError
+from _patch_helpers import patched_digits, standardize
 
 
-def _standardize(X):
-    X = np.asarray(X, dtype=float)
-    sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
-def _patched_digits(rate=0.03, seed=0, target=0, size=2, row=0, col=5, value=8.0):
-    """Digits with a size x size patch of `value` at (row, col) on `rate` of rows, relabelled to `target`."""
-    X, y = load_digits(return_X_y=True)
-    X, y = X.copy(), y.copy()
-    rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(y != target)
-    rows = rng.choice(pool, size=int(rate * len(y)), replace=False)
-    img = X[rows].reshape(-1, 8, 8)
-    img[:, row : row + size, col : col + size] = value
-    X[rows] = img.reshape(len(rows), 64)
-    y[rows] = target
-    mask = np.zeros(len(y), dtype=bool)
-    mask[rows] = True
-    return _standardize(X), y, mask
+
+
+def _spectral_patched(rate=0.03, seed=0, target=0, size=2, row=0, col=5, value=8.0):
+    return patched_digits(rate=rate, seed=seed, target=target, size=size, row=row, col=col, value=value)
 
 
 @pytest.fixture(scope="module")
 def patched():
-    return _patched_digits()
+    return _spectral_patched()
 
 
 def test_finds_patch_backdoor(patched):
@@ -53,7 +40,7 @@ def test_finds_patch_backdoor(patched):
 
 def test_centre_patch_is_not_claimed_on_clean_shapes():
     """A centre patch of maximum ink is carried by ~3% of clean digits: documented limit, must not false-flag."""
-    X, y, mask = _patched_digits(rate=0.06, row=3, col=3, value=16.0)
+    X, y, mask = _spectral_patched(rate=0.06, row=3, col=3, value=16.0)
     s = BackdoorSpectralDetector().fit(X, y).score_samples(X, y)
     assert (s[~mask] >= 0.5).mean() <= 0.01
 
@@ -70,7 +57,7 @@ def test_explains_with_pattern(patched):
 @pytest.mark.parametrize("loader", [load_digits, load_breast_cancer])
 def test_presence_says_clean_on_clean_tables(loader):
     X, y = loader(return_X_y=True)
-    X = _standardize(X)
+    X = standardize(X)
     det = BackdoorSpectralDetector().fit(X, y)
     assert not any(p.poisoned for p in det.presence_)
     assert len(det.presence_) == int(y.max()) + 1
@@ -79,7 +66,7 @@ def test_presence_says_clean_on_clean_tables(loader):
 
 def test_presence_says_clean_on_label_flips():
     X, y = load_digits(return_X_y=True)
-    X = _standardize(X)
+    X = standardize(X)
     rng = np.random.default_rng(1)
     rows = rng.choice(len(y), size=len(y) // 10, replace=False)
     y = y.copy()

@@ -9,33 +9,16 @@ from sklearn.metrics import roc_auc_score
 
 from poisonguard.detectors import BackdoorTriggerDetector, get_detector
 from poisonguard.errors import NotFittedError
+from _patch_helpers import patched_digits, standardize
 
 
-def _standardize(X):
-    X = np.asarray(X, dtype=float)
-    sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
-def _patched_digits(rate=0.05, seed=0, target=0, size=2):
-    """Digits with a size x size max-value patch in the bottom-right corner on `rate` of rows, relabelled."""
-    X, y = load_digits(return_X_y=True)
-    X, y = X.copy(), y.copy()
-    rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(y != target)
-    rows = rng.choice(pool, size=int(rate * len(y)), replace=False)
-    img = X[rows].reshape(-1, 8, 8)
-    img[:, 8 - size :, 8 - size :] = 16.0
-    X[rows] = img.reshape(len(rows), 64)
-    y[rows] = target
-    mask = np.zeros(len(y), dtype=bool)
-    mask[rows] = True
-    return _standardize(X), y, mask
 
 
 @pytest.fixture(scope="module")
 def patched():
-    return _patched_digits()
+    return patched_digits()
 
 
 def test_finds_patch_backdoor(patched):
@@ -65,7 +48,7 @@ def test_explains_with_trigger_features(patched):
 @pytest.mark.parametrize("loader", [load_digits, load_breast_cancer])
 def test_presence_says_clean_on_clean_tables(loader):
     X, y = loader(return_X_y=True)
-    X = _standardize(X)
+    X = standardize(X)
     det = BackdoorTriggerDetector().fit(X, y)
     assert not any(p.poisoned for p in det.presence_)
     assert len(det.presence_) == int(y.max()) + 1
