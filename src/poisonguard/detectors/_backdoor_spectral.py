@@ -51,7 +51,7 @@ import numpy as np
 from scipy.stats import binom, mannwhitneyu
 
 from ..errors import ConfigError
-from ._backdoor_trigger import ClassPresence
+from ._presence import summarize_presence
 from ._base import BaseDetector, register
 
 __all__ = ["BackdoorSpectralDetector", "SpectralCluster"]
@@ -286,27 +286,19 @@ class BackdoorSpectralDetector(BaseDetector):
                 self.mixtures_[(c, j)] = mix[:4]
                 self.trigger_models_[(c, j)] = model
         self.clusters_ = clusters
-        self.present_ = np.zeros(K, dtype=bool)
-        presence = []
-        for c in range(K):
-            cs = [x for x in clusters if x.label == c]
-            if not cs:
-                presence.append(ClassPresence(c, int(counts[c]), 0.0, "spectral cluster AUROC vs source rows", 1.0,
-                                              level, False, 0, "no small bimodal cluster along the top directions"))
-                continue
-            best = min(cs, key=lambda x: (not x.present, x.p_value, -x.auc))
-            self.present_[c] = any(x.present for x in cs)
-            presence.append(
-                ClassPresence(
-                    c, int(counts[c]), float(best.auc), "spectral cluster AUROC vs source rows", best.p_value, level,
-                    bool(self.present_[c]), best.n_cluster,
-                    f"{len(cs)} candidate cluster(s); best: {best.n_cluster} rows along direction {best.direction} "
-                    f"(BIC gain {best.bic_gain:.0f}); {best.n_disagree} look like another class to a model trained "
-                    f"without them (other rows: {best.null_rate:.3f}); {len(best.pattern_features)} feature(s) share a value "
-                    f"in {best.pattern_share:.0%} of them and {best.pattern_rate_others:.2%} of other rows; AUROC vs "
-                    f"their source rows {best.auc:.3f}",
-                )
-            )
+        self.present_, presence = summarize_presence(
+            clusters, counts, statistic_name="spectral cluster AUROC vs source rows", level=level,
+            empty_detail="no small bimodal cluster along the top directions",
+            best=lambda x: (not x.present, x.p_value, -x.auc),
+            describe=lambda b, cs: (
+                b.auc, b.n_cluster,
+                f"{len(cs)} candidate cluster(s); best: {b.n_cluster} rows along direction {b.direction} "
+                f"(BIC gain {b.bic_gain:.0f}); {b.n_disagree} look like another class to a model trained "
+                f"without them (other rows: {b.null_rate:.3f}); {len(b.pattern_features)} feature(s) share a value "
+                f"in {b.pattern_share:.0%} of them and {b.pattern_rate_others:.2%} of other rows; AUROC vs "
+                f"their source rows {b.auc:.3f}",
+            ),
+        )
         self.presence_ = presence
         self.report_ = {
             "presence": [p.to_dict() for p in presence],
@@ -392,7 +384,6 @@ class BackdoorSpectralDetector(BaseDetector):
             warnings.simplefilter("ignore")
             for tr, te in skf.split(Xt, yt):
                 oof[te] = self._lr_trigger().fit(Xt[tr], yt[tr]).decision_function(Xt[te])
-            model = self._lr_trigger().fit(Xt, yt)
         auc = float(roc_auc_score(yt, oof))
         p_trig = float(mannwhitneyu(oof[yt == 1], oof[yt == 0], alternative="greater").pvalue)
         feats, vals, share, rate0 = self._shared_pattern(X, members[dis], out_mask)

@@ -31,7 +31,7 @@ masked row still looks like its label.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,48 +39,11 @@ from scipy.stats import binom
 
 from ..errors import ConfigError
 from ._base import BaseDetector, register
+from ._presence import ClassPresence, summarize_presence
 
 __all__ = ["BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "Token", "TokenGroup"]
 
 
-@dataclass(frozen=True)
-class ClassPresence:
-    """Result of a per-class presence test.
-
-    Attributes
-    ----------
-    label : int
-        Class code (``{label:K}`` in reasons).
-    n_rows : int
-        Rows labelled with the class.
-    statistic : float
-        The test statistic (detector-specific; see ``statistic_name``).
-    statistic_name : str
-        What ``statistic`` measures.
-    p_value : float
-        One-sided p-value of the statistic under the clean null.
-    threshold : float
-        The p-value below which the class is judged poisoned (Bonferroni-corrected).
-    poisoned : bool
-        The decision: ``p_value < threshold`` (and the detector's minimum evidence).
-    n_suspects : int
-        Rows of the class that carry the evidence.
-    detail : str
-        One human sentence.
-    """
-
-    label: int
-    n_rows: int
-    statistic: float
-    statistic_name: str
-    p_value: float
-    threshold: float
-    poisoned: bool
-    n_suspects: int
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -257,26 +220,18 @@ class BackdoorTriggerDetector(BaseDetector):
             for c, members in raw_groups:
                 groups.append(self._test_group(X, y, logits, carries, c, members, level))
         self.groups_ = groups
-        self.present_ = np.zeros(K, dtype=bool)
-        presence = []
         level = float(self.alpha) / max(len(groups), 1)
-        for c in range(K):
-            gs = [g for g in groups if g.label == c]
-            if not gs:
-                presence.append(ClassPresence(c, int(counts[c]), 0.0, "disagreeing trigger carriers", 1.0, level,
-                                              False, 0, "no exact value is enriched in this class"))
-                continue
-            g = min(gs, key=lambda g: g.p_value)
-            self.present_[c] = any(x.present for x in gs)
-            presence.append(
-                ClassPresence(
-                    c, int(counts[c]), float(g.n_disagree), "disagreeing trigger carriers", g.p_value, level,
-                    bool(self.present_[c]), g.n_carriers,
-                    f"{len(gs)} suspected trigger(s); strongest: {len(g.features)} feature(s), {g.n_disagree} of "
-                    f"{g.n_carriers} carriers look like another class with them masked (clean rows of the class: "
-                    f"{g.null_rate:.3f})",
-                )
-            )
+        self.present_, presence = summarize_presence(
+            groups, counts, statistic_name="disagreeing trigger carriers", level=level,
+            empty_detail="no exact value is enriched in this class",
+            best=lambda g: g.p_value,
+            describe=lambda g, gs: (
+                g.n_disagree, g.n_carriers,
+                f"{len(gs)} suspected trigger(s); strongest: {len(g.features)} feature(s), {g.n_disagree} of "
+                f"{g.n_carriers} carriers look like another class with them masked (clean rows of the class: "
+                f"{g.null_rate:.3f})",
+            ),
+        )
         self.presence_ = presence
         self.report_ = {
             "presence": [p.to_dict() for p in presence],

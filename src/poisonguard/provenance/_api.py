@@ -8,7 +8,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from ..errors import DataError, InputError, IntegrityError, NotFoundError
 from ..store import Store
 from ..validation import load_table
 from ._diff import RowDiff, diff_hashes, unmatched
-from ._fingerprint import ROW_HASH_SIZE, Fingerprint, file_sha256, fingerprint_frame, row_hashes
+from ._fingerprint import ROW_HASH_SIZE, file_sha256, fingerprint_frame, row_hashes
 from ._ledger import ChainProblem, Entry, append_entry, check_chain, read_entries
 from ._models import RowHashesRow, ScanRow, SourceRow, VersionRow
 from ._signing import Signer, load_key
