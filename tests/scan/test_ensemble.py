@@ -17,6 +17,7 @@ from poisonguard.scan._ensemble import (
     calibrate,
     combine,
     flag_top,
+    mixture_weights,
     posterior_fdr_flags,
     robust_z,
 )
@@ -109,6 +110,19 @@ def test_posterior_fdr_defaults(p):
         assert p[flags].mean() <= LABEL_FDR + 1e-12 and p[flags].max() <= LABEL_CAP
 
 
+# ---------------------------------------------------------------- mixture weights
+def test_mixture_weights_favour_the_estimator_that_explains_the_labels():
+    rng = np.random.default_rng(0)
+    good = np.clip(rng.beta(20, 1, 500), 0, 1)  # confident in the given labels
+    bad = np.full(500, 0.5)  # a coin flip between two classes
+    w = mixture_weights(np.stack([good, bad], axis=1))
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert w[0] > 0.9
+    # symmetric estimators share the weight
+    w2 = mixture_weights(np.stack([good, good], axis=1))
+    np.testing.assert_allclose(w2, [0.5, 0.5])
+
+
 # ---------------------------------------------------------------- combine
 def test_combine_groups_label_probabilities_and_takes_the_max():
     n = 6
@@ -121,9 +135,12 @@ def test_combine_groups_label_probabilities_and_takes_the_max():
     fams = {"knn_label": "label", "confident": "label", "duplicates": "duplicate", "iforest": "outlier"}
     c = combine(strengths, kinds, fams)
     assert c.groups == {LABEL_GROUP: ["knn_label", "confident"], "duplicates": ["duplicates"], "iforest": ["iforest"]}
-    np.testing.assert_allclose(c.group_strength[LABEL_GROUP], (knn + conf) / 2)
-    np.testing.assert_allclose(c.suspicion, [1.0, 0.5, 0.3, 0.7, 0.49, 0.0])
-    np.testing.assert_array_equal(c.group_flags[LABEL_GROUP], posterior_fdr_flags(1 - (knn + conf) / 2))
+    w = mixture_weights(1 - np.stack([knn, conf], axis=1))
+    assert c.label_weights == pytest.approx({"knn_label": w[0], "confident": w[1]})
+    mixed = 1 - (1 - np.stack([knn, conf], axis=1)) @ w
+    np.testing.assert_allclose(c.group_strength[LABEL_GROUP], mixed)
+    np.testing.assert_allclose(c.suspicion, [1.0, 0.5, mixed[2], 0.7, 0.49, 0.0])
+    np.testing.assert_array_equal(c.group_flags[LABEL_GROUP], posterior_fdr_flags(1 - mixed))
     np.testing.assert_array_equal(c.group_flags["iforest"], forest >= 0.5)
     np.testing.assert_array_equal(c.auto_flags, [True, True, False, True, False, False])
     assert c.group_of("confident") == LABEL_GROUP and c.group_of("iforest") == "iforest"

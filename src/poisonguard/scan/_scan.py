@@ -341,6 +341,9 @@ def scan(
     if progress:
         progress("done", total, total)
     info = {name: _detector_info(det) for name, det in fitted.items()}
+    if combined is not None and combined.label_weights:
+        for name, w in combined.label_weights.items():
+            info.setdefault(name, {})["label_group_weight"] = round(w, 4)
     result = ScanResult(
         table=table,
         detectors=[d.name for d in chosen],
