@@ -106,21 +106,23 @@ def _print_summary(result: ScanResult, summary: dict[str, Any], *, since: str | 
     )
     order = np.argsort(-result.suspicion, kind="stable")[:10]
     table = Table(title="Most suspicious rows", show_lines=False)
-    table.add_column("row", justify="right")
+    table.add_column("row", justify="right", no_wrap=True, min_width=3)
     if result.table.ids is not None:
-        table.add_column("id")
+        table.add_column("id", no_wrap=True, min_width=2, max_width=16)
     if result.table.label:
-        table.add_column("label")
-    table.add_column("suspicion", justify="right")
-    table.add_column("flag")
-    table.add_column("reason", overflow="fold", max_width=90)
+        table.add_column("label", no_wrap=True, min_width=5, max_width=16)
+    table.add_column("suspicion", justify="right", no_wrap=True, min_width=9)
+    table.add_column("flag", no_wrap=True, min_width=4)
+    # one line per row keeps the summary on one screen; the full reasons are in the CSV
+    room = max(20, console.width - 45 - (18 if result.table.ids is not None else 0))
+    table.add_column("strongest reason", no_wrap=True, max_width=room)
     for i in order:
         cells = [str(i)]
         if result.table.ids is not None:
             cells.append(str(result.table.ids[i]))
         if result.table.label and result.table.y is not None:
             cells.append(str(result.table.classes[result.table.y[i]]))
-        cells += [f"{result.suspicion[i]:.3f}", "yes" if result.flagged[i] else "", result.reasons[i][:300]]
+        cells += [f"{result.suspicion[i]:.3f}", "yes" if result.flagged[i] else "", _clip(result.reasons[i].split("; ")[0], room)]
         table.add_row(*cells)
     console.print(table)
     src = result.per_source()
@@ -135,6 +137,10 @@ def _print_summary(result: ScanResult, summary: dict[str, Any], *, since: str | 
     for w in result.warnings:
         err_console.print(f"poisonguard: warning: {w}", highlight=False)
     console.print(f"wrote {summary['outputs']['suspicious']}" + (f" and {summary['outputs']['scores']}" if summary["outputs"]["scores"] else ""))
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_presence(result: ScanResult) -> None:
