@@ -298,3 +298,22 @@ def test_garbage_after_parquet_magic_is_an_input_error(data):
         p.write_bytes(b"PAR1" + data)
         with pytest.raises(InputError, match="as Parquet"):
             load_table(p)
+
+
+def test_encoder_round_trips_through_plain_data():
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from poisonguard.encoding import TableEncoder
+
+    frame = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "b": ["x", "y", None, "x"], "c": [True, False, True, True]})
+    enc = TableEncoder().fit(frame, ["a", "b", "c"])
+    back = TableEncoder.from_dict(json.loads(json.dumps(enc.to_dict())))
+    np.testing.assert_allclose(back.transform(frame), enc.transform(frame))
+    assert [c.name for c in back.columns_] == [c.name for c in enc.columns_]
+    bad = enc.to_dict()
+    bad["plan"][0][1] = "pickle"
+    with pytest.raises(ValueError, match="unknown encoding kind"):
+        TableEncoder.from_dict(bad)

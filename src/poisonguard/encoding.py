@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,21 @@ class EncodedColumn:
     name: str
     source: str
     kind: str  # "numeric", "missing", "onehot", "frequency"
+
+
+_KINDS = frozenset({"numeric", "missing", "onehot", "frequency"})
+
+
+def _describe(plan: Sequence[tuple[str, str, Any]]) -> list[EncodedColumn]:
+    """Name each output column after its input column and encoding."""
+    return [
+        EncodedColumn(
+            name=col if kind == "numeric" else f"{col}={arg}" if kind == "onehot" else f"{col}:{kind}",
+            source=col,
+            kind=kind,
+        )
+        for col, kind, arg in plan
+    ]
 
 
 class TableEncoder:
@@ -75,14 +91,7 @@ class TableEncoder:
         else:
             self.mean_ = np.zeros(raw.shape[1])
             self.scale_ = np.ones(raw.shape[1])
-        self.columns_ = [
-            EncodedColumn(
-                name=col if kind == "numeric" else f"{col}={arg}" if kind == "onehot" else f"{col}:{kind}",
-                source=col,
-                kind=kind,
-            )
-            for col, kind, arg in self.plan_
-        ]
+        self.columns_ = _describe(self.plan_)
         return self
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
@@ -103,6 +112,47 @@ class TableEncoder:
         """Encode ``frame`` with the learned plan."""
         check_is_fitted(self, "plan_")
         return (self._raw(frame) - self.mean_) / self.scale_
+
+    def to_dict(self) -> dict[str, Any]:
+        """The learned plan as plain JSON-ready data (no pickles)."""
+        check_is_fitted(self, "plan_")
+        return {
+            "max_onehot": int(self.max_onehot),
+            "standardize": bool(self.standardize),
+            "features": list(self.features_),
+            "plan": [[col, kind, arg] for col, kind, arg in self.plan_],
+            "mean": [float(v) for v in self.mean_],
+            "scale": [float(v) for v in self.scale_],
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> "TableEncoder":
+        """Rebuild a fitted encoder from :meth:`to_dict` output.
+
+        Raises
+        ------
+        ValueError
+            The data is malformed (wrong keys, unknown encoding kind, mismatched sizes).
+        """
+        try:
+            enc = cls(max_onehot=int(obj["max_onehot"]), standardize=bool(obj["standardize"]))
+            enc.features_ = [str(c) for c in obj["features"]]
+            plan: list[tuple[str, str, Any]] = []
+            for col, kind, arg in obj["plan"]:
+                if kind not in _KINDS:
+                    raise ValueError(f"unknown encoding kind {kind!r}")
+                if kind == "frequency" and not isinstance(arg, dict):
+                    raise ValueError("a frequency column needs a mapping")
+                plan.append((str(col), kind, arg))
+            enc.plan_ = plan
+            enc.mean_ = np.asarray(obj["mean"], dtype=np.float64)
+            enc.scale_ = np.asarray(obj["scale"], dtype=np.float64)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed encoder data: {exc}") from exc
+        if enc.mean_.shape != (len(plan),) or enc.scale_.shape != (len(plan),):
+            raise ValueError("mean/scale do not match the plan")
+        enc.columns_ = _describe(plan)
+        return enc
 
     def fit_transform(self, frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
         return self.fit(frame, features).transform(frame)

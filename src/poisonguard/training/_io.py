@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encoding import EncodedColumn, TableEncoder
+from ..encoding import TableEncoder
 from ..errors import IntegrityError, InputError, NotFoundError
 
 __all__ = [
@@ -156,44 +156,15 @@ def read_verified(files: dict[str, bytes], name: str, where: str) -> bytes:
 
 def encoder_to_json(enc: TableEncoder) -> dict[str, Any]:
     """The fitted :class:`TableEncoder`'s learned plan as plain JSON."""
-    return {
-        "max_onehot": int(enc.max_onehot),
-        "standardize": bool(enc.standardize),
-        "features": list(enc.features_),
-        "plan": [[col, kind, arg] for col, kind, arg in enc.plan_],
-        "mean": [float(v) for v in enc.mean_],
-        "scale": [float(v) for v in enc.scale_],
-    }
+    return enc.to_dict()
 
 
 def encoder_from_json(obj: dict[str, Any]) -> TableEncoder:
-    """Rebuild a fitted :class:`TableEncoder` from :func:`encoder_to_json` output."""
+    """Rebuild a fitted :class:`TableEncoder`; malformed data is an :class:`IntegrityError`."""
     try:
-        enc = TableEncoder(max_onehot=int(obj["max_onehot"]), standardize=bool(obj["standardize"]))
-        enc.features_ = [str(c) for c in obj["features"]]
-        plan = []
-        for col, kind, arg in obj["plan"]:
-            if kind not in {"numeric", "missing", "onehot", "frequency"}:
-                raise ValueError(f"unknown encoding kind {kind!r}")
-            if kind == "frequency" and not isinstance(arg, dict):
-                raise ValueError("a frequency column needs a mapping")
-            plan.append((str(col), kind, arg))
-        enc.plan_ = plan
-        enc.mean_ = np.asarray(obj["mean"], dtype=np.float64)
-        enc.scale_ = np.asarray(obj["scale"], dtype=np.float64)
-        if enc.mean_.shape != (len(plan),) or enc.scale_.shape != (len(plan),):
-            raise ValueError("mean/scale do not match the plan")
-    except (KeyError, TypeError, ValueError) as exc:
+        return TableEncoder.from_dict(obj)
+    except ValueError as exc:
         raise IntegrityError(f"the saved feature schema is malformed: {exc}") from exc
-    enc.columns_ = [
-        EncodedColumn(
-            name=col if kind == "numeric" else f"{col}={arg}" if kind == "onehot" else f"{col}:{kind}",
-            source=col,
-            kind=kind,
-        )
-        for col, kind, arg in enc.plan_
-    ]
-    return enc
 
 
 # ----------------------------------------------------------------------------- arrays / skops
