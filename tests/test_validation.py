@@ -317,3 +317,15 @@ def test_encoder_round_trips_through_plain_data():
     bad["plan"][0][1] = "pickle"
     with pytest.raises(ValueError, match="unknown encoding kind"):
         TableEncoder.from_dict(bad)
+
+
+def test_csv_blank_rows_are_kept_not_dropped(tmp_path):
+    """A row whose cells are all empty is a blank line in CSV; it must not vanish."""
+    from poisonguard.validation import load_table
+
+    p = tmp_path / "blank.csv"
+    p.write_text("a,b\n1,x\n,\n3,z\n\n", encoding="utf-8")
+    df = load_table(p)
+    assert df.shape == (3, 2)  # the trailing newline adds no row, the empty row stays
+    p.write_text("a\nx\n\ny\n", encoding="utf-8")
+    assert load_table(p).shape == (3, 1)

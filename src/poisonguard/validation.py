@@ -80,7 +80,10 @@ def load_table(path: str | Path) -> pd.DataFrame:
             ) from exc
         sep = "\t" if suffix == ".tsv" else ","
         try:
-            df = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+            # A row whose every cell is empty is a blank line: keep it (pandas would drop
+            # it silently, and a scan must never lose rows); only trailing newlines go.
+            body = text.rstrip("\r\n") + "\n"
+            df = pd.read_csv(io.StringIO(body), sep=sep, low_memory=False, skip_blank_lines=False)
         except pd.errors.EmptyDataError as exc:
             raise DataError(f"{p} has no columns") from exc
         except pd.errors.ParserError as exc:

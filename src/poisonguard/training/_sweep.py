@@ -215,7 +215,10 @@ def _plot(res: SweepResult, path: Path) -> None:
         if not nodp.empty:
             ax.axhline(float(nodp["attack_success_rate"].iloc[0]), ls=":", color="C3", alpha=0.6)
     ax.set_xscale("log")
-    ax.set_xlabel("epsilon (log scale)")
+    # label the budgets actually trained, not matplotlib's 3x10^0-style minor ticks
+    ax.set_xticks(list(dp["epsilon"]), [f"{e:g}" for e in dp["epsilon"]])
+    ax.minorticks_off()
+    ax.set_xlabel("epsilon (log scale; dashed/dotted lines: no DP)")
     ax.set_ylabel("rate")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
