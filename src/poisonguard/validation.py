@@ -100,14 +100,10 @@ def load_table(path: str | Path) -> pd.DataFrame:
 
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` as Parquet or CSV depending on the suffix, creating parent folders."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() in _PARQUET_SUFFIXES:
-        df.to_parquet(p, index=False)
-    else:
-        df.to_csv(p, index=False)
-    return p
+    """Write ``df`` as Parquet or CSV depending on the suffix, atomically (see :mod:`poisonguard._io`)."""
+    from ._io import atomic_write_table
+
+    return atomic_write_table(df, path)
 
 
 def _check_unique_columns(columns: Sequence[str], where: Any) -> None:

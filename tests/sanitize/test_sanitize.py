@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from poisonguard.errors import InputError
 from poisonguard.sanitize import evaluate, sanitize, write_outputs
-from poisonguard.sanitize import _io
+from poisonguard import _io
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def evaluate_command(
 ) -> None:
     """Clean accuracy and attack success rate of a model trained on each table."""
     from ..sanitize import evaluate
-    from ..sanitize._io import atomic_write_json
+    from .._io import atomic_write_json
     from ..validation import load_table
 
     tr = load_table(train)

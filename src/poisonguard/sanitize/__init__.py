@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from ._evaluate import EvaluationResult, ModelScore, evaluate
-from ._io import atomic_write_json, atomic_write_table, file_digest
+from .._io import atomic_write_json, atomic_write_table, file_digest
 from ._sanitize import KEEP_DECISIONS, REMOVE_DECISIONS, RemovedRow, SanitizeResult, sanitize, write_outputs
 
 __all__ = [

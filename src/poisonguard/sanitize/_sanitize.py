@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import DataError, InputError, IntegrityError
 from ..validation import as_frame, load_table
-from ._io import atomic_write_bytes, atomic_write_json, file_digest, frame_digest, _table_bytes
+from .._io import atomic_write_bytes, atomic_write_json, file_digest, frame_digest, _table_bytes
 
 __all__ = ["sanitize", "write_outputs", "SanitizeResult", "RemovedRow", "REMOVE_DECISIONS", "KEEP_DECISIONS"]
 

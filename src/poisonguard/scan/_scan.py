@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from .._io import atomic_write_table
 from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError
-from ..validation import PreparedTable, check_fraction, prepare_table, save_table
+from ..validation import PreparedTable, check_fraction, prepare_table
 from ._ensemble import LABEL_FDR, Combined, calibrate, combine, flag_top
 
 __all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "ProgressCallback"]
@@ -119,12 +120,12 @@ class ScanResult:
     def to_csv(self, path: str | Path = "suspicious_samples.csv") -> Path:
         """Write :meth:`suspicious_frame` (CSV or Parquet by suffix), atomically."""
         self.raise_for_status()
-        return _atomic_write(self.suspicious_frame(), Path(path))
+        return atomic_write_table(self.suspicious_frame(), Path(path))
 
     def write_scores(self, path: str | Path) -> Path:
         """Write :meth:`scores_frame`, atomically."""
         self.raise_for_status()
-        return _atomic_write(self.scores_frame(), Path(path))
+        return atomic_write_table(self.scores_frame(), Path(path))
 
     def per_source(self) -> pd.DataFrame:
         """Rows, flagged rows and flag rate per data source (empty without a source column)."""
@@ -184,15 +185,6 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-
-
-def _atomic_write(df: pd.DataFrame, path: Path) -> Path:
-    """Write to a temporary sibling then rename, so a killed process never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    save_table(df, tmp)
-    tmp.replace(path)
-    return path
 
 
 def _parse_rule(contamination: str | float | None, top: int | None) -> tuple[str, Any]:

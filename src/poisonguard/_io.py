@@ -1,4 +1,4 @@
-"""Atomic writes: a crash mid-write never leaves a truncated output behind."""
+"""Atomic writes shared by every command: a crash mid-write never leaves a truncated output behind."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import InputError
+from .errors import InputError
 
 __all__ = ["atomic_write_table", "atomic_write_json", "atomic_write_bytes", "file_digest", "frame_digest"]
 
