@@ -20,6 +20,7 @@ from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
 from ._confident import ConfidentLearningDetector
 from ._duplicates import DuplicateConflictDetector
+from ._gaussian_label import GaussianLabelDetector
 from ._iforest import IsolationForestDetector
 from ._knn_label import KNNLabelDetector
 
@@ -37,6 +38,7 @@ __all__ = [
     "ClassOutlierDetector",
     "ConfidentLearningDetector",
     "DuplicateConflictDetector",
+    "GaussianLabelDetector",
     "IsolationForestDetector",
     "KNNLabelDetector",
 ]
