@@ -13,7 +13,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from ..errors import ConfigError
 from ._base import BaseDetector, register
 
-__all__ = ["ConfidentLearningDetector", "out_of_fold_proba"]
+__all__ = ["ConfidentLearningDetector", "out_of_fold_proba", "explain_label_probabilities"]
 
 
 def _model(C: float, random_state: int) -> LogisticRegression:
@@ -120,14 +120,28 @@ class ConfidentLearningDetector(BaseDetector):
         return (other.max(axis=1) - given + 1.0) / 2.0
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
-        P = self.predict_proba(X, True)[rows] if is_fit_data else self.predict_proba(X[rows], False)
-        out = []
-        for r, p in zip(rows, P):
-            best = int(np.argmax(p))
-            given = float(p[y[r]]) if y[r] < p.size else 0.0
-            out.append((
-                f"a model that never saw this row gives its label {{label:{int(y[r])}}} probability {given:.2f} "
-                f"and predicts {{label:{best}}} ({p[best]:.2f})",
-                {"p_given": given, "predicted": best, "p_predicted": float(p[best])},
-            ))
-        return out
+        return explain_label_probabilities(
+            self.predict_proba(X, True)[rows] if is_fit_data else self.predict_proba(X[rows], False), y, rows,
+            "a model that never saw this row gives its label {given_label} probability {p_given:.2f} "
+            "and predicts {predicted_label} ({p_predicted:.2f})",
+        )
+
+
+def explain_label_probabilities(
+    P: np.ndarray, y: np.ndarray, rows: np.ndarray, template: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Reasons for rows from their class probabilities ``P`` (one row of ``P`` per entry of ``rows``).
+
+    ``template`` is formatted with ``given_label``, ``predicted_label`` (as ``{label:K}``
+    placeholders), ``p_given`` and ``p_predicted``.
+    """
+    out = []
+    for r, p in zip(rows, P):
+        best = int(np.argmax(p))
+        given = float(p[y[r]]) if y[r] < p.size else 0.0
+        reason = template.format(
+            given_label=f"{{label:{int(y[r])}}}", predicted_label=f"{{label:{best}}}",
+            p_given=given, p_predicted=float(p[best]),
+        )
+        out.append((reason, {"p_given": given, "predicted": best, "p_predicted": float(p[best])}))
+    return out

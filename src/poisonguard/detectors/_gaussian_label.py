@@ -10,6 +10,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from ..errors import ConfigError
 from ._base import BaseDetector, register
+from ._confident import explain_label_probabilities
 
 __all__ = ["GaussianLabelDetector", "principal_axes"]
 
@@ -146,14 +147,8 @@ class GaussianLabelDetector(BaseDetector):
         return 1.0 - p[np.arange(len(y)), np.minimum(y, p.shape[1] - 1)]
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
-        P = self.predict_proba(X, True)[rows] if is_fit_data else self.predict_proba(X[rows], False)
-        out = []
-        for r, p in zip(rows, P):
-            best = int(np.argmax(p))
-            given = float(p[y[r]]) if y[r] < p.size else 0.0
-            out.append((
-                f"under per-class Gaussians fitted without it, label {{label:{int(y[r])}}} has probability "
-                f"{given:.2f}; it fits class {{label:{best}}} ({p[best]:.2f})",
-                {"p_given": given, "predicted": best, "p_predicted": float(p[best])},
-            ))
-        return out
+        return explain_label_probabilities(
+            self.predict_proba(X, True)[rows] if is_fit_data else self.predict_proba(X[rows], False), y, rows,
+            "under per-class Gaussians fitted without it, label {given_label} has probability {p_given:.2f}; "
+            "it fits class {predicted_label} ({p_predicted:.2f})",
+        )
