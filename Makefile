@@ -13,7 +13,7 @@ install:
 
 install-dev:
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e ".[dev,dp,mlflow,service,bench,skops]"
+	$(PIP) install -q -e ".[dev,dp,mlflow,bench,skops]"
 
 demo: install
 	mkdir -p demo
