@@ -29,6 +29,7 @@ __all__ = [
     "check_y",
     "check_is_fitted",
     "check_fraction",
+    "resolve_class",
 ]
 
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -335,3 +336,18 @@ def check_fraction(value: float, name: str, *, inclusive_zero: bool = False) -> 
         bound = "[0, 1)" if inclusive_zero else "(0, 1)"
         raise InputError(f"{name} must be in {bound}, got {value}")
     return v
+
+
+def resolve_class(value: Any, classes: np.ndarray, *, option: str, label: str) -> int:
+    """Index of ``value`` in ``classes``, matching exactly or by its text (CLI input is text).
+
+    Raises
+    ------
+    InputError
+        ``value`` is not a class; the message lists the classes.
+    """
+    for i, c in enumerate(classes):
+        if c == value or str(c) == str(value):
+            return i
+    shown = ", ".join(map(str, classes[:20])) + (" ..." if classes.size > 20 else "")
+    raise InputError(f"{option} {value!r} is not a class of label column {label!r}; classes are: {shown}")

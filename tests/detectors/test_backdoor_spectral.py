@@ -12,10 +12,6 @@ from poisonguard.errors import ConfigError, NotFittedError
 from _patch_helpers import patched_digits, standardize
 
 
-
-
-
-
 def _spectral_patched(rate=0.03, seed=0, target=0, size=2, row=0, col=5, value=8.0):
     return patched_digits(rate=rate, seed=seed, target=target, size=size, row=row, col=col, value=value)
 

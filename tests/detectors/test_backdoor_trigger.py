@@ -12,10 +12,6 @@ from poisonguard.errors import NotFittedError
 from _patch_helpers import patched_digits, standardize
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def patched():
     return patched_digits()

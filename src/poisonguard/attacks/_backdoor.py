@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..validation import check_fraction
-from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _resolve_class, _with_labels
+from ..validation import check_fraction, resolve_class
+from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _with_labels
 from ._triggers import BlendTrigger, PatchTrigger, TabularTrigger, Trigger, apply_trigger, make_trigger
 
 __all__ = ["backdoor"]
@@ -80,7 +80,7 @@ def backdoor(
     chk = _check(frame, label, features)
     if target is None:
         raise InputError("a backdoor needs a target class: pass target=... (CLI: --target CLASS)")
-    t_idx = _resolve_class(target, chk.classes, option="target", label=label)
+    t_idx = resolve_class(target, chk.classes, option="target", label=label)
     rng = np.random.default_rng(seed)
     data, y = chk.frame, chk.y
     holdout_rows = np.array([], dtype=np.int64)

@@ -103,15 +103,6 @@ def _cap(k: int, available: int, what: str) -> int:
     return k
 
 
-def _resolve_class(value: Any, classes: np.ndarray, *, option: str, label: str) -> int:
-    """Index of ``value`` in ``classes``, matching exactly or by its text (CLI input is text)."""
-    for i, c in enumerate(classes):
-        if c == value or str(c) == str(value):
-            return i
-    shown = ", ".join(map(str, classes[:20])) + (" ..." if classes.size > 20 else "")
-    raise InputError(f"{option} {value!r} is not a class of label column {label!r}; classes are: {shown}")
-
-
 def _with_labels(frame: pd.DataFrame, label: str, codes: np.ndarray, classes: np.ndarray) -> pd.DataFrame:
     """Copy of ``frame`` with the label column set to ``classes[codes]``, keeping its dtype."""
     out = frame.copy()

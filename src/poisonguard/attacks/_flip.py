@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _resolve_class, _with_labels
+from ..validation import resolve_class
+from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _with_labels
 
 __all__ = ["flip_labels", "targeted_flip"]
 
@@ -102,8 +103,8 @@ def targeted_flip(
         Same rows in the same order; ``target`` is ``target_class``.
     """
     chk = _check(frame, label, features)
-    a = _resolve_class(source_class, chk.classes, option="source class", label=label)
-    b = _resolve_class(target_class, chk.classes, option="target class", label=label)
+    a = resolve_class(source_class, chk.classes, option="source class", label=label)
+    b = resolve_class(target_class, chk.classes, option="target class", label=label)
     if a == b:
         raise InputError(f"source class and target class are both {chk.classes[a]!r}; give two different classes")
     n = chk.frame.shape[0]

@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import InputError
 from ._app import app, console
 
 
@@ -64,18 +63,9 @@ def evaluate_command(
     from .._io import atomic_write_json
     from ..validation import load_table
 
-    tr = load_table(train)
-    tgt = None
-    if target is not None:
-        if label not in tr.columns:
-            raise InputError(f"train: --label column {label!r} not found")
-        matches = [v for v in tr[label].unique() if str(v) == target]
-        if not matches:
-            raise InputError(f"--target {target!r} is not a class of {label!r}")
-        tgt = matches[0]
     res = evaluate(
-        tr, label=label, test=load_table(test), sanitized=load_table(sanitized) if sanitized else None,
-        clean=load_table(clean) if clean else None, target=tgt, model=model, id_col=id_col, random_state=seed,
+        load_table(train), label=label, test=load_table(test), sanitized=load_table(sanitized) if sanitized else None,
+        clean=load_table(clean) if clean else None, target=target, model=model, id_col=id_col, random_state=seed,
     )
     how = " (inferred)" if res.target_inferred else ""
     console.print(

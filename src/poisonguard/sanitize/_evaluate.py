@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, InputError
-from ..validation import as_frame
+from ..validation import as_frame, resolve_class
 
 __all__ = ["evaluate", "EvaluationResult", "ModelScore", "fit_predict"]
 
@@ -141,6 +141,9 @@ def evaluate(
         trig = te[triggered_col].astype("string").str.lower().isin(["true", "1", "yes"]).to_numpy()
     else:
         trig = np.zeros(len(te), dtype=bool)
+    classes = np.unique(tr[label].to_numpy())
+    if target is not None:
+        target = classes[resolve_class(target, classes, option="--target", label=label)]
     tables = [("poisoned", tr)]
     for name, t in (("sanitized", sanitized), ("clean", clean)):
         if t is not None:
@@ -157,12 +160,8 @@ def evaluate(
     inferred = False
     if target is None and trig.any():
         vals, counts = np.unique(preds["poisoned"][trig].astype(str), return_counts=True)
-        target = vals[np.argmax(counts)]
-        # map back to the label's own type where possible
-        for v in np.unique(tr[label].to_numpy()):
-            if str(v) == target:
-                target = v
-                break
+        # predictions came back as text above: map to the label's own value
+        target = classes[resolve_class(vals[np.argmax(counts)], classes, option="inferred target", label=label)]
         inferred = True
     asr_rows = trig & ~_match(y_true, target) if target is not None else trig
     scores = []
