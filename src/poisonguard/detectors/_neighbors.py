@@ -5,9 +5,9 @@ search grows quadratically (13 s alone at 100k x 32 on 2 cores), so faiss's
 inverted-file index is used: ``2 sqrt(n)`` k-means cells, each query probing the
 ``IVF_PROBES`` nearest cells, which costs about ``n^1.5`` distance evaluations instead of
 ``n^2``. Measured at 100k x 32 (synthetic): 8.3 s with recall 0.77 of the 21 true
-neighbours, against 14.8 s (recall 0.83) with 4 sqrt(n) cells and 32 probes and about
-six times longer for an HNSW graph with recall 0.99. A neighbour *vote* needs a
-representative neighbourhood, not the exact one.
+neighbours, against 14.8 s (recall 0.83) with 4 sqrt(n) cells and 32 probes; in two runs on a
+similarly busy host an HNSW graph with recall 0.99 took 86.6 s, that 4 sqrt(n) index 14.8 s.
+A neighbour *vote* needs a representative neighbourhood, not the exact one.
 
 The last graph computed is memoised by the fingerprint of the matrix, so several
 detectors in one scan share one search instead of repeating it. The memo never
