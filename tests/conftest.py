@@ -14,6 +14,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from dataclasses import dataclass  # noqa: E402
 
+from hypothesis import settings  # noqa: E402
+
+# CI must not depend on luck: property tests draw the same examples on every run.
+# `HYPOTHESIS_PROFILE=explore pytest ...` searches fresh examples locally.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402

@@ -40,7 +40,11 @@ def test_robust_z_falls_back_when_most_values_tie():
     np.testing.assert_array_equal(robust_z(np.full(5, 7.0)), np.zeros(5))  # all equal: scale 1
 
 
-@given(arrays(np.float64, st.integers(1, 50), elements=st.floats(-1e6, 1e6)))
+# Values on a 1/1024 grid: adding 10 is then exact in float64, so shift invariance can be
+# asserted tightly. With arbitrary floats a scale near 1e-9 turns the rounding of s + 10
+# into a relative error of ~1e-6 that says nothing about robust_z itself.
+@given(arrays(np.float64, st.integers(1, 50),
+              elements=st.integers(-2**30, 2**30).map(lambda v: v / 1024.0)))
 def test_robust_z_is_finite_and_shift_invariant(s):
     z = robust_z(s)
     assert np.isfinite(z).all()
