@@ -6,9 +6,12 @@ and a generated table, poison rates 1/3/6/10%, and the clean-label variant; plus
 the false-flag rate of the default scan on unpoisoned tables.
 
 Per cell: AUROC of the default scan's ``suspicion``, precision@k (k = poisoned
-rows), flag recall/precision of the default rule, the same AUROC for each anchor,
-and clean accuracy + ASR (logistic regression) trained on the poisoned table, on
-the table sanitized with the default rule, and on the unpoisoned table.
+rows), flag recall/precision of the default rule, the same AUROC for each anchor of
+``anchors_for("backdoor")`` (the scan benchmark's anchors plus IBM ART's
+``ActivationDefence`` and ``SpectralSignatureDefense`` over a small torch MLP; an
+anchor whose packages are missing shows ``n/a``), and clean accuracy + ASR
+(logistic regression) trained on the poisoned table, on the table sanitized with
+the default rule, and on the unpoisoned table.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_backdoor.py [--quick]``. Writes
 ``benchmarks/results/backdoor.json`` and ``backdoor.md``.
@@ -33,13 +36,14 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 import poisonguard  # noqa: E402
 from poisonguard.attacks import backdoor  # noqa: E402
 from poisonguard.attacks._backdoor import _split  # noqa: E402  (same split as the attack: the clean reference)
-from poisonguard.bench._anchors import ANCHORS, anchor_available  # noqa: E402
+from poisonguard.bench import anchor_available, anchors_for  # noqa: E402
 from poisonguard.datasets import load_dataset  # noqa: E402
 from poisonguard.encoding import TableEncoder  # noqa: E402
 from poisonguard.sanitize import evaluate, sanitize  # noqa: E402
 from poisonguard.validation import prepare_table  # noqa: E402
 
 HOLDOUT = 0.3
+ANCHORS = anchors_for("backdoor")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -107,12 +111,13 @@ def run_cell(c: dict, seed: int = 0) -> dict:
     for a in ANCHORS:
         if anchor_available(a):
             try:
+                t = time.perf_counter()
                 row[a.name] = float(roc_auc_score(mask, a.score(X, tab.y, seed)))
+                row[f"{a.name}_s"] = round(time.perf_counter() - t, 2)
             except Exception as exc:  # an anchor failing must not hide the cell
                 row[a.name] = f"error: {type(exc).__name__}"
         else:
             row[a.name] = "n/a"
-    row["art"] = "n/a"
     san = sanitize(pt.frame, label="label", scan_result=res)
     ev = evaluate(pt.frame, label="label", test=pt.holdout, sanitized=san.kept, clean=clean_train, target=0)
     for sc in ev.scores:
@@ -147,7 +152,7 @@ def _f(v, nd=3):
 
 
 def markdown(rows, clean) -> str:
-    anchors = [a.name for a in ANCHORS] + ["art"]
+    anchors = [a.name for a in ANCHORS]
     head = ["cell", "rate", "poisoned", "AUROC scan", "AUROC backdoor_spectral", "P@k", "flag rec", "flag prec"] + [f"AUROC {a}" for a in anchors] + [
         "acc poisoned", "ASR poisoned", "acc sanitized", "ASR sanitized", "acc clean model", "ASR clean model"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -166,6 +171,18 @@ def markdown(rows, clean) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("poisonguard", "scikit-learn", "cleanlab", "pyod", "adversarial-robustness-toolbox", "torch"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one rate per variant")
@@ -180,7 +197,9 @@ def main(argv=None) -> int:
     print(md)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"seconds": round(time.perf_counter() - t0, 1), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-            "holdout_fraction": HOLDOUT, "model": "logreg", "target": 0, "art": "n/a (not installed)"}
+            "holdout_fraction": HOLDOUT, "model": "logreg", "target": 0,
+            "anchors": {a.name: ("ok" if anchor_available(a) else "n/a (not installed)") for a in ANCHORS},
+            "versions": _versions()}
     (RESULTS / "backdoor.json").write_text(json.dumps({"meta": meta, "cells": rows, "clean": clean}, indent=2, default=str) + "\n")
     (RESULTS / "backdoor.md").write_text(md)
     return 0

@@ -4,13 +4,14 @@ The matrix (:func:`matrix`) crosses built-in tables with attacks at several rate
 plus a clean cell per table. Each cell poisons a table with
 :mod:`poisonguard.attacks`, runs :func:`poisonguard.scan` and scores the suspicion
 against the truth (:func:`auroc`, :func:`precision_at_k`, :func:`flag_metrics`),
-beside the anchors in :data:`ANCHORS`. Run it with ``poisonguard bench`` or
-``python benchmarks/bench_scan.py``.
+beside the anchors of :func:`anchors_for` (``"scan"``; the backdoor benchmark
+selects ``"backdoor"``, which adds IBM ART's poisoning defences). Run it with
+``poisonguard bench`` or ``python benchmarks/bench_scan.py``.
 """
 
 from __future__ import annotations
 
-from ._anchors import ANCHORS, Anchor, anchor_available
+from ._anchors import ANCHORS, BENCHES, Anchor, anchor_available, anchors_for
 from ._cells import (
     ATTACK_SPECS,
     TABLES,
@@ -28,8 +29,10 @@ from ._run import MEMORY_METHOD, BenchReport, run_benchmark, run_cell, run_cell_
 
 __all__ = [
     "ANCHORS",
+    "BENCHES",
     "Anchor",
     "anchor_available",
+    "anchors_for",
     "ATTACK_SPECS",
     "TABLES",
     "AttackSpec",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._anchors import ANCHORS
+from ._anchors import ANCHORS, anchors_for
 from ._run import BenchReport
 
 __all__ = ["to_markdown"]
@@ -41,11 +41,19 @@ def _anchor_cell(row: dict[str, Any], name: str) -> str:
     return f"{a['auroc']:.3f} / {_f(a.get('p_at_k'), 2)}"
 
 
+def _columns(report: BenchReport) -> list[tuple[str, str]]:
+    """(name, title) of the anchors the report ran (its ``meta["anchors"]``), in order."""
+    titles = {a.name: a.title for a in ANCHORS}
+    names = list(report.meta.get("anchors") or ()) or [a.name for a in anchors_for("scan")]
+    return [(n, titles.get(n, n)) for n in names]
+
+
 def to_markdown(report: BenchReport) -> str:
     """The matrix table, the speed table and notes, as GitHub markdown."""
     lines: list[str] = []
+    anchors = _columns(report)
     head = ["table", "attack", "rate", "rows", "poisoned", "AUROC", "P@k", "flag recall", "flag precision",
-            "flagged", "scan s", "peak RSS MiB"] + [f"{a.title} AUROC / P@k" for a in ANCHORS]
+            "flagged", "scan s", "peak RSS MiB"] + [f"{title} AUROC / P@k" for _, title in anchors]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
     for r in report.rows:
@@ -60,7 +68,7 @@ def to_markdown(report: BenchReport) -> str:
             _f(s["auroc"]), _f(s["p_at_k"]),
             *((_DASH, _DASH) if r.get("kind") == "clean" else (_f(s["flag_recall"]), _f(s["flag_precision"]))),
             _pct(s["flagged_frac"]), _secs(s["time_s"]), _mib(r.get("memory")),
-        ] + [_anchor_cell(r, a.name) for a in ANCHORS]
+        ] + [_anchor_cell(r, name) for name, _ in anchors]
         lines.append("| " + " | ".join(cells) + " |")
     if report.speed:
         lines += ["", "| speed: table | rows x features | poisoned | scan s | peak RSS MiB | RSS before scan MiB | AUROC | flagged |",

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._anchors import ANCHORS, Anchor, anchor_available
+from ._anchors import Anchor, anchor_available, anchors_for
 from ._cells import Cell
 from ._metrics import auroc, flag_metrics, precision_at_k
 
@@ -71,12 +71,16 @@ def _prepare(cell: Cell) -> tuple[Any, np.ndarray]:
     return result.frame, result.mask
 
 
-def run_cell(cell: Cell, *, anchors: Sequence[Anchor] = ANCHORS, measure_memory: bool = False) -> dict[str, Any]:
+def run_cell(
+    cell: Cell, *, anchors: Sequence[Anchor] | None = None, measure_memory: bool = False
+) -> dict[str, Any]:
     """Run one cell in this process and return its result row (a JSON-ready dict).
 
     A crash of the scan marks the row ``status="failed"`` with the error; it is
     never reported as a clean result. A crash of an anchor marks only that anchor.
+    ``anchors`` defaults to the scan benchmark's, ``anchors_for("scan")``.
     """
+    anchors = anchors_for("scan") if anchors is None else anchors
     row: dict[str, Any] = {
         "key": cell.key, "table": cell.table, "attack": cell.display, "kind": cell.attack, "rate": cell.rate,
         "seed": cell.seed, "status": "ok", "error": None,
@@ -197,7 +201,8 @@ def _meta(isolate: bool, anchors: Sequence[Anchor]) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for pkg in ("poisonguard", "numpy", "pandas", "scikit-learn", "cleanlab", "pyod"):
+    pkgs = ("poisonguard", "numpy", "pandas", "scikit-learn", "cleanlab", "pyod", "adversarial-robustness-toolbox", "torch")
+    for pkg in pkgs:
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -218,7 +223,7 @@ def run_benchmark(
     *,
     speed: Sequence[Cell] = (),
     isolate: bool = True,
-    anchors: Sequence[Anchor] = ANCHORS,
+    anchors: Sequence[Anchor] | None = None,
     progress: bool = False,
     timeout: float | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
@@ -232,14 +237,15 @@ def run_benchmark(
     isolate : bool, default=True
         Run each cell in a fresh worker process (measures peak RSS; costs an
         interpreter start per cell). ``False`` runs in this process, without memory.
-    anchors : sequence of Anchor
-        Reference detectors to score beside the scan (for cells with ``anchors``).
-        Isolated workers always use :data:`ANCHORS`.
+    anchors : sequence of Anchor, optional
+        Reference detectors to score beside the scan (for cells with ``anchors``);
+        default ``anchors_for("scan")``. Isolated workers always use that default.
     progress : bool, default=False
         Show a rich progress bar on stderr.
     timeout : float, optional
         Per-cell timeout in seconds (isolated runs only).
     """
+    anchors = anchors_for("scan") if anchors is None else tuple(anchors)
     report = BenchReport(meta=_meta(isolate, anchors))
     todo = [("row", c) for c in cells] + [("speed", c) for c in speed]
 
