@@ -69,3 +69,33 @@ def test_contract_basics(patched):
         get_detector("backdoor_trigger", min_count=1).fit(X, y)
     # new rows: carriers are recognised by value, others score 0
     assert np.array_equal(det.score_samples(X[:50].copy() + 0.0, y[:50]), a[:50])
+
+
+def test_tie_probability_matches_counting():
+    from math import comb
+
+    from poisonguard.detectors._backdoor_trigger import _tie_probability
+
+    counts = np.array([5, 3, 1, 1])  # n = 10
+    expected = (comb(5, 3) + comb(3, 3)) / comb(10, 3)
+    assert _tie_probability(counts, 10, 3) == pytest.approx(expected)
+    assert _tie_probability(np.ones(10, dtype=int), 10, 2) == 0.0  # no ties possible
+
+
+def test_finds_four_rows_with_a_two_column_trigger():
+    # Four rows are too few for label enrichment alone (prior**4 ~ 0.02 before any
+    # correction); that the same rows tie on two continuous columns is the evidence.
+    data = load_breast_cancer()
+    X, y = data.data.copy(), data.target.copy()
+    rng = np.random.default_rng(0)
+    source = rng.choice(np.flatnonzero(y == 1), size=4, replace=False)
+    X[source, 19] = np.quantile(X[:, 19], 0.999)
+    X[source, 24] = np.quantile(X[:, 24], 0.999)
+    y[source] = 0
+    mask = np.zeros(len(y), dtype=bool)
+    mask[source] = True
+    det = BackdoorTriggerDetector().fit(standardize(X), y)
+    s = det.score_samples(standardize(X), y)
+    assert det.report_["poisoned_classes"] == [0]
+    assert s[mask].min() > 0.5 and (s[~mask] > 0).sum() == 0
+    assert roc_auc_score(mask, s) == 1.0
