@@ -99,3 +99,16 @@ def test_finds_four_rows_with_a_two_column_trigger():
     assert det.report_["poisoned_classes"] == [0]
     assert s[mask].min() > 0.5 and (s[~mask] > 0).sum() == 0
     assert roc_auc_score(mask, s) == 1.0
+
+
+def test_finds_a_centre_patch_through_its_conjunction():
+    # Each pixel of a centre patch at maximum ink is common in clean digits, so no
+    # single value is enriched in the target class; the four values together are.
+    X, y, mask = patched_digits(rate=0.06, row=3, col=3)
+    det = BackdoorTriggerDetector().fit(X, y)
+    assert det.report_["poisoned_classes"] == [0]
+    conj = [t for t in det.tokens_ if len(t.features) > 1 and t.label == 0]
+    assert any({27, 28, 35, 36} >= set(t.features) for t in conj)
+    s = det.score_samples(X, y)
+    assert (s[mask] >= 0.5).mean() >= 0.8
+    assert (s[~mask] >= 0.5).mean() <= 0.01

@@ -35,7 +35,8 @@ class gets its posterior in the small mixture component times ``1 - p(label)``.
 
 Limits: a trigger whose exact values are common in clean rows (a 2x2 patch of
 maximum ink at the centre of a digit: 3% of clean digits carry it) fails part 3, on
-purpose: such a cluster cannot be told from a natural sub-population by this test.
+purpose: such a cluster cannot be told from a natural sub-population by this test
+(``backdoor_trigger`` finds that patch through the conjunction of its four values).
 The representation is the encoded table reduced by PCA (randomized SVD, at most
 ``n_components`` dimensions, fitted on at most ``max_fit_rows`` rows) and whitened.
 Clean-label backdoors (true labels kept) fail part 2 by design.
