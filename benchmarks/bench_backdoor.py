@@ -11,7 +11,8 @@ rows), flag recall/precision of the default rule, the same AUROC for each anchor
 ``ActivationDefence`` and ``SpectralSignatureDefense`` over a small torch MLP; an
 anchor whose packages are missing shows ``n/a``), and clean accuracy + ASR
 (logistic regression) trained on the poisoned table, on the table sanitized with
-the default rule, and on the unpoisoned table.
+the default rule, on the poisoned table with exactly its poisoned rows removed (the
+"oracle removal", the best any sanitizer can do), and on the unpoisoned table.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_backdoor.py [--quick]``. Writes
 ``benchmarks/results/backdoor.json`` and ``backdoor.md``.
@@ -123,6 +124,12 @@ def run_cell(c: dict, seed: int = 0) -> dict:
     for sc in ev.scores:
         row[f"acc_{sc.name}"] = sc.clean_accuracy
         row[f"asr_{sc.name}"] = sc.asr
+    # The oracle: exactly the poisoned rows removed, the best any removal can do. On
+    # small tables its ASR can sit well above the clean model's, because the source
+    # rows are gone too (wine, 125 training rows: removing 4 random clean rows gives
+    # ASR 0.06-0.34).
+    oracle = evaluate(pt.frame[~mask], label="label", test=pt.holdout, target=0).score("poisoned")
+    row["acc_oracle"], row["asr_oracle"] = oracle.clean_accuracy, oracle.asr
     return row
 
 
@@ -154,13 +161,14 @@ def _f(v, nd=3):
 def markdown(rows, clean) -> str:
     anchors = [a.name for a in ANCHORS]
     head = ["cell", "rate", "poisoned", "AUROC scan", "AUROC backdoor_spectral", "P@k", "flag rec", "flag prec"] + [f"AUROC {a}" for a in anchors] + [
-        "acc poisoned", "ASR poisoned", "acc sanitized", "ASR sanitized", "acc clean model", "ASR clean model"]
+        "acc poisoned", "ASR poisoned", "acc sanitized", "ASR sanitized", "acc oracle removal", "ASR oracle removal",
+        "acc clean model", "ASR clean model"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = [r["cell"], f"{r['rate']:.0%}", str(r["n_poisoned"]), _f(r["auroc"]), _f(r.get("spectral_auroc")), _f(r["p_at_k"]), _f(r["flag_recall"]),
                 _f(r["flag_precision"])] + [_f(r[a]) for a in anchors] + [
             _f(r["acc_poisoned"]), _f(r["asr_poisoned"]), _f(r["acc_sanitized"]), _f(r["asr_sanitized"]),
-            _f(r["acc_clean"]), _f(r["asr_clean"])]
+            _f(r["acc_oracle"]), _f(r["asr_oracle"]), _f(r["acc_clean"]), _f(r["asr_clean"])]
         lines.append("| " + " | ".join(vals) + " |")
     lines += ["", "Unpoisoned tables (default scan, default flag rule):", "",
               "| table | rows | flag rate (scan) | flag rate (backdoor_trigger) | classes judged poisoned (trigger) "

@@ -112,3 +112,15 @@ def test_finds_a_centre_patch_through_its_conjunction():
     s = det.score_samples(X, y)
     assert (s[mask] >= 0.5).mean() >= 0.8
     assert (s[~mask] >= 0.5).mean() <= 0.01
+
+
+def test_label_flips_are_not_a_trigger(digits_flipped):
+    # masking a trait of a class (the empty centre of "0") makes its rows look like
+    # another class, as a trigger would; such conjunctions must not become triggers
+    from poisonguard.encoding import TableEncoder
+
+    X = TableEncoder().fit_transform(digits_flipped.frame, digits_flipped.features)
+    y = digits_flipped.frame["label"].to_numpy()
+    det = BackdoorTriggerDetector().fit(X, y)
+    assert det.report_["poisoned_classes"] == []
+    assert (det.score_samples(X, y) >= 0.5).sum() == 0

@@ -15,6 +15,7 @@ from ._base import (
     register,
     resolve_settings,
 )
+from ._backdoor_clean_label import BackdoorCleanLabelDetector
 from ._backdoor_spectral import BackdoorSpectralDetector
 from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
@@ -33,6 +34,7 @@ __all__ = [
     "get_detector",
     "register",
     "resolve_settings",
+    "BackdoorCleanLabelDetector",
     "BackdoorSpectralDetector",
     "BackdoorTriggerDetector",
     "ClassOutlierDetector",

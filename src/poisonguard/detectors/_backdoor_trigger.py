@@ -44,7 +44,9 @@ from ..errors import ConfigError
 from ._base import BaseDetector, register
 from ._presence import ClassPresence, summarize_presence
 
-__all__ = ["BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "Token", "TokenGroup"]
+__all__ = [
+    "BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "typical_rate", "Token", "TokenGroup", "NEAR",
+]
 
 
 
@@ -172,6 +174,24 @@ def find_enriched_tokens(
 
 #: Jaccard overlap (within one class) above which single values are joined into a conjunction
 _CONJUNCTION_OVERLAP = 0.8
+#: largest share of a class's non-carriers near a conjunction for it to stay a candidate
+_CONJUNCTION_MAX_TYPICAL = 0.2
+#: distance (standard deviations of the encoded features) that counts as near a value
+NEAR = 0.5
+
+
+def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NEAR) -> float:
+    """Share of the token's class rows that do *not* carry it but come within ``near`` of it.
+
+    High for a trait of the class (the empty centre of a "0": rows without the exact
+    zeros still have little ink there); near 0 for a stamp foreign to the class. With
+    no such rows to compare it is 0.
+    """
+    rest = (y == token.label) & ~token.carried_by(X)
+    if not rest.any():
+        return 0.0
+    close = np.all(np.abs(X[rest][:, list(token.features)] - np.asarray(token.values)) <= near, axis=1)
+    return float(close.mean())
 
 
 def _conjunctions(
@@ -191,7 +211,8 @@ def _conjunctions(
     carriers in the class overlap with Jaccard >= 0.8 are joined (connected
     components over at least two features), and the conjunction is tested like a
     single value (binomial test of the class among all its carriers, lift >= 2,
-    Bonferroni over the conjunctions tested).
+    Bonferroni over the conjunctions tested). A conjunction that the class's other
+    rows come near (:func:`typical_rate` above 0.2) is a trait of the class and dropped.
     """
     from scipy.sparse.csgraph import connected_components
 
@@ -226,7 +247,11 @@ def _conjunctions(
         p = float(binom.sf(k - 1, total, prior[c]))
         if p < level:
             excess = float(np.clip((k - prior[c] * total) / k, 0.0, 1.0))
-            out.append(Token(feats, vals, c, total, k, p, excess))
+            tok = Token(feats, vals, c, total, k, p, excess)
+            # Masking a trait of the class makes its rows look like another class, as a
+            # trigger would: on 600 digits with 10% flips the empty centre of "0" did.
+            if typical_rate(X, y, tok) <= _CONJUNCTION_MAX_TYPICAL:
+                out.append(tok)
     return out
 
 
