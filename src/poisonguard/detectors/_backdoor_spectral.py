@@ -99,9 +99,14 @@ def _gmm_1d(z: np.ndarray, random_state: int) -> tuple[np.ndarray, np.ndarray, n
     from sklearn.mixture import GaussianMixture
 
     x = z.reshape(-1, 1)
-    g1 = GaussianMixture(1, random_state=random_state).fit(x)
-    g2 = GaussianMixture(2, random_state=random_state, n_init=2, reg_covar=1e-4).fit(x)
-    gain = float(g1.bic(x) - g2.bic(x))
+    n = x.shape[0]
+    # one Gaussian in closed form (maximum likelihood mean and variance, 2 parameters)
+    var1 = float(np.var(z)) + 1e-6
+    bic1 = n * (np.log(2 * np.pi * var1) + 1.0) + 2.0 * np.log(n)
+    # k-means++ seeding without Lloyd iterations: on 1-D data EM does the rest, and full
+    # k-means initialisation was 80% of this detector's time at 100k rows
+    g2 = GaussianMixture(2, random_state=random_state, n_init=2, reg_covar=1e-4, init_params="k-means++").fit(x)
+    gain = float(bic1 - g2.bic(x))
     return g2.weights_.copy(), g2.means_.ravel().copy(), g2.covariances_.ravel().copy(), gain
 
 
