@@ -325,6 +325,7 @@ def _fit_single(model: TrainedModel, X: np.ndarray, y: np.ndarray, n_classes: in
                 "delta": s.dp.delta,
                 "noise_multiplier": fit.noise_multiplier,
                 "max_grad_norm": s.dp.max_grad_norm,
+                "grad_sample_mode": s.dp.grad_sample_mode,
                 "sample_rate": fit.sample_rate,
                 "steps": fit.steps,
             }
@@ -359,7 +360,7 @@ def _fit_torch(X: np.ndarray, y: np.ndarray, n_classes: int, hidden: tuple[int, 
     try:
         return fit_torch(
             X, y, n_classes=n_classes, hidden=hidden, epochs=s.epochs, batch_size=s.batch_size,
-            lr=s.lr, seed=s.seed, dp=s.dp,
+            lr=s.lr, seed=s.seed, dp=s.dp, activation=s.activation, input_clip=s.input_clip,
         )
     except PoisonguardError:
         raise

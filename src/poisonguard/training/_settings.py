@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 
-__all__ = ["DPSettings", "CertifiedSettings", "TrainSettings", "MODELS", "ACCOUNTANTS", "validate_settings"]
+__all__ = [
+    "DPSettings", "CertifiedSettings", "TrainSettings", "MODELS", "ACCOUNTANTS", "ACTIVATIONS",
+    "GRAD_SAMPLE_MODES", "validate_settings", "dp_recipe",
+]
 
 MODELS = ("logreg", "mlp", "gbdt", "tree")
 ACCOUNTANTS = ("rdp", "prv")
+ACTIVATIONS = ("relu", "tanh")
+GRAD_SAMPLE_MODES = ("ghost", "hooks", "ew", "functorch")
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,12 @@ class DPSettings:
 
     Give exactly one of ``epsilon`` (the noise is then chosen so that training spends
     at most ``epsilon``) and ``noise_multiplier`` (the epsilon spent is reported).
+
+    ``grad_sample_mode`` is how Opacus gets each row's clipped gradient: ``"ghost"``
+    (ghost clipping: per-row norms without per-row gradients, then a second backward
+    pass; the fastest here), or ``"hooks"``, ``"ew"``, ``"functorch"``, which
+    materialise per-row gradients. All clip the same per-row gradient norm, so the
+    privacy accounting does not depend on it.
     """
 
     epsilon: float | None = None
@@ -26,6 +37,7 @@ class DPSettings:
     max_grad_norm: float = 1.0
     noise_multiplier: float | None = None
     accountant: str = "rdp"
+    grad_sample_mode: str = "ghost"
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,13 @@ class TrainSettings:
         certified training so the split does not depend on other rows). 0 disables it.
     epochs, batch_size, lr, hidden
         Torch training (``mlp`` and DP models).
+    activation : {"relu", "tanh"}
+        Hidden-layer activation of ``mlp``. ``tanh`` suits DP-SGD (see :func:`dp_recipe`).
+    input_clip : float or None
+        Torch models: clamp each standardised input feature to ``[-input_clip,
+        input_clip]`` inside the network (training and prediction alike). Bounds the
+        gradient of rows with rare, extreme values; a per-row operation, so it costs
+        no privacy.
     gbdt_iter : int
         Boosting iterations of ``gbdt``.
     tree_depth : int or None
@@ -86,6 +105,8 @@ class TrainSettings:
     batch_size: int = 128
     lr: float = 0.01
     hidden: tuple[int, ...] = (64,)
+    activation: str = "relu"
+    input_clip: float | None = None
     gbdt_iter: int = 100
     tree_depth: int | None = None
     max_iter: int = 500
@@ -109,6 +130,19 @@ def validate_settings(s: TrainSettings, *, n_train: int | None = None) -> None:
         problems.append(f"--lr must be a positive number, got {s.lr}")
     if any(h < 1 for h in s.hidden):
         problems.append(f"hidden layer sizes must be positive, got {list(s.hidden)}")
+    torch_model = s.model == "mlp" or s.dp is not None or s.backend == "torch"
+    if s.activation not in ACTIVATIONS:
+        problems.append(f"activation must be one of {', '.join(ACTIVATIONS)}, got {s.activation!r}")
+    elif s.activation != "relu" and s.model != "mlp":
+        problems.append(f"activation {s.activation!r} applies to the mlp's hidden layers, not to {s.model!r}")
+    if s.input_clip is not None:
+        if not (s.input_clip > 0 and math.isfinite(s.input_clip)):
+            problems.append(f"input_clip must be a positive number or None, got {s.input_clip}")
+        elif not torch_model or s.certified is not None:
+            problems.append(
+                f"input_clip applies to torch models (mlp, --dp, or backend 'torch'), not to {s.model!r} "
+                f"with backend {s.backend!r}"
+            )
     if s.backend not in ("auto", "torch"):
         problems.append(f"backend must be 'auto' or 'torch', got {s.backend!r}")
     elif s.backend == "torch" and s.model not in ("logreg", "mlp"):
@@ -146,6 +180,8 @@ def _dp_problems(s: TrainSettings, n_train: int | None) -> list[str]:
     out: list[str] = []
     if s.model not in ("logreg", "mlp"):
         out.append(f"--dp trains torch models: use --model logreg or mlp, not {s.model!r}")
+    if dp.grad_sample_mode not in GRAD_SAMPLE_MODES:
+        out.append(f"grad_sample_mode must be one of {', '.join(GRAD_SAMPLE_MODES)}, got {dp.grad_sample_mode!r}")
     if dp.accountant not in ACCOUNTANTS:
         out.append(f"--accountant must be one of {', '.join(ACCOUNTANTS)}, got {dp.accountant!r}")
     if dp.epsilon is not None and dp.noise_multiplier is not None:
@@ -179,6 +215,53 @@ def _dp_problems(s: TrainSettings, n_train: int | None) -> list[str]:
             "use a smaller batch so privacy amplification by sampling applies"
         )
     return out
+
+
+def dp_recipe(
+    epsilon: float = 3.0,
+    *,
+    delta: float = 1e-5,
+    max_grad_norm: float = 0.1,
+    model: str = "mlp",
+    accountant: str = "rdp",
+    **overrides: object,
+) -> TrainSettings:
+    """Training settings that work well for DP-SGD on small tables (an MLP by default).
+
+    Compared with the plain defaults (ReLU, batch 128, 30 epochs, lr 0.01, clip 1):
+
+    * ``activation="tanh"``: bounded activations lose less to clipping and noise
+      (Papernot et al., "Tempered Sigmoid Activations for Deep Learning with
+      Differential Privacy", AAAI 2021);
+    * ``input_clip=2.0``: standardised features clamped to [-2, 2], so a row with a
+      rare, extreme value does not dominate its clipped gradient (a per-row
+      operation: no privacy cost). In the spirit of Tramer & Boneh, "Differentially
+      Private Learning Needs Better Features (or Much More Data)", ICLR 2021;
+    * ``batch_size=512``, ``epochs=100``: few, large Poisson batches and more passes
+      (De et al., "Unlocking High-Accuracy Differentially Private Image
+      Classification through Scale", 2022). Few steps per epoch is also what makes
+      DP-SGD cheap on small models, where Opacus' per-step cost dominates;
+    * ``max_grad_norm=0.1`` with ``lr=0.01``: with Adam a small clip only rescales
+      every row's gradient, and the noise with it.
+
+    Tuned on scikit-learn's digits (1347 training rows, 64 features): at epsilon 3
+    the 64-unit MLP lands about 2 points below the same MLP without DP, and batch
+    256 with 60 epochs does as well (see ``benchmarks/bench_privacy.py``). Opacus
+    samples each row with probability ``1 / ceil(n / batch_size)``, a third here.
+    The batch must stay below the number of training rows: on smaller tables pass
+    e.g. ``batch_size=n_train // 3``; on much larger ones a batch of a few thousand
+    keeps the number of steps reasonable. ``overrides`` replace any other
+    :class:`TrainSettings` field.
+    """
+    if "dp" in overrides:
+        raise InputError("dp_recipe builds the DP settings itself; pass epsilon, delta and accountant instead")
+    base = {
+        "model": model, "activation": "tanh" if model == "mlp" else "relu", "input_clip": 2.0,
+        "hidden": (64,), "batch_size": 512, "epochs": 100, "lr": 0.01,
+    }
+    base.update(overrides)
+    dp = DPSettings(epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, accountant=accountant)
+    return TrainSettings(dp=dp, **base)  # type: ignore[arg-type]
 
 
 def _suggest_delta(n: int) -> float:
