@@ -130,3 +130,27 @@ def test_other_bad_inputs(tmp_path, data, capsys):
     assert main(["privacy-sweep", str(data), "--label", "y", "--attack", "backdoor", "--image-shape", "8by8"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "not empty" in err and "--certified" in err and "positive" in err
+
+
+def test_train_dp_recipe_with_explicit_overrides(tmp_path, data, capsys):
+    from poisonguard.training import load_model
+
+    out = tmp_path / "m"
+    code = main(["train", str(data), "--label", "y", "--out", str(out), "--model", "mlp", "--dp", "--dp-recipe",
+                 "--epochs", "3", "--batch-size", "64"])
+    assert code == 0
+    assert "clip 0.1" in capsys.readouterr().out
+    s = load_model(out).metadata["settings"]
+    assert (s["activation"], s["input_clip"], s["epochs"], s["batch_size"]) == ("tanh", 2.0, 3, 64)
+    assert s["dp"]["epsilon"] == 3.0 and s["dp"]["max_grad_norm"] == 0.1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dp-recipe"], "need --dp"),
+    (["--max-grad-norm", "0.5"], "need --dp"),
+    (["--dp", "--dp-recipe", "--noise-multiplier", "1.0"], "drop --noise-multiplier"),
+    (["--model", "logreg", "--activation", "tanh"], "activation"),
+])
+def test_train_bad_dp_options(tmp_path, data, capsys, args, message):
+    assert main(["train", str(data), "--label", "y", "--out", str(tmp_path / "m"), *args]) == 2
+    assert message in capsys.readouterr().err

@@ -30,16 +30,24 @@ def train_cmd(
     model: str = typer.Option("logreg", "--model", help="logreg | mlp | gbdt | tree."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Rows held out for validation metrics."),
     seed: int = typer.Option(0, "--seed"),
-    epochs: int = typer.Option(30, "--epochs", help="Torch models: epochs."),
-    batch_size: int = typer.Option(128, "--batch-size", help="Torch models: (expected) batch size."),
-    lr: float = typer.Option(0.01, "--lr", help="Torch models: Adam learning rate."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Torch models: epochs [30; DP recipe 100]."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help="Torch models: (expected) batch size [128; DP recipe 512]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Torch models: Adam learning rate [0.01]."),
     hidden: str = typer.Option("64", "--hidden", help="MLP hidden layer sizes, e.g. '64,32'."),
+    activation: Optional[str] = typer.Option(None, "--activation", help="mlp: relu | tanh [relu; DP recipe tanh]."),
+    input_clip: Optional[float] = typer.Option(
+        None, "--input-clip", help="Torch models: clamp standardised inputs to +-C [none; DP recipe 2]."),
     gbdt_iter: int = typer.Option(100, "--gbdt-iter", help="gbdt: boosting iterations."),
     tree_depth: Optional[int] = typer.Option(None, "--tree-depth", help="tree: maximum depth."),
     dp: bool = typer.Option(False, "--dp", help="Train with DP-SGD (Opacus)."),
     epsilon: Optional[float] = typer.Option(None, "--epsilon", help="DP: target epsilon."),
     delta: Optional[float] = typer.Option(None, "--delta", help="DP: delta (default 1e-5; must be below 1/n)."),
-    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="DP: per-row gradient clipping norm C."),
+    max_grad_norm: Optional[float] = typer.Option(
+        None, "--max-grad-norm", help="DP: per-row gradient clipping norm [1.0; DP recipe 0.1]."),
+    dp_recipe: bool = typer.Option(
+        False, "--dp-recipe", help="DP: settings tuned for DP-SGD (tanh, inputs clamped to +-2, batch 512, "
+        "100 epochs, clip 0.1); options given explicitly still apply."),
     noise_multiplier: Optional[float] = typer.Option(None, "--noise-multiplier", help="DP: noise instead of --epsilon."),
     accountant: str = typer.Option("rdp", "--accountant", help="DP: rdp | prv."),
     certified: bool = typer.Option(False, "--certified", help="Train a DPA ensemble with certificates."),
@@ -50,23 +58,42 @@ def train_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Allow writing into a non-empty --out."),
 ) -> None:
     """Train a model and save it in the safe format (arrays/JSON, state_dict, skops)."""
-    from ..training import CertifiedSettings, DPSettings, TrainSettings, save_model, train_model
+    import dataclasses
 
-    if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None):
-        raise InputError("--epsilon, --delta and --noise-multiplier need --dp")
+    from ..training import CertifiedSettings, DPSettings, TrainSettings, save_model, train_model
+    from ..training import dp_recipe as make_recipe
+
+    if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None or dp_recipe
+                   or max_grad_norm is not None):
+        raise InputError("--epsilon, --delta, --noise-multiplier, --max-grad-norm and --dp-recipe need --dp")
+    if dp_recipe and noise_multiplier is not None:
+        raise InputError("--dp-recipe calibrates the noise to --epsilon; drop --noise-multiplier")
     if not certified and (partitions is not None or method != "dpa" or bag_size is not None):
         raise InputError("--partitions, --method and --bag-size need --certified")
-    settings = TrainSettings(
-        model=model, val_fraction=val_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-        hidden=_hidden(hidden), gbdt_iter=gbdt_iter, tree_depth=tree_depth,
-        dp=DPSettings(
-            epsilon=epsilon, delta=1e-5 if delta is None else delta, max_grad_norm=max_grad_norm,
-            noise_multiplier=noise_multiplier, accountant=accountant,
-        ) if dp else None,
-        certified=CertifiedSettings(
-            partitions=50 if partitions is None else partitions, method=method, bag_size=bag_size, alpha=alpha,
-        ) if certified else None,
-    )
+    given = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "activation": activation,
+                               "input_clip": input_clip}.items() if v is not None}
+    common = dict(val_fraction=val_fraction, seed=seed, hidden=_hidden(hidden), gbdt_iter=gbdt_iter,
+                  tree_depth=tree_depth)
+    certificate = CertifiedSettings(
+        partitions=50 if partitions is None else partitions, method=method, bag_size=bag_size, alpha=alpha,
+    ) if certified else None
+    if dp_recipe:
+        settings = make_recipe(
+            3.0 if epsilon is None else epsilon, delta=1e-5 if delta is None else delta,
+            max_grad_norm=0.1 if max_grad_norm is None else max_grad_norm, model=model, accountant=accountant,
+            **{**common, **given},
+        )
+        settings = dataclasses.replace(settings, certified=certificate)
+    else:
+        settings = TrainSettings(
+            model=model, **common, **given,
+            dp=DPSettings(
+                epsilon=epsilon, delta=1e-5 if delta is None else delta,
+                max_grad_norm=1.0 if max_grad_norm is None else max_grad_norm,
+                noise_multiplier=noise_multiplier, accountant=accountant,
+            ) if dp else None,
+            certified=certificate,
+        )
     m = train_model(data, label=label, settings=settings)
     digest = save_model(m, out, overwrite=overwrite)
     meta = m.metadata
