@@ -148,6 +148,30 @@ def clean_rows() -> list[dict]:
     return out
 
 
+def speed_rows(n_rows: int = 100_000, repeats: int = 3) -> list[dict]:
+    """Time of the default scan against the scan engine's own detectors (no backdoor family).
+
+    Generated table, ``n_rows`` x 32 with 5% flips; the median of ``repeats`` runs of
+    each, alternated so that load on a shared machine hits both alike.
+    """
+    from poisonguard.attacks import poison
+    from poisonguard.detectors import default_detectors, detector_class
+
+    d = load_dataset("synthetic", n_rows=n_rows, seed=0)
+    frame = poison("flip", d.frame, label="label", rate=0.05, seed=0).frame
+    full = default_detectors(labeled=True)
+    engine = [n for n in full if detector_class(n).family != "backdoor"]
+    times: dict[str, list[float]] = {"engine": [], "default": []}
+    for _ in range(repeats):
+        for key, dets in (("engine", engine), ("default", full)):
+            t = time.perf_counter()
+            poisonguard.scan(frame, label="label", detectors=dets, random_state=0)
+            times[key].append(time.perf_counter() - t)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return [{"rows": n_rows, "engine_detectors": engine, "default_detectors": full, "engine_s": med["engine"],
+             "default_s": med["default"], "ratio": med["default"] / med["engine"], "runs": times}]
+
+
 def _f(v, nd=3):
     if v is None:
         return "n/a"
@@ -179,6 +203,17 @@ def markdown(rows, clean) -> str:
     return "\n".join(lines) + "\n"
 
 
+def speed_markdown(speed) -> str:
+    lines = []
+    for s in speed:
+        lines += [f"Scan time at {s['rows']:,} x 32 (generated, 5% flips; median of {len(s['runs']['engine'])} "
+                  "alternated runs):", "", "| detectors | seconds |", "|---|---:|",
+                  f"| scan engine ({', '.join(s['engine_detectors'])}) | {s['engine_s']:.2f} |",
+                  f"| default scan (+ {', '.join(d for d in s['default_detectors'] if d not in s['engine_detectors'])}) "
+                  f"| {s['default_s']:.2f} |", f"| ratio | {s['ratio']:.2f}x |"]
+    return "\n".join(lines) + "\n"
+
+
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -194,21 +229,29 @@ def _versions() -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one rate per variant")
+    ap.add_argument("--speed-only", action="store_true", help="only the 100k-row timing of default scan vs engine")
     args = ap.parse_args(argv)
+    if args.speed_only:
+        speed = speed_rows()
+        print(speed_markdown(speed))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "backdoor_speed.json").write_text(json.dumps(speed, indent=2) + "\n")
+        return 0
     t0 = time.perf_counter()
     rows = []
     for c in cells(args.quick):
         rows.append(run_cell(c))
         print(f"# {rows[-1]['cell']} {rows[-1]['rate']:.0%}: AUROC {rows[-1]['auroc']:.4f}", file=sys.stderr, flush=True)
     clean = clean_rows()
-    md = markdown(rows, clean)
+    speed = [] if args.quick else speed_rows()
+    md = markdown(rows, clean) + ("\n" + speed_markdown(speed) if speed else "")
     print(md)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"seconds": round(time.perf_counter() - t0, 1), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "holdout_fraction": HOLDOUT, "model": "logreg", "target": 0,
             "anchors": {a.name: ("ok" if anchor_available(a) else "n/a (not installed)") for a in ANCHORS},
             "versions": _versions()}
-    (RESULTS / "backdoor.json").write_text(json.dumps({"meta": meta, "cells": rows, "clean": clean}, indent=2, default=str) + "\n")
+    (RESULTS / "backdoor.json").write_text(json.dumps({"meta": meta, "cells": rows, "clean": clean, "speed": speed}, indent=2, default=str) + "\n")
     (RESULTS / "backdoor.md").write_text(md)
     return 0
 
