@@ -64,6 +64,14 @@ def cells(quick: bool) -> list[dict]:
         out.append(dict(name="breast_cancer tabular 2f p99.9", ds="breast_cancer", rate=r, trigger="tabular", opts={}))
     for r in ([0.06] if quick else [0.03, 0.06, 0.10]):
         out.append(dict(name="wine tabular 3f p99.9", ds="wine", rate=r, trigger="tabular", opts={"n_trigger_features": 3}))
+    # Values outside each column's range: a trigger the clean model has no reason to obey.
+    # At the 99.9th percentile the trigger values themselves point to class 0 on these
+    # tables (clean-model ASR 0.019 and 0.086), so there ASR mixes backdoor and nature.
+    for r in ([0.06] if quick else [0.03, 0.06]):
+        out.append(dict(name="breast_cancer tabular 2f outside", ds="breast_cancer", rate=r, trigger="tabular",
+                        opts={"trigger_values": "outside"}))
+        out.append(dict(name="wine tabular 3f outside", ds="wine", rate=r, trigger="tabular",
+                        opts={"n_trigger_features": 3, "trigger_values": "outside"}))
     for r in ([0.06] if quick else [0.01, 0.06]):
         out.append(dict(name="synthetic5k tabular 1f p99.9", ds="synthetic", rate=r, trigger="tabular", opts={"n_trigger_features": 1}))
         out.append(dict(name="synthetic5k tabular 3f outside", ds="synthetic", rate=r, trigger="tabular",
