@@ -88,7 +88,8 @@ def test_fail_over_exits_3(tmp_path, poisoned_csv, capsys):
 def test_detectors_and_set_options(tmp_path, wine_csv, capsys):
     scores = tmp_path / "scores.csv"
     rc = main(["scan", str(wine_csv), "--label", "label", "--detectors", "knn_label",
-               "--set", "knn_label.n_neighbors=5", "--scores", str(scores), "--out", str(tmp_path / "o.csv"), "--json"])
+               "--set", "knn_label.n_neighbors=5", "--set", "knn_label.noise_rate=0", "--scores", str(scores),
+               "--out", str(tmp_path / "o.csv"), "--json"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["detectors"] == ["knn_label"]
     s = pd.read_csv(scores)
@@ -100,17 +101,17 @@ def test_detectors_and_set_options(tmp_path, wine_csv, capsys):
 def test_config_file(tmp_path, wine_csv, capsys, kind):
     if kind == "json":
         cfg = tmp_path / "scan.json"
-        cfg.write_text(json.dumps({"detectors": ["knn_label", "duplicates"], "settings": {"knn_label": {"n_neighbors": 4}}}))
+        cfg.write_text(json.dumps({"detectors": ["knn_label", "duplicates"], "settings": {"knn_label": {"n_neighbors": 4, "noise_rate": 0}}}))
     else:
         cfg = tmp_path / "scan.toml"
-        cfg.write_text('detectors = ["knn_label", "duplicates"]\n[settings.knn_label]\nn_neighbors = 4\n')
+        cfg.write_text('detectors = ["knn_label", "duplicates"]\n[settings.knn_label]\nn_neighbors = 4\nnoise_rate = 0\n')
     scores = tmp_path / "scores.csv"
     rc = main(["scan", str(wine_csv), "--label", "label", "--config", str(cfg), "--json",
                "--scores", str(scores), "--out", str(tmp_path / "o.csv")])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["detectors"] == ["knn_label", "duplicates"]
     assert set(np.round(pd.read_csv(scores)["knn_label"] * 4, 6)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
-    # --set overrides the file; --detectors overrides its list
+    # --set overrides the file (and keeps the file's other settings); --detectors overrides its list
     rc = main(["scan", str(wine_csv), "--label", "label", "--config", str(cfg), "--detectors", "knn_label",
                "--set", "knn_label.n_neighbors=2", "--scores", str(scores), "--out", str(tmp_path / "o.csv")])
     assert rc == 0, capsys.readouterr().err
@@ -146,7 +147,7 @@ def test_detectors_command(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == sorted(available_detectors())
     by_name = {r["name"]: r for r in rows}
-    assert by_name["knn_label"]["settings"] == {"n_neighbors": 20} and by_name["knn_label"]["needs_label"]
+    assert by_name["knn_label"]["settings"] == {"n_neighbors": 20, "noise_rate": 0.1} and by_name["knn_label"]["needs_label"]
     assert by_name["class_outlier"]["default"] is False and by_name["iforest"]["needs_label"] is False
     assert main(["detectors"]) == 0
     out = capsys.readouterr().out

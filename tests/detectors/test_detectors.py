@@ -46,7 +46,7 @@ def test_knn_label_leaves_the_row_out_on_fit_data(blobs_with_flip):
 
 def test_knn_label_queries_new_rows_against_the_fit_table(blobs_with_flip):
     X, y = blobs_with_flip
-    det = KNNLabelDetector(n_neighbors=5).fit(X, y)
+    det = KNNLabelDetector(n_neighbors=5, noise_rate=0.0).fit(X, y)
     # as a new query, row 5 finds itself (distance 0, label 1) among its neighbours
     q = det.score_samples(X[[5, 6]], y[[5, 6]])
     assert q[0] == pytest.approx(4 / 5)
@@ -75,9 +75,26 @@ def test_knn_label_bad_setting():
 
 def test_knn_label_more_neighbours_than_rows_is_capped():
     X, y = _blobs(n_per=3)
-    s = KNNLabelDetector(n_neighbors=50).fit(X, y).score_samples(X, y)
+    s = KNNLabelDetector(n_neighbors=50, noise_rate=0.0).fit(X, y).score_samples(X, y)
     # each row sees the 8 others: 2 share its label, 6 do not
     np.testing.assert_allclose(s, 6 / 8)
+
+
+def test_knn_label_turns_the_vote_into_a_true_class_probability():
+    X, y = _blobs(n_per=3)  # 3 classes; each row sees 2 of its label among 8 others
+    k, r, q = 3, 0.1, 2 / 8
+    s = KNNLabelDetector(n_neighbors=50, noise_rate=r).fit(X, y).score_samples(X, y)
+    np.testing.assert_allclose(s, 1 - (q - r / (k - 1)) / (1 - r - r / (k - 1)))
+    # the correction never reorders rows (it may tie those beyond certainty), and a
+    # unanimous vote stays certain either way
+    X2, y2 = _blobs(n_per=30, sep=4.0)
+    y2[0] = 1  # deep in class 0's blob: every neighbour disagrees
+    plain = KNNLabelDetector(noise_rate=0.0).fit(X2, y2).score_samples(X2, y2)
+    corrected = KNNLabelDetector().fit(X2, y2).score_samples(X2, y2)
+    assert np.all(np.diff(corrected[np.argsort(plain, kind="stable")]) >= 0)
+    assert plain[0] == 1.0 and corrected[0] == 1.0
+    assert (plain == 0.0).any() and corrected[plain == 0.0].max() == 0.0
+    assert len(np.unique(plain)) > 3  # not a degenerate table
 
 
 # ---------------------------------------------------------------- confident

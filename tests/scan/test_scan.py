@@ -201,7 +201,7 @@ def test_unlabeled_scan_finds_injected_far_rows(digits_small):
 
 
 def test_settings_and_seed_reach_the_detectors(wine):
-    a = scan(wine, label="label", detectors="knn_label", settings={"knn_label": {"n_neighbors": 3}})
+    a = scan(wine, label="label", detectors="knn_label", settings={"knn_label": {"n_neighbors": 3, "noise_rate": 0}})
     b = scan(wine, label="label", detectors="knn_label")
     assert not np.array_equal(a.detector_scores["knn_label"], b.detector_scores["knn_label"])
     assert set(np.round(a.detector_scores["knn_label"] * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}
