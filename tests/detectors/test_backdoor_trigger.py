@@ -110,7 +110,10 @@ def test_finds_a_centre_patch_through_its_conjunction():
     conj = [t for t in det.tokens_ if len(t.features) > 1 and t.label == 0]
     assert any({27, 28, 35, 36} >= set(t.features) for t in conj)
     s = det.score_samples(X, y)
-    assert (s[mask] >= 0.5).mean() >= 0.8
+    # carriers that still look like a "0" once masked are caught by the carriers' purity
+    purity = max(g.purity for g in det.groups_ if g.present)
+    assert 0.8 < purity < 1.0
+    assert (s[mask] >= 0.5).mean() >= 0.95 and s[mask].min() >= purity
     assert (s[~mask] >= 0.5).mean() <= 0.01
 
 

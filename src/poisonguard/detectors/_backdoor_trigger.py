@@ -23,8 +23,10 @@ more often labelled ``t`` than the class prior says. This detector
    Bonferroni over groups)? Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 
-The score of a carrier of a trigger judged present is ``1 - p_masked(c)``, the
-masked model's probability that the row is *not* of its label ``c``. Other rows
+The score of a carrier of a trigger judged present is the larger of ``1 - p_masked(c)``,
+the masked model's probability that the row is *not* of its label ``c``, and the
+carriers' purity ``1 - (expected natural carriers + 1) / carriers`` (natural carriers
+expected in the class at the rate the other classes carry the trigger). Other rows
 score 0. It estimates the chance that the row is poisoned
 (``score_kind = "probability"``).
 
@@ -269,6 +271,7 @@ class TokenGroup:
     null_rate: float
     p_value: float
     present: bool
+    purity: float = 0.0  # 1 - (natural carriers expected in the class + 1) / carriers in the class
 
 
 #: share of a value's carriers in one class above which a trigger needs half the masking effect
@@ -453,10 +456,14 @@ class BackdoorTriggerDetector(BaseDetector):
         concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2
         present = bool(pv < level and k1 >= int(self.min_count) and (strong or concentrated))
         excess = max(self.tokens_[t].excess for t in members)
+        # natural carriers expected in the class at the rate the other classes carry it
+        others = y != c
+        natural = float((carrier & others).sum() / max(int(others.sum()), 1)) * rows_c.size
+        purity = float(np.clip(1.0 - (natural + 1.0) / max(n1, 1), 0.0, 1.0))
         return TokenGroup(
             label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
             fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
-            null_rate=float(null), p_value=pv, present=present,
+            null_rate=float(null), p_value=pv, present=present, purity=purity,
         )
 
     # ---------------------------------------------------------------- score
@@ -481,7 +488,11 @@ class BackdoorTriggerDetector(BaseDetector):
                 logits = X @ self.coef_.T + self.intercept_
             feats = np.array(g.features, dtype=np.int64)
             p = _softmax(self._masked_logits(X[rows], logits[rows], feats, np.array(g.fills)))
-            s = 1.0 - p[:, g.label]
+            # A carrier whose masked row still looks like its label is not cleared by that:
+            # once the trigger is judged present, the share of carriers that are stamped
+            # (purity) is the chance for any of them (centre patch at 6%: 6 of 75 poisoned
+            # rows looked like a "0" once masked and stayed in the table).
+            s = np.maximum(1.0 - p[:, g.label], g.purity)
             better = s > score[rows]
             r = rows[better]
             score[r] = s[better]
