@@ -23,11 +23,11 @@ more often labelled ``t`` than the class prior says. This detector
    Bonferroni over groups)? Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 
-The score of a carrier of a trigger judged present is the larger of ``1 - p_masked(c)``,
-the masked model's probability that the row is *not* of its label ``c``, and the
-carriers' purity ``1 - (expected natural carriers + 1) / carriers`` (natural carriers
-expected in the class at the rate the other classes carry the trigger). Other rows
-score 0. It estimates the chance that the row is poisoned
+The score of a carrier of a trigger judged present is ``1 - p_masked(c)``, the masked
+model's probability that the row is *not* of its label ``c``; a row carrying all of
+the trigger's values scores at least their purity ``1 - (expected natural carriers + 1)
+/ carriers`` (natural carriers expected in the class at the rate the other classes
+carry all the values). Other rows score 0. It estimates the chance that the row is poisoned
 (``score_kind = "probability"``).
 
 Clean-label backdoors (true labels kept) are out of reach of step 2 by design: the
@@ -271,7 +271,7 @@ class TokenGroup:
     null_rate: float
     p_value: float
     present: bool
-    purity: float = 0.0  # 1 - (natural carriers expected in the class + 1) / carriers in the class
+    purity: float = 0.0  # 1 - (natural core carriers expected in the class + 1) / core carriers in the class
 
 
 #: share of a value's carriers in one class above which a trigger needs half the masking effect
@@ -456,10 +456,17 @@ class BackdoorTriggerDetector(BaseDetector):
         concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2
         present = bool(pv < level and k1 >= int(self.min_count) and (strong or concentrated))
         excess = max(self.tokens_[t].excess for t in members)
-        # natural carriers expected in the class at the rate the other classes carry it
+        # Purity of the *core* carriers (every value of the group at once): natural core
+        # carriers are expected in the class at the rate the other classes carry the core.
+        core = carries[:, members].all(axis=1)
         others = y != c
-        natural = float((carrier & others).sum() / max(int(others.sum()), 1)) * rows_c.size
-        purity = float(np.clip(1.0 - (natural + 1.0) / max(n1, 1), 0.0, 1.0))
+        natural = float((core & others).sum() / max(int(others.sum()), 1)) * rows_c.size
+        n_core = int((core & (y == c)).sum())
+        purity = float(np.clip(1.0 - (natural + 1.0) / max(n_core, 1), 0.0, 1.0)) if n_core else 0.0
+        if feats.size < 2:
+            # one value may be typical of the class itself, so the other classes' rate
+            # understates its natural carriers here (px52 = 8 in "0"s: 11 clean rows flagged)
+            purity = 0.0
         return TokenGroup(
             label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
             fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
@@ -478,21 +485,21 @@ class BackdoorTriggerDetector(BaseDetector):
         for gi, g in enumerate(self.groups_):
             if not g.present:
                 continue
-            carrier = np.zeros(n, dtype=bool)
-            for t in g.tokens:
-                carrier |= self.tokens_[t].carried_by(X)
-            rows = np.flatnonzero(carrier & (y == g.label))
+            each = np.stack([self.tokens_[t].carried_by(X) for t in g.tokens], axis=1)
+            rows = np.flatnonzero(each.any(axis=1) & (y == g.label))
             if rows.size == 0:
                 continue
             if logits is None:
                 logits = X @ self.coef_.T + self.intercept_
             feats = np.array(g.features, dtype=np.int64)
             p = _softmax(self._masked_logits(X[rows], logits[rows], feats, np.array(g.fills)))
-            # A carrier whose masked row still looks like its label is not cleared by that:
-            # once the trigger is judged present, the share of carriers that are stamped
-            # (purity) is the chance for any of them (centre patch at 6%: 6 of 75 poisoned
-            # rows looked like a "0" once masked and stayed in the table).
-            s = np.maximum(1.0 - p[:, g.label], g.purity)
+            # A core carrier whose masked row still looks like its label is not cleared by
+            # that: once the trigger is judged present, the share of core carriers that are
+            # stamped (purity) is the chance for any of them (centre patch at 6%: 6 of 75
+            # poisoned rows looked like a "0" once masked and stayed in the table). Rows
+            # with only some of the group's values keep the masked model's verdict.
+            s = 1.0 - p[:, g.label]
+            s = np.where(each[rows].all(axis=1), np.maximum(s, g.purity), s)
             better = s > score[rows]
             r = rows[better]
             score[r] = s[better]
