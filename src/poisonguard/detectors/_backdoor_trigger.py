@@ -27,7 +27,8 @@ The score of a carrier of a trigger judged present is ``1 - p_masked(c)``, the m
 model's probability that the row is *not* of its label ``c``; a row carrying all of
 the trigger's values scores at least their purity ``1 - (expected natural carriers + 1)
 / carriers`` (natural carriers expected in the class at the rate the other classes
-carry all the values). Other rows score 0. It estimates the chance that the row is poisoned
+carry all the values, or the rate at which the class's other rows come near them,
+whichever is larger). Other rows score 0. It estimates the chance that the row is poisoned
 (``score_kind = "probability"``).
 
 Clean-label backdoors (true labels kept) are out of reach of step 2 by design: the
@@ -271,7 +272,7 @@ class TokenGroup:
     null_rate: float
     p_value: float
     present: bool
-    purity: float = 0.0  # 1 - (natural core carriers expected in the class + 1) / core carriers in the class
+    purity: float = 0.0  # see BackdoorTriggerDetector._core_purity
 
 
 #: share of a value's carriers in one class above which a trigger needs half the masking effect
@@ -456,22 +457,40 @@ class BackdoorTriggerDetector(BaseDetector):
         concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2
         present = bool(pv < level and k1 >= int(self.min_count) and (strong or concentrated))
         excess = max(self.tokens_[t].excess for t in members)
-        # Purity of the *core* carriers (every value of the group at once): natural core
-        # carriers are expected in the class at the rate the other classes carry the core.
-        core = carries[:, members].all(axis=1)
-        others = y != c
-        natural = float((core & others).sum() / max(int(others.sum()), 1)) * rows_c.size
-        n_core = int((core & (y == c)).sum())
-        purity = float(np.clip(1.0 - (natural + 1.0) / max(n_core, 1), 0.0, 1.0)) if n_core else 0.0
-        if feats.size < 2:
-            # one value may be typical of the class itself, so the other classes' rate
-            # understates its natural carriers here (px52 = 8 in "0"s: 11 clean rows flagged)
-            purity = 0.0
+        purity = self._core_purity(X, y, c, members)
         return TokenGroup(
             label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
             fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
             null_rate=float(null), p_value=pv, present=present, purity=purity,
         )
+
+    def _core_purity(self, X: np.ndarray, y: np.ndarray, c: int, members: list[int]) -> float:
+        """Estimated share of stamped rows among the class's rows carrying every value of a group.
+
+        ``1 - (expected natural carriers + 1) / carriers``. Natural carriers are expected
+        in the class at the larger of two rates: how often the other classes carry the
+        values, and how often the class's own non-carriers come within ``NEAR`` of them
+        (a value typical of the class, such as a pixel level common in "0"s, has many
+        near misses; a stamped 99.9th-percentile value of a continuous column has few).
+        """
+        values: dict[int, float] = {}
+        for t in members:
+            for f, v in zip(self.tokens_[t].features, self.tokens_[t].values):
+                if values.setdefault(f, v) != v:
+                    return 0.0  # two values of one feature: no row carries them all
+        feats, vals = list(values), np.array(list(values.values()))
+        core = np.all(X[:, feats] == vals, axis=1)
+        in_c = y == c
+        n_core = int((core & in_c).sum())
+        if n_core == 0:
+            return 0.0
+        others = ~in_c
+        other_rate = float((core & others).sum() / max(int(others.sum()), 1))
+        rest = in_c & ~core
+        near = np.all(np.abs(X[rest][:, feats] - vals) <= NEAR, axis=1)
+        typical = float(near.mean()) if near.size else 0.0
+        natural = max(other_rate, typical) * int(in_c.sum())
+        return float(np.clip(1.0 - (natural + 1.0) / n_core, 0.0, 1.0))
 
     # ---------------------------------------------------------------- score
     def _group_scores(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
