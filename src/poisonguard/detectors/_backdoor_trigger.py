@@ -193,7 +193,8 @@ def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NE
     rest = (y == token.label) & ~token.carried_by(X)
     if not rest.any():
         return 0.0
-    close = np.all(np.abs(X[rest][:, list(token.features)] - np.asarray(token.values)) <= near, axis=1)
+    # index rows and columns at once: X[rest] would copy every column of a wide table
+    close = np.all(np.abs(X[np.ix_(rest, list(token.features))] - np.asarray(token.values)) <= near, axis=1)
     return float(close.mean())
 
 
@@ -440,7 +441,7 @@ class BackdoorTriggerDetector(BaseDetector):
     def _test_group(self, X, y, logits, carries, c, members, level) -> TokenGroup:
         feats = np.array(sorted({f for t in members for f in self.tokens_[t].features}), dtype=np.int64)
         carrier = carries[:, members].any(axis=1)
-        fills = np.median(X[~carrier][:, feats], axis=0) if (~carrier).any() else np.zeros(feats.size)
+        fills = np.median(X[np.ix_(~carrier, feats)], axis=0) if (~carrier).any() else np.zeros(feats.size)
         rows_c = np.flatnonzero(y == c)
         p = _softmax(self._masked_logits(X[rows_c], logits[rows_c], feats, fills))
         dis = p.argmax(axis=1) != c
@@ -487,7 +488,7 @@ class BackdoorTriggerDetector(BaseDetector):
         others = ~in_c
         other_rate = float((core & others).sum() / max(int(others.sum()), 1))
         rest = in_c & ~core
-        near = np.all(np.abs(X[rest][:, feats] - vals) <= NEAR, axis=1)
+        near = np.all(np.abs(X[np.ix_(rest, feats)] - vals) <= NEAR, axis=1)
         typical = float(near.mean()) if near.size else 0.0
         natural = max(other_rate, typical) * int(in_c.sum())
         return float(np.clip(1.0 - (natural + 1.0) / n_core, 0.0, 1.0))
