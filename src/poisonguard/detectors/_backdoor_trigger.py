@@ -37,6 +37,7 @@ masked row still looks like its label.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ import numpy as np
 from scipy.stats import binom
 
 from ..errors import ConfigError
-from ._base import BaseDetector, register
+from ._base import BaseDetector, fingerprint_array, register
 from ._presence import ClassPresence, summarize_presence
 
 __all__ = [
@@ -91,7 +92,40 @@ def _tie_probability(counts: np.ndarray, n: int, c: int) -> float:
     return float(min(1.0, np.exp(log_num - log_den).sum()))
 
 
+#: the last token searches, by (matrix, labels, settings): backdoor_trigger and
+#: backdoor_clean_label run the same search in one scan
+_memo: dict[tuple[Any, ...], tuple[list[Token], np.ndarray]] = {}
+_memo_lock = threading.Lock()
+
+
 def find_enriched_tokens(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    min_count: int,
+    max_fraction: float,
+    alpha: float,
+) -> tuple[list[Token], np.ndarray]:
+    """Exact feature values over-represented in one class (memoised; see :func:`_search_tokens`).
+
+    The returned ``carries`` matrix is read-only: it may be shared with another caller.
+    """
+    key = (fingerprint_array(X), fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha)
+    with _memo_lock:
+        hit = _memo.get(key)
+    if hit is not None:
+        return list(hit[0]), hit[1]
+    tokens, carries = _search_tokens(X, y, n_classes, min_count=min_count, max_fraction=max_fraction, alpha=alpha)
+    carries.flags.writeable = False
+    with _memo_lock:
+        if len(_memo) >= 2:  # bounded, as the neighbour graph memo
+            _memo.pop(next(iter(_memo)))
+        _memo[key] = (tokens, carries)
+    return list(tokens), carries
+
+
+def _search_tokens(
     X: np.ndarray,
     y: np.ndarray,
     n_classes: int,
