@@ -148,11 +148,14 @@ def clean_rows() -> list[dict]:
         res = poisonguard.scan(d.frame, label="label", random_state=0)
         bt = res.strengths["backdoor_trigger"].to_numpy() >= 0.5
         bs = res.strengths["backdoor_spectral"].to_numpy() >= 0.5
+        bc = res.strengths["backdoor_clean_label"].to_numpy() >= 0.5
         out.append({"table": ds, "rows": int(res.n_rows), "flag_rate": res.n_flagged / res.n_rows,
                     "backdoor_trigger_flag_rate": float(bt.mean()),
                     "presence": res.detector_info.get("backdoor_trigger", {}).get("poisoned_classes"),
                     "backdoor_spectral_flag_rate": float(bs.mean()),
-                    "spectral_presence": res.detector_info.get("backdoor_spectral", {}).get("poisoned_classes")})
+                    "spectral_presence": res.detector_info.get("backdoor_spectral", {}).get("poisoned_classes"),
+                    "backdoor_clean_label_flag_rate": float(bc.mean()),
+                    "clean_label_presence": res.detector_info.get("backdoor_clean_label", {}).get("poisoned_classes")})
     return out
 
 
@@ -204,10 +207,13 @@ def markdown(rows, clean) -> str:
         lines.append("| " + " | ".join(vals) + " |")
     lines += ["", "Unpoisoned tables (default scan, default flag rule):", "",
               "| table | rows | flag rate (scan) | flag rate (backdoor_trigger) | classes judged poisoned (trigger) "
-              "| flag rate (backdoor_spectral) | classes judged poisoned (spectral) |", "|---|---:|---:|---:|---|---:|---|"]
+              "| flag rate (backdoor_spectral) | classes judged poisoned (spectral) "
+              "| flag rate (backdoor_clean_label) | classes judged poisoned (clean-label) |",
+              "|---|---:|---:|---:|---|---:|---|---:|---|"]
     for c in clean:
         lines.append(f"| {c['table']} | {c['rows']} | {c['flag_rate']:.4f} | {c['backdoor_trigger_flag_rate']:.4f} | {c['presence']} "
-                     f"| {c['backdoor_spectral_flag_rate']:.4f} | {c['spectral_presence']} |")
+                     f"| {c['backdoor_spectral_flag_rate']:.4f} | {c['spectral_presence']} "
+                     f"| {c['backdoor_clean_label_flag_rate']:.4f} | {c['clean_label_presence']} |")
     return "\n".join(lines) + "\n"
 
 
