@@ -228,3 +228,27 @@ def test_flipped_digits_auroc_per_label_detector(digits_flipped):
     y = digits_flipped.frame["label"].to_numpy()
     for det in (KNNLabelDetector(), ConfidentLearningDetector()):
         assert roc_auc_score(digits_flipped.mask, det.fit(X, y).score_samples(X, y)) >= 0.97, det
+
+
+def test_noise_aware_logistic_without_noise_is_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from poisonguard.detectors._confident import NoiseAwareLogistic
+
+    X, y = _blobs(n_per=40, sep=2.0)
+    ours = NoiseAwareLogistic(C=0.5, noise_rate=0.0).fit(X, y).predict_proba(X)
+    ref = LogisticRegression(C=0.5, max_iter=2000, tol=1e-8).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+
+
+def test_noise_aware_logistic_is_not_bent_by_a_deep_flip():
+    from poisonguard.detectors._confident import NoiseAwareLogistic
+
+    X, y = _blobs(n_per=40, sep=2.0)
+    y = y.copy()
+    deep = np.flatnonzero(y == 0)[np.argsort(-X[y == 0, 0])[:4]]  # the four most class-0-like rows
+    y[deep] = 1
+    plain = NoiseAwareLogistic(C=1.0, noise_rate=0.0).fit(X, y).predict_proba(X)
+    robust = NoiseAwareLogistic(C=1.0, noise_rate=0.1).fit(X, y).predict_proba(X)
+    # the flipped rows' given label gets less probability once the channel explains them
+    assert robust[deep, 1].mean() < plain[deep, 1].mean()

@@ -12,7 +12,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from ..errors import ConfigError
 from ._base import BaseDetector, register
 
-__all__ = ["ConfidentLearningDetector", "out_of_fold_proba", "explain_label_probabilities"]
+__all__ = ["ConfidentLearningDetector", "NoiseAwareLogistic", "out_of_fold_proba", "explain_label_probabilities"]
 
 
 class NoiseAwareLogistic:
