@@ -37,7 +37,6 @@ masked row still looks like its label.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +45,7 @@ from scipy.stats import binom
 
 from ..errors import ConfigError
 from ._base import BaseDetector, fingerprint_array, register
+from ._memo import BoundedMemo
 from ._presence import ClassPresence, summarize_presence
 
 __all__ = [
@@ -94,8 +94,7 @@ def _tie_probability(counts: np.ndarray, n: int, c: int) -> float:
 
 #: the last token searches, by (matrix, labels, settings): backdoor_trigger and
 #: backdoor_clean_label run the same search in one scan
-_memo: dict[tuple[Any, ...], tuple[list[Token], np.ndarray]] = {}
-_memo_lock = threading.Lock()
+_memo: BoundedMemo[tuple[list[Token], np.ndarray]] = BoundedMemo(2)
 
 
 def find_enriched_tokens(
@@ -112,16 +111,12 @@ def find_enriched_tokens(
     The returned ``carries`` matrix is read-only: it may be shared with another caller.
     """
     key = (fingerprint_array(X), fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha)
-    with _memo_lock:
-        hit = _memo.get(key)
+    hit = _memo.get(key)
     if hit is not None:
         return list(hit[0]), hit[1]
     tokens, carries = _search_tokens(X, y, n_classes, min_count=min_count, max_fraction=max_fraction, alpha=alpha)
     carries.flags.writeable = False
-    with _memo_lock:
-        if len(_memo) >= 2:  # bounded, as the neighbour graph memo
-            _memo.pop(next(iter(_memo)))
-        _memo[key] = (tokens, carries)
+    _memo.put(key, (tokens, carries))
     return list(tokens), carries
 
 
@@ -169,9 +164,9 @@ def _search_tokens(
         cc = np.bincount(inv * n_classes + y, minlength=vals.size * n_classes).reshape(vals.size, n_classes)
         idx = np.flatnonzero(ok)
         n_tests += idx.size * n_classes
-        rare = idx[counts[idx] <= max(min_count, int(0.05 * n))]
+        rare = counts <= max(min_count, int(0.05 * n))  # small carrier sets: co-stamping candidates
         for v in idx:
-            if v in rare:
+            if rare[v]:
                 key = np.flatnonzero(inv == v).astype(np.int64).tobytes()
                 by_rows.setdefault(key, []).append(len(cand))
                 tie_prob[(j, int(counts[v]))] = _tie_probability(counts, n, int(counts[v]))
@@ -190,7 +185,7 @@ def _search_tokens(
     if shared:
         level_co = alpha / (len(shared) * n_classes)
         for members in shared:
-            j0, _, cc, total = cand[members[0]]
+            _, _, cc, total = cand[members[0]]
             c = int(np.argmax(cc))
             ties = sorted(tie_prob[(cand[i][0], int(total))] for i in members)
             p = float(prior[c] ** cc[c]) * float(np.prod(ties[:-1]))

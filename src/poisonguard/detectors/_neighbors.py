@@ -17,12 +17,12 @@ changes results: it is keyed by the data's bytes and ``k``.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._base import fingerprint_array
+from ._memo import BoundedMemo
 
 __all__ = ["Neighbours", "self_neighbours", "query_neighbours", "EXACT_MAX_ROWS"]
 
@@ -43,8 +43,7 @@ class Neighbours:
     exact: bool
 
 
-_memo: dict[str, Neighbours] = {}
-_memo_lock = threading.Lock()
+_memo: BoundedMemo[Neighbours] = BoundedMemo(2)
 
 
 def _faiss():
@@ -104,8 +103,7 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
     """
     fp = fingerprint_array(X)
     k_eff = min(k, X.shape[0] - 1)
-    with _memo_lock:
-        hit = _memo.get(fp)
+    hit = _memo.get(fp)
     if hit is not None and hit.indices.shape[1] >= k_eff:
         return Neighbours(indices=hit.indices[:, :k_eff], distances=hit.distances[:, :k_eff], exact=hit.exact)
     k_graph = min(max(k_eff, MIN_GRAPH_K), X.shape[0] - 1)
@@ -120,10 +118,7 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
     idx = raw.indices[keep].reshape(n, -1)[:, :k_graph]
     dist = raw.distances[keep].reshape(n, -1)[:, :k_graph]
     graph = Neighbours(indices=idx, distances=dist, exact=raw.exact)
-    with _memo_lock:
-        if len(_memo) >= 2:  # bounded: big tables must not pile up graphs
-            _memo.pop(next(iter(_memo)))
-        _memo[fp] = graph
+    _memo.put(fp, graph)
     return Neighbours(indices=idx[:, :k_eff], distances=dist[:, :k_eff], exact=raw.exact)
 
 
