@@ -31,6 +31,7 @@ Opacus' own Poisson sampler still chooses which rows form each batch.
 from __future__ import annotations
 
 import io
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from .._optional import import_optional
 from ..errors import IntegrityError
 
 __all__ = ["TorchFit", "build_net", "fit_torch", "torch_scores", "load_state_dict_bytes", "state_dict_bytes"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,13 @@ def load_state_dict_bytes(data: bytes, arch: dict[str, Any], where: str) -> Any:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refuses anything but tensors and containers
-        raise IntegrityError(f"{where}: refusing to load torch weights: {exc}") from exc
+        # torch's own message spans several lines and suggests weights_only=False, the
+        # very thing that would run the payload; say it in one line of our own instead.
+        log.debug("torch.load(weights_only=True) refused %s: %s", where, exc)
+        raise IntegrityError(
+            f"{where}: refusing to load torch weights: weights.pt holds objects other than plain tensors "
+            f"({type(exc).__name__}); loading them could run code, so it is never done"
+        ) from exc
     try:
         net = build_net(arch)
         net.load_state_dict(state, strict=True)
