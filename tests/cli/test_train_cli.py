@@ -154,3 +154,19 @@ def test_train_dp_recipe_with_explicit_overrides(tmp_path, data, capsys):
 def test_train_bad_dp_options(tmp_path, data, capsys, args, message):
     assert main(["train", str(data), "--label", "y", "--out", str(tmp_path / "m"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell, what", [("inf", "infinite value at row 3"), ("-inf", "infinite value at row 3"),
+                                        ("abc", "row 3 holds 'abc'")])
+def test_predict_checks_numeric_cells_like_train(tmp_path, data, capsys, cell, what):
+    """Issue 8, item 9: predict refused nothing; now inf, -inf and text in a numeric column exit 2."""
+    out = tmp_path / "m"
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 0
+    df = pd.read_csv(data).astype({"x2": object})
+    df.loc[3, "x2"] = cell
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    capsys.readouterr()
+    assert main(["predict", str(out), str(bad)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'x2'" in err and what in err and "Traceback" not in err

@@ -191,3 +191,21 @@ def test_ledger_version_is_recorded_when_a_store_exists(tmp_path, monkeypatch, b
     store.engine.dispose() if hasattr(store, "engine") else None
     m = train_model(data, label="label")
     assert m.metadata["data"]["ledger_version"] == v.version_id
+
+
+@pytest.mark.parametrize("settings", [TrainSettings(model="logreg"),
+                                      TrainSettings(model="logreg", certified=__import__(
+                                          "poisonguard.training", fromlist=["x"]).CertifiedSettings(4))])
+def test_predict_refuses_text_and_inf_in_numeric_columns(blobs, settings):
+    """Issue 8, item 9: the library's predict checks the cells too (plain and certified models)."""
+    m = train_model(blobs, label="label", settings=settings)
+    rows = blobs.drop(columns=["label"]).iloc[:10].astype({"x5": object})
+    rows.loc[6, "x5"] = np.inf
+    with pytest.raises(DataError, match="column 'x5' has an infinite value at row 6"):
+        m.predict(rows)
+    rows.loc[6, "x5"] = "12,5"
+    with pytest.raises(DataError, match="column 'x5' was numeric in training but row 6 holds '12,5'"):
+        m.predict(rows)
+    rows.loc[6, "x5"] = " 1.5 "  # surrounding spaces and empty cells are fine
+    rows.loc[7, "x5"] = ""
+    assert m.predict(rows).shape == (10,)

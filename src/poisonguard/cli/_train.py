@@ -131,11 +131,13 @@ def predict_cmd(
     """Batch predictions from a saved model (every model file's hash is verified first)."""
     import pandas as pd
 
+    from .._io import check_outputs
     from ..training import certify, load_model
     from ..validation import load_table, save_table
 
+    check_outputs({"--out": out}, {"DATA": data}, input_dirs={"MODEL_DIR": model_dir})
     m = load_model(model_dir, expected_manifest_sha256=expect_sha256)
-    df = load_table(data)
+    df = m.validate_rows(load_table(data), where=str(data))
     if m.certified:
         res = certify(m, df)
         pred = res.rows[["prediction", "radius"]]

@@ -131,16 +131,40 @@ class TrainedModel:
             _, radius = bagging_radius(counts, n=int(self.metadata["n_train"]), k=int(c["bag_size"]), alpha=float(c["alpha"]))
         return counts, pred, radius, runner
 
-    def _frame(self, data: Any) -> pd.DataFrame:
-        df = as_frame(data, where="data")
+    def _frame(self, data: Any, *, where: str = "data") -> pd.DataFrame:
+        df = as_frame(data, where=where)
         df = df.set_axis([str(c) for c in df.columns], axis=1)
         missing = [c for c in self.features if c not in df.columns]
         if missing:
             shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
             raise InputError(
-                f"data lacks {len(missing)} feature column(s) the model was trained on: {shown}"
+                f"{where} lacks {len(missing)} feature column(s) the model was trained on: {shown}"
             )
+        _check_numeric_cells(df, self._numeric_features(), where)
         return df
+
+    def _numeric_features(self) -> list[str]:
+        """Feature columns that were numeric in training (for a certified model: in any member)."""
+        encoders = [self.encoder] if self.encoder is not None else [m.encoder for m in self.members]
+        out: list[str] = []
+        for enc in encoders:
+            for col, kind, _ in getattr(enc, "plan_", []):
+                if kind == "numeric" and col not in out:
+                    out.append(col)
+        return out
+
+    def validate_rows(self, data: Any, *, where: str = "data") -> pd.DataFrame:
+        """Check rows to predict as ``train`` checks training rows; return them as a frame.
+
+        Raises
+        ------
+        InputError
+            A feature column is missing.
+        DataError
+            A column that was numeric in training holds text or an infinite value
+            (the column and row are named).
+        """
+        return self._frame(data, where=where)
 
     def vote_counts(self, data: Any) -> np.ndarray:
         """DPA only: ``(n_rows, n_classes)`` vote counts."""
@@ -168,6 +192,37 @@ class TrainedModel:
     def predict(self, data: Any) -> np.ndarray:
         """Predicted labels, as the original label values."""
         return self.classes[self.predict_codes(data)]
+
+
+def _check_numeric_cells(df: pd.DataFrame, columns: list[str], where: str) -> None:
+    """Refuse text and infinities in columns the model reads as numbers.
+
+    The encoder would silently turn text into a missing value (imputed with the training
+    median) and pass infinities through to the model; both hide what the row holds.
+    """
+    for col in columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            continue
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            values = s.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            text = s.astype("string").str.strip()
+            values = pd.to_numeric(text.mask(text == ""), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            not_number = np.isnan(values) & text.notna().to_numpy() & (text != "").fillna(False).to_numpy()
+            if not_number.any():
+                r = int(np.flatnonzero(not_number)[0])
+                raise DataError(
+                    f"{where}: column {col!r} was numeric in training but row {r} holds {s.iloc[r]!r} "
+                    f"({int(not_number.sum())} non-numeric value(s) in all); fix or empty those cells"
+                )
+        inf = np.isinf(values)
+        if inf.any():
+            r = int(np.flatnonzero(inf)[0])
+            raise DataError(
+                f"{where}: column {col!r} has an infinite value at row {r} ({int(inf.sum())} inf value(s) "
+                "in all); replace them with a finite value or leave them empty"
+            )
 
 
 # ----------------------------------------------------------------------------- training
