@@ -170,3 +170,47 @@ def test_predict_checks_numeric_cells_like_train(tmp_path, data, capsys, cell, w
     assert main(["predict", str(out), str(bad)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "'x2'" in err and what in err and "Traceback" not in err
+
+
+def test_failed_train_leaves_nothing_and_a_retry_needs_no_overwrite(tmp_path, data, capsys, monkeypatch):
+    """Issue 8, item 12: a save that fails half-way left schema.json behind, so a retry needed --overwrite."""
+    import errno
+
+    from poisonguard.training import _io as model_io
+
+    real = model_io.save_arrays
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "m"
+    monkeypatch.setattr(model_io, "save_arrays", disk_full)  # schema.json is written before the weights
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) != 0
+    assert not out.exists() and list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    monkeypatch.setattr(model_io, "save_arrays", real)
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"manifest.json", "metadata.json", "schema.json", "linear.npz"}
+    # a failed --overwrite keeps the old model intact
+    before = (out / "manifest.json").read_bytes()
+    monkeypatch.setattr(model_io, "save_arrays", disk_full)
+    assert main(["train", str(data), "--label", "y", "--out", str(out), "--overwrite", "--seed", "3"]) != 0
+    assert (out / "manifest.json").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    monkeypatch.setattr(model_io, "save_arrays", real)
+    assert main(["train", str(data), "--label", "y", "--out", str(out), "--overwrite", "--seed", "3"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_out_is_checked_before_training(tmp_path, data, capsys, monkeypatch):
+    """A non-empty --out is refused before the (possibly long) training, not after it."""
+    import poisonguard.training as training
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained although --out was refused")
+
+    monkeypatch.setattr(training, "train_model", never)
+    assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 2
+    assert "not empty" in " ".join(capsys.readouterr().err.split())

@@ -60,7 +60,7 @@ def train_cmd(
     """Train a model and save it in the safe format (arrays/JSON, state_dict, skops)."""
     import dataclasses
 
-    from ..training import CertifiedSettings, DPSettings, TrainSettings, save_model, train_model
+    from ..training import CertifiedSettings, DPSettings, TrainSettings, check_model_out, save_model, train_model
     from ..training import dp_recipe as make_recipe
 
     if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None or dp_recipe
@@ -94,6 +94,7 @@ def train_cmd(
             ) if dp else None,
             certified=certificate,
         )
+    check_model_out(out, overwrite=overwrite)  # before minutes of training, not after
     m = train_model(data, label=label, settings=settings)
     digest = save_model(m, out, overwrite=overwrite)
     meta = m.metadata

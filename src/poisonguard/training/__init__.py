@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ._certify import CertifyResult, certify, certified_accuracy_curve
 from ._dpa import assign_partitions, dpa_radius, row_hashes
-from ._model import TrainedModel, data_digest, ledger_version_for, load_model, save_model, train_model
+from ._model import TrainedModel, check_model_out, data_digest, ledger_version_for, load_model, save_model, train_model
 from ._settings import CertifiedSettings, DPSettings, TrainSettings, dp_recipe, validate_settings
 from ._sweep import DEFAULT_EPSILONS, SweepResult, privacy_sweep
 
@@ -29,6 +29,7 @@ __all__ = [
     "TrainedModel",
     "train_model",
     "save_model",
+    "check_model_out",
     "load_model",
     "data_digest",
     "ledger_version_for",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import hashlib
 import logging
+import os
+import secrets
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +25,9 @@ from . import _io
 from ._dpa import assign_partitions, dpa_radius, in_validation, row_hashes, vote_counts
 from ._settings import TrainSettings, validate_settings
 
-__all__ = ["TrainedModel", "train_model", "save_model", "load_model", "data_digest", "ledger_version_for"]
+__all__ = [
+    "TrainedModel", "train_model", "save_model", "check_model_out", "load_model", "data_digest", "ledger_version_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -521,20 +527,69 @@ _META = "metadata.json"
 _SCHEMA = "schema.json"
 
 
-def save_model(model: TrainedModel, out_dir: str | Path, *, overwrite: bool = False) -> str:
-    """Write ``model`` to ``out_dir`` in the safe format; return the manifest's SHA-256.
+def check_model_out(out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Refuse an ``out_dir`` that :func:`save_model` could not publish (call it before training).
 
     Raises
     ------
     InputError
-        ``out_dir`` exists and is not empty (unless ``overwrite``), or is a file.
+        ``out_dir`` is a file, or a non-empty directory and ``overwrite`` is false.
     """
     d = Path(out_dir)
     if d.exists() and not d.is_dir():
         raise InputError(f"--out {d} is a file, not a directory")
     if d.is_dir() and any(d.iterdir()) and not overwrite:
         raise InputError(f"--out {d} is not empty; choose a new directory or pass --overwrite")
-    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save_model(model: TrainedModel, out_dir: str | Path, *, overwrite: bool = False) -> str:
+    """Write ``model`` to ``out_dir`` in the safe format; return the manifest's SHA-256.
+
+    The files are written into a temporary sibling directory that is renamed to
+    ``out_dir`` only when complete, so a failure leaves nothing behind (and an
+    overwritten model stays intact until the new one is in place).
+
+    Raises
+    ------
+    InputError
+        ``out_dir`` exists and is not empty (unless ``overwrite``), or is a file.
+    """
+    d = check_model_out(out_dir, overwrite=overwrite)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    # mkdir (not mkdtemp, which makes 0700) so that the model directory follows the umask
+    tmp = d.parent / f".{d.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        digest = _write_model_files(model, tmp)
+        _publish_dir(tmp, d, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return digest
+
+
+def _publish_dir(tmp: Path, d: Path, *, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``d`` (an old ``d`` is moved aside first and then removed)."""
+    try:
+        os.rename(tmp, d)  # also replaces an empty directory
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not overwrite:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise InputError(f"--out {d} is not empty; choose a new directory or pass --overwrite") from exc
+            raise
+    old = d.parent / f".{d.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(d, old)
+    try:
+        os.rename(tmp, d)
+    except BaseException:
+        os.rename(old, d)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_model_files(model: TrainedModel, d: Path) -> str:
     files = [_META]
     meta = dict(model.metadata)
     meta["kind"] = model.kind
