@@ -54,6 +54,10 @@ _COMPONENTS: dict[str, Component] = {}
 COMPONENT_MODULES: dict[str, str] = {
     "core": "poisonguard.store._base",
     "provenance": "poisonguard.provenance._models",
+    "feedback": "poisonguard.feedback._models",
+    "registry": "poisonguard.registry._models",
+    "gate": "poisonguard.gate._models",
+    "service": "poisonguard.service._models",
 }
 
 
