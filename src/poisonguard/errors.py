@@ -22,6 +22,8 @@ __all__ = [
     "StoreError",
     "GateBlockedError",
     "ThresholdExceeded",
+    "RateLimitError",
+    "AuthError",
 ]
 
 
@@ -102,6 +104,24 @@ class ThresholdExceeded(PoisonguardError):
 
     exit_code = 3
     http_status = 409
+
+
+class RateLimitError(InputError):
+    """Too many requests from one API token within its window; retry later."""
+
+    exit_code = 3
+    http_status = 429
+
+
+class AuthError(PoisonguardError):
+    """A missing, unknown or revoked API token (``http_status`` 401) or a wrong scope (403)."""
+
+    exit_code = 2
+    http_status = 401
+
+    def __init__(self, message: str, *, http_status: int = 401) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 class MissingExtraError(ImportError):
