@@ -106,6 +106,7 @@ class FeedbackBatch(Base):
     batch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     n_items: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="open")  # open | promoted | blocked
     detail: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
 
 

@@ -64,16 +64,16 @@ def canary_rate(model: Any, frame: pd.DataFrame, y_true: np.ndarray, canary: Can
         r = float(np.mean(stamped[eligible] == c))
         if r > best:
             best, best_c, n_best = r, c, n
-    return CanaryResult(rate=best, to_class=best_c, n_probe=n_best)
+    return CanaryResult(rate=best, to_class=None if best_c is None else str(best_c), n_probe=n_best)
 
 
 def simulated_canaries(reference: pd.DataFrame, features: Sequence[str], *, n: int = 3, width: int = 3,
                        seed: int = 0) -> list[Canary]:
-    """``n`` random triggers of ``width`` numeric features set to their observed maximum.
+    """``n`` random triggers of ``width`` numeric features set to their 99th percentile.
 
-    A patch of saturated values is what most tabular and image triggers look like; the
-    observed maximum keeps the stamp inside the data's range, so a clean model has no
-    reason to react to it more than the champion did.
+    A patch of saturated values is what most tabular and image triggers look like; a
+    high percentile keeps the stamp inside the data's range, so a clean model has no
+    reason to react to it much more than the champion did.
     """
     num = [c for c in features if pd.api.types.is_numeric_dtype(reference[c])]
     if not num:
@@ -82,7 +82,7 @@ def simulated_canaries(reference: pd.DataFrame, features: Sequence[str], *, n: i
     out = []
     for i in range(n):
         cols = rng.choice(len(num), size=min(width, len(num)), replace=False)
-        values = {num[j]: float(reference[num[j]].max()) for j in sorted(cols)}
+        values = {num[j]: float(reference[num[j]].quantile(0.99)) for j in sorted(cols)}
         out.append(Canary(name=f"simulated-{i}", values=values, source="simulated"))
     return out
 

@@ -52,8 +52,8 @@ class GatePolicy:
     max_macro_f1_drop: float = 0.01
     min_class_recall: float = 0.0
     max_recall_drop: float = 0.05
-    canary_margin: float = 0.10
-    canary_floor: float = 0.20
+    canary_margin: float = 0.25
+    canary_floor: float = 0.30
     max_batch_flag_rate: float = 0.05
     backdoor_detectors: tuple[str, ...] = BACKDOOR_DETECTORS
     allow_first_model: bool = False
