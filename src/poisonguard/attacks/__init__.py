@@ -6,7 +6,10 @@ input is never mutated and the same ``seed`` gives the same result.
 
 * :func:`flip_labels`: random label flips;
 * :func:`targeted_flip`: class a -> b flips, nearest the decision boundary first;
-* :func:`inject_outliers`: appended rows far outside the data;
+* :func:`boundary_flip`: rows of any class that a model finds most like a target
+  class, relabelled to it;
+* :func:`inject_outliers`: appended rows far outside the data, or (``placement="in_range"``)
+  with every feature uniform within its column's range;
 * :func:`backdoor`: a trigger (pixel patch, blend or tabular values) stamped on rows
   relabelled to a target class, or a clean-label variant.
 
@@ -22,7 +25,7 @@ import pandas as pd
 from ..errors import InputError
 from ._backdoor import backdoor
 from ._base import PoisonedTable
-from ._flip import flip_labels, targeted_flip
+from ._flip import boundary_flip, flip_labels, targeted_flip
 from ._outliers import inject_outliers
 from ._triggers import (
     PATCH_POSITIONS,
@@ -41,6 +44,7 @@ __all__ = [
     "PoisonedTable",
     "flip_labels",
     "targeted_flip",
+    "boundary_flip",
     "inject_outliers",
     "backdoor",
     "poison",
@@ -58,14 +62,15 @@ __all__ = [
 ]
 
 #: Attack kinds accepted by :func:`poison` and ``poisonguard attack --kind``.
-ATTACK_KINDS = ("flip", "targeted", "outlier", "backdoor")
+ATTACK_KINDS = ("flip", "targeted", "boundary", "outlier", "backdoor")
 
 
 def poison(kind: str, frame: pd.DataFrame, *, label: str, rate: float, seed: int = 0, **params: Any) -> PoisonedTable:
     """Run the attack named ``kind`` (one of :data:`ATTACK_KINDS`).
 
     ``params`` are the attack's own keyword arguments: ``source_class`` and
-    ``target_class`` for ``targeted``; ``scale`` for ``outlier``; ``target``,
+    ``target_class`` for ``targeted``; ``target_class`` for ``boundary``; ``scale`` and
+    ``placement`` for ``outlier``; ``target``,
     ``trigger``, ``image_shape``, ``clean_label``, ``holdout_fraction``,
     ``trigger_options`` for ``backdoor``; ``features`` for all but ``flip``.
 
@@ -74,7 +79,8 @@ def poison(kind: str, frame: pd.DataFrame, *, label: str, rate: float, seed: int
     InputError
         Unknown kind, or a parameter the attack does not take.
     """
-    funcs = {"flip": flip_labels, "targeted": targeted_flip, "outlier": inject_outliers, "backdoor": backdoor}
+    funcs = {"flip": flip_labels, "targeted": targeted_flip, "boundary": boundary_flip, "outlier": inject_outliers,
+             "backdoor": backdoor}
     if kind not in funcs:
         raise InputError(f"unknown attack kind {kind!r}; choose one of: {', '.join(ATTACK_KINDS)}")
     try:

@@ -1,4 +1,4 @@
-"""Label-flipping attacks: random flips and boundary-targeted flips a -> b."""
+"""Label-flipping attacks: random flips, boundary-targeted flips a -> b, and flips of the rows most like a target class."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..validation import resolve_class
 from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _with_labels
 
-__all__ = ["flip_labels", "targeted_flip"]
+__all__ = ["flip_labels", "targeted_flip", "boundary_flip"]
 
 
 def flip_labels(frame: pd.DataFrame, label: str, rate: float, seed: int = 0) -> PoisonedTable:
@@ -137,3 +137,70 @@ def targeted_flip(
     return PoisonedTable(
         frame=out, mask=mask, kind="targeted", params=params, target=chk.classes[b], label=label
     )
+
+
+def boundary_flip(
+    frame: pd.DataFrame,
+    label: str,
+    target_class: Any,
+    rate: float,
+    seed: int = 0,
+    *,
+    features: Sequence[str] | None = None,
+) -> PoisonedTable:
+    """Relabel to ``target_class`` the rows of other classes that a model finds most like it.
+
+    A multinomial logistic regression gives every row an out-of-fold (5-fold)
+    probability of ``target_class``; among the rows of the other classes, the
+    ``k = round(rate * n_rows)`` with the highest probability are relabelled. Unlike
+    :func:`targeted_flip` the rows may come from any class: this is the attacker who
+    wants to grow the target class with the flips least likely to be contradicted.
+    Ties are broken by a seeded random order.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The clean table (not mutated).
+    label : str
+        The label column.
+    target_class : object
+        The class rows are relabelled to (matched exactly or by its text).
+    rate : float
+        Fraction of the whole table to flip, capped (with a warning) at the number of
+        rows of the other classes.
+    seed : int, default=0
+        Seed of the folds and the tie-breaking order.
+    features : sequence of str, optional
+        Feature columns of the model (default: every column but the label).
+
+    Returns
+    -------
+    PoisonedTable
+        Same rows in the same order; ``kind`` is ``"boundary"``, ``target`` the class.
+    """
+    chk = _check(frame, label, features)
+    b = resolve_class(target_class, chk.classes, option="target class", label=label)
+    n = chk.frame.shape[0]
+    others = np.flatnonzero(chk.y != b)
+    k = _cap(_count(rate, n), others.size, f"rows outside class {chk.classes[b]!r}")
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from ..encoding import TableEncoder
+
+    X = TableEncoder().fit_transform(chk.frame, chk.features)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    proba = cross_val_predict(LogisticRegression(max_iter=2000), X, chk.y, cv=folds, method="predict_proba")
+    like_target = proba[others, b]
+    tiebreak = np.random.default_rng(seed).permutation(others.size)
+    order = np.lexsort((tiebreak, -like_target))  # most like the target first, then the seeded order
+    rows = np.sort(others[order[:k]])
+    codes = chk.y.copy()
+    codes[rows] = b
+    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    params = _jsonable({"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n),
+                        "target_class": chk.classes[b]})
+    return PoisonedTable(frame=out, mask=mask, kind="boundary", params=params, target=chk.classes[b], label=label)

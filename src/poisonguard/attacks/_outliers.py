@@ -22,11 +22,12 @@ def inject_outliers(
     seed: int = 0,
     *,
     scale: tuple[float, float] = (4.0, 8.0),
+    placement: str = "far",
     features: Sequence[str] | None = None,
 ) -> PoisonedTable:
-    """Append rows whose features lie far outside the data, with random labels.
+    """Append rows whose features lie far outside the data (or jointly implausible inside it), with random labels.
 
-    What an injected row is, exactly:
+    What an injected row is, exactly, with ``placement="far"`` (the default):
 
     * every **numeric** feature ``j`` is set to ``mean_j + s * m * std_j``, where the
       sign ``s`` is +1 or -1 at random and the distance ``m`` is drawn uniformly from
@@ -36,6 +37,10 @@ def inject_outliers(
       constant value;
     * every **non-numeric** feature takes a value drawn from the column's observed
       values;
+    * with ``placement="in_range"`` every numeric feature is instead drawn uniformly
+      between the column's observed minimum and maximum (rounded for integer
+      columns): no single value is out of range, but the row as a whole is unlike the
+      data, whose columns are correlated and rarely sit in their tails together;
     * the **label** is drawn uniformly from the observed classes;
     * any **other column** (an id, a source) is copied from a random existing row.
 
@@ -54,7 +59,9 @@ def inject_outliers(
     seed : int, default=0
         Seed; the same seed gives the same rows.
     scale : (float, float), default=(4.0, 8.0)
-        Range of the distance from the mean, in standard deviations.
+        Range of the distance from the mean, in standard deviations (``placement="far"``).
+    placement : {"far", "in_range"}, default="far"
+        Where the numeric features of an injected row go (see above).
     features : sequence of str, optional
         Feature columns (default: every column but the label).
 
@@ -68,6 +75,8 @@ def inject_outliers(
     lo, hi = (float(v) for v in scale)
     if not (0 < lo <= hi) or not math.isfinite(hi):
         raise InputError(f"scale must be (low, high) with 0 < low <= high, got {scale!r}")
+    if placement not in ("far", "in_range"):
+        raise InputError(f"placement must be 'far' or 'in_range', got {placement!r}")
     n = chk.frame.shape[0]
     k = int(math.floor(rate * n / (1.0 - rate) + 0.5))
     if k < 1:
@@ -81,10 +90,13 @@ def inject_outliers(
             new[col] = chk.classes[rng.integers(0, chk.classes.size, size=k)]
         elif col in chk.features and (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
-            mean, std = float(np.nanmean(vals)), float(np.nanstd(vals))
-            sign = rng.choice(np.array([-1.0, 1.0]), size=k)
-            dist = rng.uniform(lo, hi, size=k)
-            col_vals = mean + sign * dist * std
+            if placement == "in_range":
+                col_vals = rng.uniform(float(np.nanmin(vals)), float(np.nanmax(vals)), size=k)
+            else:
+                mean, std = float(np.nanmean(vals)), float(np.nanstd(vals))
+                sign = rng.choice(np.array([-1.0, 1.0]), size=k)
+                dist = rng.uniform(lo, hi, size=k)
+                col_vals = mean + sign * dist * std
             if pd.api.types.is_integer_dtype(s):
                 col_vals = np.round(col_vals)
             new[col] = col_vals
@@ -102,6 +114,6 @@ def inject_outliers(
     mask = np.zeros(n + k, dtype=bool)
     mask[n:] = True
     params = _jsonable(
-        {"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n + k), "scale": [lo, hi]}
+        {"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n + k), "scale": [lo, hi], "placement": placement}
     )
     return PoisonedTable(frame=out, mask=mask, kind="outlier", params=params, label=label)
