@@ -86,3 +86,26 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys, args: list[str], messa
 def test_missing_file(tmp_path, capsys) -> None:
     rc = main(["attack", str(tmp_path / "nope.csv"), "--kind", "flip", "--out", str(tmp_path / "o.csv")])
     assert rc == 2 and "file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        (["--out", "{src}"], "--out and DATA"),
+        (["--out", "{d}/p.csv", "--truth", "{src}"], "--truth and DATA"),
+        (["--out", "{d}/p.csv", "--truth", "{d}/p.csv"], "--truth and --out"),
+        (["--out", "{d}/w.attack.json.csv", "--truth", "{d}/t.csv"], None),  # distinct files: allowed
+    ],
+)
+def test_outputs_never_replace_the_input(tmp_path, capsys, extra, names) -> None:
+    src = tmp_path / "w.csv"
+    load_dataset("wine").frame.to_csv(src, index=False)
+    before = src.read_bytes()
+    args = [a.format(src=src, d=tmp_path) for a in extra]
+    rc = main(["attack", str(src), "--kind", "flip", "--rate", "0.1", *args])
+    err = capsys.readouterr().err
+    if names is None:
+        assert rc == 0, err
+    else:
+        assert rc == 2 and f"{names} are the same file" in " ".join(err.split())
+    assert src.read_bytes() == before

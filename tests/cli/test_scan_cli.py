@@ -311,3 +311,48 @@ def test_bad_setting_value_is_a_usage_error(tmp_path, capsys):
     msg = _one_line_error(capsys.readouterr().err)
     assert rc == 2
     assert "knn_label: n_neighbors must be >= 1, got 0" in msg and "crashed" not in msg
+
+
+# ------------------------------------------------- issue 8, items 1 and 2: outputs
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        (["--out", "{data}"], ("--out", "DATA")),
+        (["--scores", "{data}"], ("--scores", "DATA")),
+        (["--out", "{d}/x.csv", "--scores", "{d}/x.csv"], ("--scores", "--out")),
+        (["--out", "{d}/sub/../t.csv"], ("--out", "DATA")),
+    ],
+)
+def test_an_output_never_replaces_the_input_or_another_output(tmp_path, capsys, extra, names):
+    p = _csv(tmp_path, GOOD)
+    (tmp_path / "sub").mkdir()
+    args = [a.format(data=p, d=tmp_path) for a in extra]
+    rc = main(["scan", str(p), "--label", "label", "--detectors", "knn_label", *args])
+    msg = _one_line_error(capsys.readouterr().err)
+    assert rc == 2 and f"{names[0]} and {names[1]} are the same file" in msg
+    assert p.read_text() == GOOD and not (tmp_path / "x.csv").exists()
+
+
+def test_out_is_a_directory_exits_2_before_the_scan(tmp_path, capsys):
+    p = _csv(tmp_path, GOOD)
+    d = tmp_path / "outdir"
+    d.mkdir()
+    rc = main(["scan", str(p), "--label", "label", "--detectors", "knn_label", "--out", str(d)])
+    assert rc == 2 and "it is a directory" in _one_line_error(capsys.readouterr().err)
+    assert d.is_dir() and list(d.iterdir()) == []
+
+
+def test_out_to_a_device_writes_through(tmp_path, capsys):
+    import os
+    import stat
+
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    p = _csv(tmp_path, GOOD)
+    rc = main(["scan", str(p), "--label", "label", "--detectors", "knn_label", "--out", str(node),
+               "--scores", str(node)])
+    assert rc == 0, capsys.readouterr().err
+    assert stat.S_ISCHR(node.stat().st_mode)

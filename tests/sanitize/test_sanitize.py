@@ -107,7 +107,7 @@ def test_atomic_write_leaves_old_file_on_crash(table, tmp_path, monkeypatch):
         raise OSError("disk died")
 
     monkeypatch.setattr(_io.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="cannot write .*k.csv: disk died"):
         write_outputs(res, target)
     assert target.read_text() == "old content\n"
     assert [p.name for p in tmp_path.iterdir()] == ["k.csv"]  # no temp file left behind

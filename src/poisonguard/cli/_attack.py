@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from .._io import atomic_write_json, check_outputs
 from ..errors import InputError
 from ._app import app, console
 
@@ -71,6 +72,14 @@ def attack_command(
 
     if (data is None) == (dataset is None):
         raise InputError("give either a DATA file or --dataset NAME (exactly one)")
+    truth_path = truth if truth is not None else out.with_name(f"{out.stem}.truth.csv")
+    meta_path = out.with_name(f"{out.stem}.attack.json")
+    trigger_path = out.with_name(f"{out.stem}.trigger.json")
+    check_outputs(
+        {"--out": out, "--truth": truth_path, "--holdout": holdout, "<out>.attack.json": meta_path,
+         "<out>.trigger.json": trigger_path if kind == "backdoor" else None},
+        {"DATA": data},
+    )
     if kind not in ATTACK_KINDS:
         raise InputError(f"unknown --kind {kind!r}; choose one of: {', '.join(ATTACK_KINDS)}")
     shape = _parse_shape(image_shape)
@@ -122,9 +131,6 @@ def attack_command(
 
     result = poison(kind, frame, label=label, rate=rate, seed=seed, **params)
 
-    truth_path = truth if truth is not None else out.with_name(f"{out.stem}.truth.csv")
-    if truth_path.resolve() == out.resolve():
-        raise InputError(f"--truth and --out are the same file: {out}")
     table = result.frame
     if mask_column is not None:
         if mask_column in table.columns:
@@ -134,11 +140,10 @@ def attack_command(
     save_table(result.truth(), truth_path)
     meta = {"kind": result.kind, "label": result.label, "target": result.params.get("target", result.params.get("target_class")),
             "source": str(data) if data is not None else f"dataset:{dataset}", "params": result.params}
-    meta_path = out.with_name(f"{out.stem}.attack.json")
-    meta_path.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    atomic_write_json(json.loads(json.dumps(meta, default=str)), meta_path)
     written = [str(out), str(truth_path), str(meta_path)]
     if result.trigger is not None:
-        written.append(str(save_trigger(result.trigger, out.with_name(f"{out.stem}.trigger.json"))))
+        written.append(str(save_trigger(result.trigger, trigger_path)))
     if holdout is not None and result.holdout is not None:
         written.append(str(save_table(result.holdout, holdout)))
     console.print(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +34,12 @@ def bench_command(
     """
     from dataclasses import replace
 
+    from .._io import atomic_write_bytes, check_outputs
     from ..bench import TABLES, matrix, quick_cells, run_benchmark, speed_cells, to_markdown
+
+    check_outputs({"--json": json_out, "--md": md_out})
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise InputError(f"--timeout must be a positive number of seconds, got {timeout}")
 
     if quick:
         if attack or table:
@@ -51,10 +58,11 @@ def bench_command(
     report = run_benchmark(cells, speed=speeds, isolate=isolate, progress=progress, timeout=timeout)
     md = to_markdown(report)
     if json_out is not None:
-        report.write_json(json_out)
+        # through the atomic writer (not report.write_json): a directory or device is handled there
+        text = json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n"
+        atomic_write_bytes(text.encode("utf-8"), json_out)
     if md_out is not None:
-        md_out.parent.mkdir(parents=True, exist_ok=True)
-        md_out.write_text(md, encoding="utf-8")
+        atomic_write_bytes(md.encode("utf-8"), md_out)
     typer.echo(md, nl=False)
     if report.failed:
         raise DetectorFailedError(f"{len(report.failed)} benchmark cell(s) failed: {', '.join(report.failed)}")

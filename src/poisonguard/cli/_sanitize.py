@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from .._io import check_outputs
 from ._app import app, console
 
 
@@ -32,6 +33,7 @@ def sanitize_command(
 
     if manifest is None:
         manifest = out.with_name(out.stem + ".manifest.json")
+    check_outputs({"--out": out, "--quarantine": quarantine, "--manifest": manifest}, {"DATA": data, "--review": review})
     res = sanitize(data, label=label, review=review, id_col=id_col, contamination=contamination, random_state=seed)
     written = write_outputs(res, out, quarantine=quarantine, manifest=manifest)
     c = res.manifest["counts"]
@@ -62,6 +64,8 @@ def evaluate_command(
     from ..sanitize import evaluate
     from .._io import atomic_write_json
     from ..validation import load_table
+
+    check_outputs({"--json": json_out}, {"TRAIN": train, "--test": test, "--sanitized": sanitized, "--clean": clean})
 
     res = evaluate(
         load_table(train), label=label, test=load_table(test), sanitized=load_table(sanitized) if sanitized else None,

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .._io import check_outputs
 from ..config import load_scan_config, parse_set_options
 from ..errors import ThresholdExceeded
 from ..scan import ScanResult, scan
@@ -43,6 +44,7 @@ def scan_cmd(
     key: Optional[Path] = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY", help="Ledger signing key for --ledger."),
 ) -> None:
     """Rank the rows of a training table by how likely they are poisoned; write suspicious_samples.csv."""
+    check_outputs({"--out": out, "--scores": scores}, {"DATA": data, "--config": config, "--key": key})
     if fail_over is not None:
         check_fraction(fail_over, "--fail-over", inclusive_zero=True)
     cfg = load_scan_config(config) if config else {}
