@@ -58,6 +58,7 @@ COMPONENT_MODULES: dict[str, str] = {
     "registry": "poisonguard.registry._models",
     "gate": "poisonguard.gate._models",
     "service": "poisonguard.service._models",
+    "monitoring": "poisonguard.monitoring._models",
 }
 
 
