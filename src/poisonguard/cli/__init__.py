@@ -12,5 +12,8 @@ from . import _attack  # noqa: F401
 from . import _bench  # noqa: F401
 from . import _ledger  # noqa: F401
 from . import _sanitize  # noqa: F401
+from . import _serve  # noqa: F401
+from . import _registry  # noqa: F401
+from . import _feedback  # noqa: F401
 
 __all__ = ["app", "main"]
