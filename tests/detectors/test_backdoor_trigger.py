@@ -133,8 +133,8 @@ def test_token_search_is_shared_between_detectors(patched):
     from poisonguard.detectors._backdoor_trigger import find_enriched_tokens
 
     X, y, _ = patched
-    a_tokens, a_carries = find_enriched_tokens(X, y, 10, min_count=3, max_fraction=0.5, alpha=0.01)
-    b_tokens, b_carries = find_enriched_tokens(X.copy(), y.copy(), 10, min_count=3, max_fraction=0.5, alpha=0.01)
-    assert a_tokens == b_tokens and b_carries is a_carries and not a_carries.flags.writeable
-    c_tokens, _ = find_enriched_tokens(X, y, 10, min_count=4, max_fraction=0.5, alpha=0.01)  # other settings: searched
+    a = find_enriched_tokens(X, y, 10, min_count=3, max_fraction=0.5, alpha=0.01)
+    b = find_enriched_tokens(X.copy(), y.copy(), 10, min_count=3, max_fraction=0.5, alpha=0.01)
+    assert a.tokens == b.tokens and b.carries is a.carries and not a.carries.flags.writeable
+    c_tokens = find_enriched_tokens(X, y, 10, min_count=4, max_fraction=0.5, alpha=0.01).tokens  # other settings: searched
     assert all(t.n_in_class >= 4 for t in c_tokens if len(t.features) == 1)

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.stats import binom
 
 from ..errors import ConfigError
-from ._backdoor_trigger import NEAR, Token, find_enriched_tokens, typical_rate
+from ._trigger_search import NEAR, Token, find_enriched_tokens, typical_rate
 from ._base import BaseDetector, register
 from ._presence import summarize_presence
 
@@ -127,7 +127,7 @@ class BackdoorCleanLabelDetector(BaseDetector):
         n = X.shape[0]
         K = int(y.max()) + 1
         counts = np.bincount(y, minlength=K)
-        tokens, _ = find_enriched_tokens(X, y, K, min_count=int(self.min_count), max_fraction=0.5, alpha=float(self.alpha))
+        tokens = find_enriched_tokens(X, y, K, min_count=int(self.min_count), max_fraction=0.5, alpha=float(self.alpha)).tokens
         stamps = [t for t in tokens if len(t.features) >= int(self.min_features)]
         level = float(self.alpha) / max(len(stamps), 1)
         cands: list[StampCandidate] = []

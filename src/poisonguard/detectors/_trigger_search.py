@@ -1,0 +1,478 @@
+"""The token search shared by the trigger detectors: exact values enriched in one class.
+
+``backdoor_trigger`` and ``backdoor_clean_label`` both start from the same search
+(:func:`find_enriched_tokens`), memoised so that one scan runs it once. The search
+is vectorised over values and classes so that a wide table (784 pixel columns, about
+136,000 candidate values on 5,000 rows) costs seconds: one binomial call over all
+candidate x class cells, one tie probability per distinct carrier count of a column,
+and a prefix-filtered similarity join (:func:`_overlap_edges`) instead of a dense
+candidate x candidate Jaccard matrix, which needs 6.6 GiB per class at that width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from ._base import fingerprint_array
+from ._memo import BoundedMemo
+
+__all__ = ["Token", "TokenSearch", "find_enriched_tokens", "typical_rate", "NEAR"]
+
+#: Jaccard overlap (within one class) above which single values are joined into a conjunction
+_CONJUNCTION_OVERLAP = 0.8
+#: largest share of a class's non-carriers near a conjunction for it to stay a candidate
+_CONJUNCTION_MAX_TYPICAL = 0.2
+#: distance (standard deviations of the encoded features) that counts as near a value
+NEAR = 0.5
+#: candidates of one class up to which the Jaccard graph is built densely (16 MiB at float32)
+_DENSE_MAX = 2048
+#: 64-bit words of packed rows verified per block in the sparse join (128 MiB per temporary)
+_WORD_BLOCK = 1 << 24
+
+
+@dataclass(frozen=True)
+class Token:
+    """An exact feature value, or a conjunction of them, enriched in one class.
+
+    ``features`` and ``values`` have one entry for a single value and several for a
+    conjunction (a row carries it when it has every value at once).
+    """
+
+    features: tuple[int, ...]
+    values: tuple[float, ...]
+    label: int
+    n_carriers: int
+    n_in_class: int
+    p_value: float
+    excess: float
+
+    def carried_by(self, X: np.ndarray) -> np.ndarray:
+        """Boolean mask of the rows of ``X`` that carry the token."""
+        return np.all(X[:, list(self.features)] == np.asarray(self.values), axis=1)
+
+
+@dataclass(frozen=True)
+class TokenSearch:
+    """What the search found: the enriched tokens and who carries them.
+
+    Attributes
+    ----------
+    tokens : list of Token
+        Single values first (by candidate, then class), then conjunctions.
+    carries : ndarray of bool, shape (n_rows, n_tokens)
+        ``carries[i, t]``: row ``i`` carries token ``t``. Read-only (shared via the memo).
+    """
+
+    tokens: list[Token]
+    carries: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Every exact value carried by enough rows, one entry per (feature, value).
+
+    ``rows[ptr[i]:ptr[i + 1]]`` are the carriers of candidate ``i`` in row order, so the
+    conjunction search never compares values of a wide table again.
+    """
+
+    feature: np.ndarray  # (m,) column index
+    value: np.ndarray  # (m,) the exact value
+    by_class: np.ndarray  # (m, K) carriers per class
+    total: np.ndarray  # (m,) carriers
+    rows: np.ndarray  # carriers of every candidate, concatenated
+    ptr: np.ndarray  # (m + 1,) offsets into ``rows``
+    n_tests: int  # candidate x class tests of the enrichment route
+    shared_rows: list[list[int]]  # candidates with identical small carrier sets in >= 2 features
+    value_counts: dict[int, np.ndarray]  # feature -> multiplicity of each of its values (tie probabilities)
+
+
+def _tie_probability(counts: np.ndarray, n: int, c: int) -> float:
+    """Chance that ``c`` rows drawn at random all share one value of a feature.
+
+    ``counts`` are the feature's value multiplicities: ``sum_v C(n_v, c) / C(n, c)``,
+    computed in log space.
+    """
+    from scipy.special import gammaln
+
+    big = counts[counts >= c].astype(np.float64)
+    if big.size == 0:
+        return 0.0
+    log_num = gammaln(big + 1) - gammaln(c + 1) - gammaln(big - c + 1)
+    log_den = gammaln(n + 1) - gammaln(c + 1) - gammaln(n - c + 1)
+    return float(min(1.0, np.exp(log_num - log_den).sum()))
+
+
+#: the last token searches, by (matrix, labels, settings): backdoor_trigger and
+#: backdoor_clean_label run the same search in one scan
+_memo: BoundedMemo[TokenSearch] = BoundedMemo(2)
+
+
+def find_enriched_tokens(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    min_count: int,
+    max_fraction: float,
+    alpha: float,
+) -> TokenSearch:
+    """Exact feature values over-represented in one class (memoised; see :func:`_search_tokens`).
+
+    The returned ``carries`` matrix is read-only: it may be shared with another caller.
+    """
+    key = (fingerprint_array(X), fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha)
+    hit = _memo.get(key)
+    if hit is not None:
+        return TokenSearch(tokens=list(hit.tokens), carries=hit.carries)
+    found = _search_tokens(X, y, n_classes, min_count=min_count, max_fraction=max_fraction, alpha=alpha)
+    found.carries.flags.writeable = False
+    _memo.put(key, found)
+    return TokenSearch(tokens=list(found.tokens), carries=found.carries)
+
+
+def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_count: int, max_count: int) -> _Candidates:
+    """Per column, the values carried by ``min_count..max_count`` rows, with their class counts and carriers."""
+    n, d = X.shape
+    feats, vals, ccs, tots, rows = [], [], [], [], []
+    value_counts: dict[int, np.ndarray] = {}
+    n_tests = 0
+    n_cand = 0
+    small = max(min_count, int(0.05 * n))  # small carrier sets: co-stamping candidates
+    for j in range(d):
+        v_all, inv, counts = np.unique(X[:, j], return_inverse=True, return_counts=True)
+        ok = (counts >= min_count) & (counts <= max_count)
+        if not ok.any():
+            continue
+        cc = np.bincount(inv * n_classes + y, minlength=v_all.size * n_classes).reshape(v_all.size, n_classes)
+        idx = np.flatnonzero(ok)
+        n_tests += idx.size * n_classes
+        # rows of every value at once: a stable sort keeps each value's rows in row order
+        order = np.argsort(inv, kind="stable")
+        rows.append(order[ok[inv[order]]])
+        if (counts[idx] <= small).any():
+            value_counts[j] = counts
+        feats.append(np.full(idx.size, j, dtype=np.int64))
+        vals.append(v_all[idx].astype(np.float64))
+        ccs.append(cc[idx])
+        tots.append(counts[idx])
+        n_cand += idx.size
+    if not n_cand:
+        empty = np.zeros(0, np.int64)
+        return _Candidates(empty, np.zeros(0), np.zeros((0, n_classes), np.int64), empty, empty,
+                           np.zeros(1, np.int64), n_tests, [], value_counts)
+    feature = np.concatenate(feats)
+    total = np.concatenate(tots).astype(np.int64)
+    rows_all = np.concatenate(rows).astype(np.int64)
+    ptr = np.concatenate([[0], np.cumsum(total)])
+    shared = _same_carriers(rows_all, ptr, feature, np.flatnonzero(total <= small))
+    return _Candidates(feature, np.concatenate(vals), np.concatenate(ccs), total, rows_all, ptr,
+                       n_tests, shared, value_counts)
+
+
+def _same_carriers(rows: np.ndarray, ptr: np.ndarray, feature: np.ndarray, pick: np.ndarray) -> list[list[int]]:
+    """Groups of candidates in ``pick`` with identical carrier sets, spanning >= 2 features.
+
+    Candidates are bucketed by a sum hash of their carrier rows (vectorised), and each
+    bucket is split by the exact carrier set, so a hash collision cannot join two sets.
+    """
+    if pick.size < 2:
+        return []
+    r = np.random.default_rng(0).integers(0, 2**63, int(rows.max()) + 1, dtype=np.uint64)
+    h = np.add.reduceat(r[rows], ptr[:-1])[pick] if rows.size else np.zeros(pick.size, np.uint64)
+    size = (ptr[1:] - ptr[:-1])[pick]
+    h = h + size.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps modulo 2^64
+    order = np.argsort(h, kind="stable")  # candidates of one bucket stay in candidate order
+    hs = h[order]
+    start = np.r_[0, np.flatnonzero(np.diff(hs)) + 1]
+    end = np.r_[start[1:], hs.size]
+    out: list[list[int]] = []
+    for g in np.flatnonzero(end - start >= 2):
+        grp = order[start[g]:end[g]]
+        if np.unique(feature[pick[grp]]).size < 2:
+            continue
+        exact: dict[bytes, list[int]] = {}
+        for i in pick[grp]:
+            exact.setdefault(rows[ptr[i]:ptr[i + 1]].tobytes(), []).append(int(i))
+        out += [m for m in exact.values() if len(m) >= 2 and np.unique(feature[m]).size >= 2]
+    return out
+
+
+def _search_tokens(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    min_count: int,
+    max_fraction: float,
+    alpha: float,
+) -> TokenSearch:
+    """Exact feature values over-represented in one class.
+
+    Two routes make a value ("token") a candidate, each at family-wise level ``alpha``
+    (Bonferroni over its own tests):
+
+    * **label enrichment**: the class is over-represented among the token's carriers
+      (one-sided binomial test against the class prior);
+    * **co-stamping**: the same rows, and only they, share an exact value in two or
+      more features. A tabular trigger stamps several columns on the same few rows;
+      naturally, continuous columns almost never tie on the same set of rows. The
+      p-value is the chance of the label purity (``prior^k``) times, for every feature
+      of the set but the most tie-prone, the chance that that many random rows tie
+      on it (:func:`_tie_probability`), features taken as independent. Four rows
+      carrying a two-column trigger in 400 are out of reach of the first route alone
+      (``0.38^4 = 0.02`` before any correction) and clear this one by far.
+
+    A candidate only proposes a trigger: the presence test of the detector decides.
+    """
+    n = X.shape[0]
+    prior = np.bincount(y, minlength=n_classes) / n
+    cand = _collect_candidates(X, y, n_classes, min_count=min_count, max_count=max(min_count, int(max_fraction * n)))
+    if cand.total.size == 0:
+        return TokenSearch(tokens=[], carries=np.zeros((n, 0), dtype=bool))
+    level = alpha / max(cand.n_tests, 1)
+    # P(at least cc[c] of `total` carriers in class c | carriers drawn by the prior), all cells at once
+    p_all = binom.sf(cand.by_class - 1, cand.total[:, None], prior[None, :])
+    lift_ok = cand.by_class >= np.maximum(min_count, 2.0 * prior[None, :] * cand.total[:, None])
+    p_of: dict[tuple[int, int], float] = {}  # (candidate, class) -> p-value of a passing route
+    for i, c in zip(*np.nonzero((p_all < level) & lift_ok)):
+        p_of[(int(i), int(c))] = float(p_all[i, c])
+    if cand.shared_rows:
+        level_co = alpha / (len(cand.shared_rows) * n_classes)
+        for members in cand.shared_rows:
+            cc, total = cand.by_class[members[0]], int(cand.total[members[0]])
+            c = int(np.argmax(cc))
+            ties = sorted(_tie_probability(cand.value_counts[int(cand.feature[i])], n, total) for i in members)
+            p = float(prior[c] ** cc[c]) * float(np.prod(ties[:-1]))
+            if cc[c] == total and p < level_co:
+                for i in members:
+                    p_of[(i, c)] = min(p, p_of.get((i, c), 1.0))
+    tokens: list[Token] = []
+    for (i, c), p in sorted(p_of.items()):
+        k, total = int(cand.by_class[i, c]), int(cand.total[i])
+        excess = float(np.clip((k - prior[c] * total) / k, 0.0, 1.0))
+        tokens.append(Token((int(cand.feature[i]),), (float(cand.value[i]),), c, total, k, p, excess))
+    tokens += _conjunctions(X, y, prior, cand, min_count=min_count, alpha=alpha)
+    carries = np.zeros((n, len(tokens)), dtype=bool)
+    for t, tok in enumerate(tokens):
+        carries[:, t] = tok.carried_by(X)
+    return TokenSearch(tokens=tokens, carries=carries)
+
+
+def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NEAR) -> float:
+    """Share of the token's class rows that do *not* carry it but come within ``near`` of it.
+
+    High for a trait of the class (the empty centre of a "0": rows without the exact
+    zeros still have little ink there); near 0 for a stamp foreign to the class. With
+    no such rows to compare it is 0.
+    """
+    rest = (y == token.label) & ~token.carried_by(X)
+    if not rest.any():
+        return 0.0
+    # index rows and columns at once: X[rest] would copy every column of a wide table
+    close = np.all(np.abs(X[np.ix_(rest, list(token.features))] - np.asarray(token.values)) <= near, axis=1)
+    return float(close.mean())
+
+
+def _overlap_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of sets whose elements have Jaccard >= ``threshold``; set ``sets[e]`` holds ``elems[e]``.
+
+    Exact, without the dense set x set matrix: a prefix-filtered similarity join
+    (Bayardo et al. 2007). Elements are ranked rarest first; if two sets reach the
+    threshold, their smallest common element lies within the first
+    ``|A| - ceil(t |A|) + 1`` elements of each, so only sets sharing an element in
+    those prefixes are compared, and each such pair is verified with a popcount over
+    packed bits.
+    """
+    size = np.bincount(sets, minlength=n_sets).astype(np.int64)
+    freq = np.bincount(elems)
+    rank = np.empty(freq.size, dtype=np.int64)
+    rank[np.argsort(freq, kind="stable")] = np.arange(freq.size)
+    order = np.lexsort((rank[elems], sets))  # per set, rarest element first
+    sets_o, elem_o = sets[order], rank[elems[order]]
+    need = np.ceil(threshold * size - 1e-9).astype(np.int64)
+    plen = np.maximum(size - need + 1, 0)
+    pos = np.arange(elem_o.size) - np.repeat(np.cumsum(size) - size, size)
+    keep = pos < np.repeat(plen, size)
+    elem_p, sets_p = elem_o[keep], sets_o[keep]
+    order = np.argsort(elem_p, kind="stable")
+    elem_p, sets_p = elem_p[order], sets_p[order]
+    bounds = np.flatnonzero(np.diff(np.r_[-1, elem_p, elem_p.size and elem_p[-1] + 1]))
+    words = np.zeros((n_sets, (freq.size + 63) // 64), dtype=np.uint64)
+    np.bitwise_or.at(words, (sets, elems >> 6), np.left_shift(np.uint64(1), (elems & 63).astype(np.uint64)))
+    out_a, out_b = [], []
+    # pairs inside each element's group, generated a block of groups at a time
+    g_start, g_end = bounds[:-1], bounds[1:]
+    g_size = g_end - g_start
+    n_pairs = g_size * (g_size - 1) // 2
+    cum = np.cumsum(n_pairs)
+    block = max(4096, _WORD_BLOCK // words.shape[1])
+    lo = 0
+    while lo < g_start.size:
+        hi = int(np.searchsorted(cum, (cum[lo - 1] if lo else 0) + block, side="right"))
+        hi = max(hi, lo + 1)
+        a, b = _pairs_in_groups(sets_p, g_start[lo:hi], g_size[lo:hi])
+        lo = hi
+        if a.size == 0:
+            continue
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        small, big = np.minimum(size[a], size[b]), np.maximum(size[a], size[b])
+        ok = small >= threshold * big - 1e-9  # Jaccard <= small / big
+        a, b = a[ok], b[ok]
+        for s in range(0, a.size, block):  # one group can hold more pairs than a block
+            pa, pb = a[s:s + block], b[s:s + block]
+            inter = np.bitwise_count(words[pa] & words[pb]).sum(axis=1, dtype=np.int64)
+            ok = inter >= threshold * (size[pa] + size[pb] - inter) - 1e-9
+            out_a.append(pa[ok])
+            out_b.append(pb[ok])
+    if not out_a:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    key = np.unique(np.concatenate(out_a) * n_sets + np.concatenate(out_b))
+    return key // n_sets, key % n_sets
+
+
+def _pairs_in_groups(items: np.ndarray, start: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All unordered pairs ``(items[i], items[j])``, ``i < j``, within each group ``[start, start + size)``."""
+    # entry i of a group pairs with the entries after it in the same group
+    first = np.concatenate([np.arange(s, s + g) for s, g in zip(start, size) if g > 1] or [np.zeros(0, np.int64)])
+    if first.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    end = np.concatenate([np.full(g, s + g) for s, g in zip(start, size) if g > 1])
+    after = end - first - 1
+    a = np.repeat(first, after)
+    offs = np.arange(a.size) - np.repeat(np.cumsum(after) - after, after)
+    b = a + 1 + offs
+    return items[a], items[b]
+
+
+def _jaccard_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edges whose connected components are those of "Jaccard >= ``threshold``" (``0 < threshold < 1``).
+
+    Exact, and fast when most sets are small (a wide table has ~10^4 sets of 3-7 rows
+    per class). Write ``i`` for the overlap and ``D`` for the rows in one set only:
+    ``J >= t`` iff ``D <= i (1 - t) / t``, so when the smaller set has fewer than
+    ``2t / (1 - t)`` elements (8 at t = 0.8), ``D <= 1``: the sets are identical, or
+    one is the other plus one element. Identical sets are found by a sum hash (a chain
+    of edges joins each group, enough for components), one-extra-element pairs by the
+    hash of every set with each element removed. Every match is verified on packed
+    bits; if any fails (a hash collision) the general join runs instead, so the result
+    never depends on the hash. Pairs of two larger sets go through :func:`_overlap_edges`.
+    """
+    size = np.bincount(sets, minlength=n_sets).astype(np.int64)
+    n_el = int(elems.max()) + 1 if elems.size else 1
+    r = np.random.default_rng(0).integers(0, 2**63, n_el, dtype=np.uint64)
+    salt = np.uint64(0x9E3779B97F4A7C15)
+    h = np.zeros(n_sets, np.uint64)
+    np.add.at(h, sets, r[elems])  # wraps modulo 2^64: removing an element is a subtraction
+    key = h + size.astype(np.uint64) * salt
+    words = np.zeros((n_sets, (n_el + 63) // 64), dtype=np.uint64)
+    np.bitwise_or.at(words, (sets, elems >> 6), np.left_shift(np.uint64(1), (elems & 63).astype(np.uint64)))
+    small_max = int(np.ceil(2 * threshold / (1 - threshold) - 1e-9)) - 1
+    sub_min = int(np.ceil(threshold / (1 - threshold) - 1e-9))  # smallest set one element short of a partner
+    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    rep = first[inv.ravel()]  # identical sets: each to the first set with its key
+    dup = rep != np.arange(n_sets)
+    a, b = rep[dup], np.flatnonzero(dup)
+    # one-extra-element pairs: the bigger set, one element removed, hashes like the smaller
+    big = (size[sets] > sub_min) & (size[sets] <= small_max + 1)
+    probe = h[sets[big]] - r[elems[big]] + (size[sets[big]] - 1).astype(np.uint64) * salt
+    pos = np.minimum(np.searchsorted(uniq, probe), uniq.size - 1)
+    hit = uniq[pos] == probe
+    a, b = np.concatenate([a, first[pos[hit]]]), np.concatenate([b, sets[big][hit]])
+    inter = np.bitwise_count(words[a] & words[b]).sum(axis=1, dtype=np.int64)
+    if not (inter >= threshold * (size[a] + size[b] - inter) - 1e-9).all():
+        return _overlap_edges(sets, elems, n_sets, threshold)  # a hash collision: take the general route
+    # both sets larger: the general join on those sets only
+    large = np.flatnonzero(size > small_max)
+    if large.size >= 2:
+        local = np.full(n_sets, -1)
+        local[large] = np.arange(large.size)
+        e = local[sets] >= 0
+        la, lb = _overlap_edges(local[sets[e]], elems[e], large.size, threshold)
+        a, b = np.concatenate([a, large[la]]), np.concatenate([b, large[lb]])
+    return a, b
+
+
+def _class_components(y: np.ndarray, cand: _Candidates, c: int, entry_cand: np.ndarray, *,
+                      min_count: int) -> list[list[int]]:
+    """Candidates whose carriers in class ``c`` overlap (Jaccard >= 0.8), joined over >= 2 features."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    sel = cand.by_class[:, c] >= min_count
+    in_c = y == c
+    idx = np.flatnonzero(sel)
+    n_c = int(in_c.sum())
+    if idx.size < 2 or n_c < min_count:
+        return []
+    # carriers inside the class, as (local candidate, local row) entries
+    keep = in_c[cand.rows] & sel[entry_cand]
+    sets = (np.cumsum(sel) - 1)[entry_cand[keep]]
+    elems = (np.cumsum(in_c) - 1)[cand.rows[keep]]
+    m = idx.size
+    if m <= _DENSE_MAX:
+        Bf = np.zeros((n_c, m), dtype=np.float32)
+        Bf[elems, sets] = 1.0
+        inter = Bf.T @ Bf
+        size = np.diag(inter)
+        jac = inter / np.maximum(size[:, None] + size[None, :] - inter, 1.0)
+        adj = jac >= _CONJUNCTION_OVERLAP
+    else:
+        a, b = _jaccard_edges(sets, elems, m, _CONJUNCTION_OVERLAP)
+        adj = coo_matrix((np.ones(a.size, dtype=bool), (a, b)), shape=(m, m)).tocsr()
+    n_comp, comp = connected_components(adj, directed=False)
+    # components spanning >= 2 features, grouped by sorting (a wide table has ~10^4 per class)
+    base = int(cand.feature.max()) + 1
+    comp_feat = np.unique(comp.astype(np.int64) * base + cand.feature[idx])
+    n_feats = np.bincount(comp_feat // base, minlength=n_comp)
+    order = np.argsort(comp, kind="stable")  # members stay in candidate order
+    end = np.cumsum(np.bincount(comp, minlength=n_comp))
+    start = end - np.bincount(comp, minlength=n_comp)
+    return [[int(i) for i in idx[order[start[g]:end[g]]]] for g in np.flatnonzero(n_feats >= 2)]
+
+
+def _conjunctions(
+    X: np.ndarray,
+    y: np.ndarray,
+    prior: np.ndarray,
+    cand: _Candidates,
+    *,
+    min_count: int,
+    alpha: float,
+) -> list[Token]:
+    """Conjunctions of values that the rows of one class carry together, enriched in that class.
+
+    A multi-feature trigger whose single values are common (a 2x2 patch of maximum ink
+    at the centre of a digit: each pixel is at 16 in ~20% of clean digits) is not
+    enriched value by value, but its *conjunction* is: per class, values whose
+    carriers in the class overlap with Jaccard >= 0.8 are joined (connected
+    components over at least two features), and the conjunction is tested like a
+    single value (binomial test of the class among all its carriers, lift >= 2,
+    Bonferroni over the conjunctions tested). A conjunction that the class's other
+    rows come near (:func:`typical_rate` above 0.2) is a trait of the class and dropped.
+    """
+    entry_cand = np.repeat(np.arange(cand.total.size), cand.total)
+    found = [(c, members) for c in range(prior.size)
+             for members in _class_components(y, cand, c, entry_cand, min_count=min_count)]
+    if not found:
+        return []
+    level = alpha / len(found)
+    out = []
+    for c, members in found:
+        feats = tuple(int(cand.feature[i]) for i in members)
+        vals = tuple(float(cand.value[i]) for i in members)
+        carrier = np.all(X[:, list(feats)] == np.asarray(vals), axis=1)
+        total, k = int(carrier.sum()), int((carrier & (y == c)).sum())
+        if k < min_count or k < 2.0 * prior[c] * total:
+            continue
+        p = float(binom.sf(k - 1, total, prior[c]))
+        if p < level:
+            excess = float(np.clip((k - prior[c] * total) / k, 0.0, 1.0))
+            tok = Token(feats, vals, c, total, k, p, excess)
+            # Masking a trait of the class makes its rows look like another class, as a
+            # trigger would: on 600 digits with 10% flips the empty centre of "0" did.
+            if typical_rate(X, y, tok) <= _CONJUNCTION_MAX_TYPICAL:
+                out.append(tok)
+    return out
