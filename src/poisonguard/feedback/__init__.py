@@ -12,6 +12,7 @@ from ._campaign import CampaignReport, CampaignTest, confident_threshold, confus
 from ._ingest import ChampionView, Decision, FeedbackIn, canonical_features, item_key_for, submit_feedback
 from ._models import STATUSES, FeedbackBatch, FeedbackEvent, FeedbackItem, FeedbackUser, PredictionLog, TrustedLabel
 from ._policy import FeedbackPolicy, Reputation, reputation
+from ._simulate import DemoLoop, SimulatedFeedback, demo_loop, flip_campaign, honest_feedback, loop_table, trigger_campaign
 from ._retrain import DEFAULT_SCHEDULE, RetrainResult, cron_line, retrain
 from ._review import (
     REVIEW_ACTIONS,
@@ -31,6 +32,7 @@ __all__ = [
     "CampaignTest", "CampaignReport", "detect_campaigns", "confusion_rates", "confident_threshold",
     "FeedbackRecord", "Batch", "list_items", "review", "add_trusted_labels", "feedback_counts", "take_batch",
     "close_batch", "REVIEW_ACTIONS",
+    "DemoLoop", "demo_loop", "SimulatedFeedback", "loop_table", "honest_feedback", "flip_campaign", "trigger_campaign",
     "RetrainResult", "retrain", "DEFAULT_SCHEDULE", "cron_line",
     "STATUSES", "FeedbackItem", "FeedbackUser", "TrustedLabel", "PredictionLog", "FeedbackBatch", "FeedbackEvent",
 ]

@@ -196,7 +196,14 @@ def submit_feedback(store: Store, items: Sequence[FeedbackIn], *, token: str = "
 
 def _decide_and_store(s: Any, items: list[_Item], *, token: str, p: FeedbackPolicy, now: float) -> list[Decision]:
     replays = _replays(s, items, token)
-    fresh_idx = [i for i, it in enumerate(items) if (it.src.client_id is None or it.src.client_id not in replays)]
+    first_of: dict[str, int] = {}  # a client id repeated inside one request: the later copies replay the first
+    fresh_idx = []
+    for i, it in enumerate(items):
+        cid = it.src.client_id
+        if cid is None or (cid not in replays and cid not in first_of):
+            fresh_idx.append(i)
+            if cid is not None:
+                first_of[cid] = i
     if fresh_idx:
         used = s.execute(select(func.count()).select_from(FeedbackItem).where(
             FeedbackItem.token_name == token, FeedbackItem.received_at > now - p.token_rate_window_s)).scalar_one()
@@ -228,9 +235,13 @@ def _decide_and_store(s: Any, items: list[_Item], *, token: str, p: FeedbackPoli
         if i in new_pos:
             j = new_pos[i]
             out.append(Decision(i, ids[j], it.src.client_id, rows[j]["status"], rows[j]["reason"], reps[j]))
-        else:
-            r = replays[it.src.client_id]  # type: ignore[index]
+        elif it.src.client_id in replays:
+            r = replays[it.src.client_id]
             out.append(Decision(i, r.id, r.client_id, r.status, r.reason, r.reputation, replayed=True))
+        else:
+            first = out[first_of[it.src.client_id]]  # type: ignore[index]
+            out.append(Decision(i, first.feedback_id, first.client_id, first.status, first.reason, first.reputation,
+                                replayed=True))
     return out
 
 
