@@ -214,3 +214,36 @@ def test_out_is_checked_before_training(tmp_path, data, capsys, monkeypatch):
     monkeypatch.setattr(training, "train_model", never)
     assert main(["train", str(data), "--label", "y", "--out", str(out)]) == 2
     assert "not empty" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("epsilon", ["1e300", "1e9", "101"])
+def test_huge_epsilon_is_refused_quickly(tmp_path, data, epsilon):
+    """Issue 8, item 4: --epsilon 1e300 hung at 100% CPU in the noise search, 1e9 was accepted silently.
+
+    Run as a subprocess so that a hang fails the test (timeout) instead of stalling the suite.
+    """
+    import subprocess
+    import sys
+
+    pytest.importorskip("opacus")
+    cmd = [sys.executable, "-m", "poisonguard", "train", str(data), "--label", "y", "--out", str(tmp_path / "m"),
+           "--model", "mlp", "--dp", "--epsilon", epsilon, "--epochs", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    err = " ".join(res.stderr.split())
+    assert res.returncode == 2, err
+    assert "no meaningful privacy" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_weak_epsilon_trains_with_a_warning(tmp_path, data, capsys):
+    """Between EPSILON_WARN and EPSILON_MAX the model is trained, with a warning on stderr and in the metadata."""
+    pytest.importorskip("opacus")
+    from poisonguard.training import load_model
+
+    out = tmp_path / "m"
+    assert main(["train", str(data), "--label", "y", "--out", str(out), "--dp", "--epsilon", "50",
+                 "--epochs", "1", "--batch-size", "64"]) == 0
+    assert "privacy guarantee is weak" in " ".join(capsys.readouterr().err.split())
+    meta = load_model(out).metadata
+    assert any("target epsilon 50 is above 10" in w for w in meta["warnings"])
+    assert meta["privacy"]["epsilon_spent"] <= 50

@@ -179,3 +179,29 @@ def test_architectures_saved_before_activation_existed_load_as_relu():
     assert [type(layer).__name__ for layer in net] == ["Linear", "ReLU", "Linear"]
     net = build_net({"n_in": 3, "hidden": [4], "n_out": 2, "activation": "tanh", "input_clip": 2.0})
     assert [type(layer).__name__ for layer in net] == ["Hardtanh", "Linear", "Tanh", "Linear"]
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+@pytest.mark.parametrize("target", [0.5, 3.0, 20.0, 1e300])
+def test_noise_search_is_bounded_and_meets_the_budget(target, accountant):
+    """Issue 8, item 4: the search ends for any target and the noise never overspends it."""
+    pytest.importorskip("opacus")
+    from opacus.accountants import create_accountant
+
+    from poisonguard.training._torch import SIGMA_MAX, SIGMA_MIN, calibrate_noise
+
+    sigma = calibrate_noise(target_epsilon=target, delta=1e-5, sample_rate=0.25, steps=40, accountant=accountant)
+    assert SIGMA_MIN <= sigma <= SIGMA_MAX
+    if target < 100:  # PRV cannot even be evaluated at the noise a target of 1e300 allows
+        acc = create_accountant(mechanism=accountant)
+        acc.history = [(sigma, 0.25, 40)]
+        spent = acc.get_epsilon(delta=1e-5)
+        assert spent <= target and spent >= target - 0.05  # the smallest such noise, within the tolerance
+
+
+def test_epsilon_above_the_maximum_is_refused():
+    from poisonguard.training._settings import EPSILON_MAX
+
+    with pytest.raises(InputError, match="no meaningful privacy"):
+        validate_settings(dataclasses.replace(DP, dp=DPSettings(epsilon=EPSILON_MAX * 1.01)), n_train=300)
+    validate_settings(dataclasses.replace(DP, dp=DPSettings(epsilon=EPSILON_MAX)), n_train=300)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from ._app import app, console
+from ._app import app, console, err_console
 
 __all__: list[str] = []
 
@@ -119,6 +119,8 @@ def train_cmd(
         shown = ", ".join(f"r>={r}: {v:.3f}" for r, v in acc.items())
         what = "DPA" if m.kind == "dpa" else f"bagging (bags of {c['bag_size']}, alpha {c['alpha']:g})"
         console.print(f"{what}: K={c['partitions']} {c['base_model']} models; validation certified accuracy {shown}", highlight=False)
+    for note in meta.get("warnings", []):
+        err_console.print(f"warning: {note}", highlight=False, markup=False)
     console.print(f"manifest sha256 {digest}", highlight=False)
 
 

@@ -23,7 +23,7 @@ from ..errors import DataError, InputError, IntegrityError
 from ..validation import as_frame, prepare_table
 from . import _io
 from ._dpa import assign_partitions, dpa_radius, in_validation, row_hashes, vote_counts
-from ._settings import TrainSettings, validate_settings
+from ._settings import EPSILON_WARN, TrainSettings, validate_settings
 
 __all__ = [
     "TrainedModel", "train_model", "save_model", "check_model_out", "load_model", "data_digest", "ledger_version_for",
@@ -378,6 +378,7 @@ def _fit_single(model: TrainedModel, X: np.ndarray, y: np.ndarray, n_classes: in
         meta["arch"] = fit.arch
         meta["training"] = {"steps": fit.steps, "seconds_per_epoch": fit.seconds_per_epoch, "sample_rate": fit.sample_rate}
         if s.dp is not None:
+            _warn_weak_privacy(meta, fit.epsilon_spent, s.dp.epsilon)
             meta["privacy"] = {
                 "mechanism": "DP-SGD (Opacus), Poisson sampling",
                 "accountant": s.dp.accountant,
@@ -412,6 +413,18 @@ def _fit_single(model: TrainedModel, X: np.ndarray, y: np.ndarray, n_classes: in
     est.fit(X, y)
     model.kind = "skops"
     model.estimator = est
+
+
+def _warn_weak_privacy(meta: dict[str, Any], spent: float | None, target: float | None) -> None:
+    """Log and record a warning when the budget is above :data:`EPSILON_WARN`."""
+    eps = target if target is not None else spent
+    if eps is None or eps <= EPSILON_WARN:
+        return
+    what = f"target epsilon {eps:g}" if target is not None else f"epsilon spent {eps:.4g}"
+    msg = (f"{what} is above {EPSILON_WARN:g}: this model's privacy guarantee is weak (one row may change "
+           f"any outcome's odds by up to e^{eps:.3g}); budgets of 1-{EPSILON_WARN:g} are the usual range")
+    log.warning(msg)
+    meta["warnings"].append(msg)
 
 
 def _fit_torch(X: np.ndarray, y: np.ndarray, n_classes: int, hidden: tuple[int, ...], s: TrainSettings) -> Any:

@@ -9,13 +9,21 @@ from ..errors import InputError
 
 __all__ = [
     "DPSettings", "CertifiedSettings", "TrainSettings", "MODELS", "ACCOUNTANTS", "ACTIVATIONS",
-    "GRAD_SAMPLE_MODES", "validate_settings", "dp_recipe",
+    "GRAD_SAMPLE_MODES", "validate_settings", "dp_recipe", "EPSILON_WARN", "EPSILON_MAX",
 ]
 
 MODELS = ("logreg", "mlp", "gbdt", "tree")
 ACCOUNTANTS = ("rdp", "prv")
 ACTIVATIONS = ("relu", "tanh")
 GRAD_SAMPLE_MODES = ("ghost", "hooks", "ew", "functorch")
+
+#: Above this epsilon a model is still trained, but with a warning: an (epsilon, delta)
+#: guarantee lets one row change the odds of any outcome by a factor up to e^epsilon,
+#: and e^10 (about 22 000) is where practitioners stop calling that private.
+EPSILON_WARN = 10.0
+#: Above this epsilon DP training is refused: e^100 bounds nothing, so such a budget
+#: would only decorate a non-private model with a privacy label. Train without --dp.
+EPSILON_MAX = 100.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,12 @@ def _dp_problems(s: TrainSettings, n_train: int | None) -> list[str]:
         out.append("--dp needs a privacy target: pass --epsilon E (or --noise-multiplier S)")
     if dp.epsilon is not None and not (dp.epsilon > 0 and math.isfinite(dp.epsilon)):
         out.append(f"--epsilon must be a positive finite number, got {dp.epsilon}")
+    elif dp.epsilon is not None and dp.epsilon > EPSILON_MAX:
+        out.append(
+            f"--epsilon {dp.epsilon:g} is above {EPSILON_MAX:g}: a budget that large gives no meaningful "
+            f"privacy (one row may change any outcome's odds by e^{dp.epsilon:g}); use a budget of at most "
+            f"{EPSILON_WARN:g}, or train without --dp"
+        )
     if dp.noise_multiplier is not None and not (dp.noise_multiplier > 0 and math.isfinite(dp.noise_multiplier)):
         out.append(f"--noise-multiplier must be positive, got {dp.noise_multiplier}")
     if not (dp.max_grad_norm > 0 and math.isfinite(dp.max_grad_norm)):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,7 +43,10 @@ import numpy as np
 from .._optional import import_optional
 from ..errors import IntegrityError
 
-__all__ = ["TorchFit", "build_net", "fit_torch", "torch_scores", "load_state_dict_bytes", "state_dict_bytes"]
+__all__ = [
+    "TorchFit", "build_net", "fit_torch", "calibrate_noise", "SIGMA_MIN", "SIGMA_MAX",
+    "torch_scores", "load_state_dict_bytes", "state_dict_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +168,14 @@ def fit_torch(
                 module=model, optimizer=optimizer, criterion=loss_fn, data_loader=loader,
                 max_grad_norm=dp.max_grad_norm, poisson_sampling=True, grad_sample_mode=dp.grad_sample_mode,
             )
-            if dp.noise_multiplier is None:
-                out = engine.make_private_with_epsilon(
-                    target_epsilon=dp.epsilon, target_delta=dp.delta, epochs=epochs, **common,
-                )
-            else:
-                out = engine.make_private(noise_multiplier=dp.noise_multiplier, **common)
+            sigma = dp.noise_multiplier
+            if sigma is None:
+                # our own bounded search instead of make_private_with_epsilon, whose search
+                # never ends for a huge target; same sampling rate and steps as Opacus uses
+                rate = 1 / len(loader)
+                sigma = calibrate_noise(target_epsilon=dp.epsilon, delta=dp.delta, sample_rate=rate,
+                                        steps=int(epochs / rate), accountant=dp.accountant)
+            out = engine.make_private(noise_multiplier=sigma, **common)
         if len(out) == 4:  # ghost clipping also wraps the loss (two backward passes)
             model_p, optimizer, loss_fn, loader = out
         else:
@@ -194,6 +200,97 @@ def fit_torch(
         state_dict=state, arch=arch, epsilon_spent=eps, noise_multiplier=noise,
         sample_rate=sample_rate, steps=steps, seconds_per_epoch=per_epoch,
     )
+
+
+#: The noise search's range: Opacus' own upper limit, and a floor below which no
+#: budget the settings accept (epsilon <= EPSILON_MAX) needs to go.
+SIGMA_MIN = 1e-3
+SIGMA_MAX = 1e6
+_MAX_EVALUATIONS = 80
+
+
+def calibrate_noise(*, target_epsilon: float, delta: float, sample_rate: float, steps: int,
+                    accountant: str = "rdp", tolerance: float = 0.01) -> float:
+    """The smallest noise multiplier (within ``tolerance`` in epsilon) that spends at most ``target_epsilon``.
+
+    A bounded search: the noise stays in ``[SIGMA_MIN, SIGMA_MAX]`` and the accountant
+    is asked at most ``_MAX_EVALUATIONS`` times, so a huge target cannot make it loop
+    (Opacus' ``get_noise_multiplier`` bisects until the epsilon is within 0.01 of the
+    target, which a target of 1e300 never is). The result always satisfies
+    ``epsilon(noise) <= target_epsilon`` under ``accountant``.
+
+    The PRV accountant gets slow and memory-hungry at small noise (minutes at 0.1), so
+    the bracket is found with RDP first: PRV's epsilon is not larger than RDP's, so
+    PRV only refines the RDP noise downwards, by at most a factor 2.
+
+    Raises
+    ------
+    ValueError
+        Even ``SIGMA_MAX`` spends more than ``target_epsilon``.
+    """
+    opacus = import_optional("opacus", "dp")
+    acc = {m: opacus.accountants.create_accountant(mechanism=m) for m in {"rdp", accountant}}
+    budget = [_MAX_EVALUATIONS]
+
+    def eps(sigma: float, mech: str) -> float:
+        budget[0] -= 1
+        acc[mech].history = [(sigma, sample_rate, steps)]
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.filterwarnings("ignore", message=".*Optimal order is the (largest|smallest) alpha.*")
+            try:
+                e = float(acc[mech].get_epsilon(delta=delta))
+            except (ValueError, OverflowError, ZeroDivisionError, FloatingPointError, MemoryError):
+                # the accountants' numerics give out only at very little noise (PRV then asks
+                # numpy for terabytes, which fails at once): that noise is too little
+                return math.inf
+        return e if math.isfinite(e) else math.inf
+
+    e_max = eps(SIGMA_MAX, accountant)
+    if e_max > target_epsilon:
+        raise ValueError(f"even the largest noise multiplier searched ({SIGMA_MAX:g}) spends epsilon {e_max:.4g}")
+    if eps(SIGMA_MAX, "rdp") > target_epsilon:  # below RDP's floor (its finite orders); PRV alone
+        return _search(lambda s: eps(s, accountant), target_epsilon, 1.0, tolerance, budget)
+    hi = _search(lambda s: eps(s, "rdp"), target_epsilon, 1.0, tolerance, budget)
+    if accountant == "rdp" or hi <= 2 * SIGMA_MIN:
+        return hi
+    if eps(hi, accountant) > target_epsilon:  # PRV above RDP here (numerical slack): search upwards
+        return _search(lambda s: eps(s, accountant), target_epsilon, 2 * hi, tolerance, budget, floor=hi)
+    return _search(lambda s: eps(s, accountant), target_epsilon, hi, tolerance, budget, floor=hi / 2)
+
+
+def _search(eps: Any, target: float, start: float, tolerance: float, budget: list[int], *,
+            floor: float = SIGMA_MIN) -> float:
+    """A noise in ``[floor, SIGMA_MAX]`` whose epsilon is at most ``target`` (Opacus' search, bounded).
+
+    Brackets the answer by doubling or halving from ``start``, then bisects until the
+    epsilon is within ``tolerance`` of the target or the evaluations run out; the
+    upper end, which always meets the target, is returned.
+    """
+    lo, hi = floor, min(max(start, floor), SIGMA_MAX)
+    e_hi = eps(hi)
+    while e_hi > target and budget[0] > 0:  # too little noise: double
+        if hi >= SIGMA_MAX:
+            raise ValueError(f"even the largest noise multiplier searched ({SIGMA_MAX:g}) spends epsilon {e_hi:.4g}")
+        lo, hi = hi, min(2 * hi, SIGMA_MAX)
+        e_hi = eps(hi)
+    if e_hi > target:
+        return SIGMA_MAX  # out of evaluations: the most noise is always within budget
+    while lo < hi / 2 and budget[0] > 0:  # enough noise: halve until the bracket is tight
+        e = eps(max(hi / 2, lo))
+        if e > target:
+            lo = max(hi / 2, lo)
+            break
+        hi, e_hi = max(hi / 2, lo), e
+    if hi <= floor:
+        return floor
+    while budget[0] > 0 and target - e_hi > tolerance and hi - lo > 1e-9 * hi:
+        mid = (lo + hi) / 2
+        e = eps(mid)
+        if e <= target:
+            hi, e_hi = mid, e
+        else:
+            lo = mid
+    return hi
 
 
 def _loop(model: Any, loader: Any, optimizer: Any, loss_fn: Any, epochs: int) -> int:
