@@ -32,6 +32,35 @@ class EncodedColumn:
 
 _KINDS = frozenset({"numeric", "missing", "onehot", "frequency"})
 
+#: Bound on standardized values. A training column gives at most sqrt(n) standard
+#: deviations (1e3 at a million rows), so only new rows far outside the training
+#: range reach it; its square, summed over thousands of columns, stays finite even
+#: in float32.
+CLIP = 1e6
+
+#: A column whose spread is below this share of its magnitude is constant up to
+#: rounding and is left unscaled (relative, so a column measured in 1e-15 units is kept).
+_REL_TOL = 1e-12
+
+
+def _safe_mean_scale(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation that cannot overflow.
+
+    Each column is first divided by its largest absolute value, so the squares
+    behind the standard deviation stay within [0, 1]; a single 1e200 cell then
+    dominates its column's spread, as it should, instead of overflowing it to inf
+    (which would divide the whole column to zero and hide the row).
+    """
+    big = np.max(np.abs(raw), axis=0) if raw.shape[0] else np.zeros(raw.shape[1])
+    unit = np.where(big > 0, big, 1.0)
+    with np.errstate(under="ignore"):
+        scaled = raw / unit
+        mean = scaled.mean(axis=0)
+        std = scaled.std(axis=0)
+    scale = np.where(std > _REL_TOL, std * unit, 1.0)
+    scale = np.where(scale > 0, scale, unit)  # std * unit underflowed (subnormal columns)
+    return mean * unit, scale
+
 
 def _describe(plan: Sequence[tuple[str, str, Any]]) -> list[EncodedColumn]:
     """Name each output column after its input column and encoding."""
@@ -53,7 +82,9 @@ class TableEncoder:
     max_onehot : int, default=20
         Categoricals with at most this many distinct values are one-hot encoded.
     standardize : bool, default=True
-        Centre and scale each output column (zero-variance columns are left at 0).
+        Centre and scale each output column (constant columns are left at 0). The
+        statistics are computed without overflow, so a huge finite cell (1e200)
+        stands out in its column instead of zeroing it.
     """
 
     def __init__(self, *, max_onehot: int = 20, standardize: bool = True) -> None:
@@ -85,9 +116,7 @@ class TableEncoder:
                     self.plan_.append((col, "frequency", {str(k): v for k, v in freq.items() if not pd.isna(k)}))
         raw = self._raw(frame)
         if self.standardize:
-            self.mean_ = raw.mean(axis=0)
-            std = raw.std(axis=0)
-            self.scale_ = np.where(std > 1e-12, std, 1.0)
+            self.mean_, self.scale_ = _safe_mean_scale(raw)
         else:
             self.mean_ = np.zeros(raw.shape[1])
             self.scale_ = np.ones(raw.shape[1])
@@ -109,9 +138,22 @@ class TableEncoder:
         return out
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Encode ``frame`` with the learned plan."""
+        """Encode ``frame`` with the learned plan.
+
+        Values are divided before they are centred, so a cell near the float limit
+        (1e308) cannot overflow, and standardized values are clipped to
+        :data:`CLIP`, far beyond anything a real column produces, so that squares
+        and distances computed later stay finite.
+        """
         check_is_fitted(self, "plan_")
-        return (self._raw(frame) - self.mean_) / self.scale_
+        raw = self._raw(frame)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            z = (raw - self.mean_) / self.scale_
+            bad = ~np.isfinite(z)
+            if bad.any():  # x - mean overflowed (|x| near 1e308): divide first there
+                r, c = np.nonzero(bad)
+                z[r, c] = raw[r, c] / self.scale_[c] - self.mean_[c] / self.scale_[c]
+        return np.clip(np.nan_to_num(z, nan=0.0, posinf=CLIP, neginf=-CLIP), -CLIP, CLIP)
 
     def to_dict(self) -> dict[str, Any]:
         """The learned plan as plain JSON-ready data (no pickles)."""
