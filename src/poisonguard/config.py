@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, InputError
 
-__all__ = ["load_scan_config", "parse_set_options"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (tomllib is 3.11+; tomli is its backport)
+    import tomli as tomllib
+
+__all__ = ["load_scan_config", "parse_set_options", "check_settings"]
 
 
 def load_scan_config(path: str | Path) -> dict[str, Any]:
@@ -25,11 +32,12 @@ def load_scan_config(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"config file not found: {p}")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {p}: {exc}") from exc
     try:
         if p.suffix.lower() == ".toml":
-            import tomllib
-
             cfg = tomllib.loads(text)
         else:
             cfg = json.loads(text)
@@ -66,4 +74,81 @@ def parse_set_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError:
             value = raw
         out.setdefault(name.strip(), {})[param.strip()] = value
+    return out
+
+
+def _kind_of(default: Any) -> type | None:
+    """The type a setting takes, read from its default (``None``: any value)."""
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    if isinstance(default, str):
+        return str
+    return None
+
+
+def _coerce(value: Any, kind: type | None, where: str) -> Any:
+    """``value`` as ``kind``; an integral float is an int (JSON ``15.0``), an int is a float."""
+    shown = f"{where}={value!r}"
+    if kind is None:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"setting {shown} must be true or false")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and kind is not str:
+        raise ConfigError(f"setting {shown} must be a number ({kind.__name__}), got {type(value).__name__}")
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"setting {shown} must be text")
+        return value
+    if not math.isfinite(value):
+        raise ConfigError(f"setting {shown} must be a finite number")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"setting {shown} must be a whole number")
+        return int(value)
+    return float(value)
+
+
+def check_settings(settings: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Check each detector setting's type against the registered detector's default.
+
+    A wrong-typed value (``knn_label.n_neighbors=abc``) is a usage error naming the
+    setting and the value, not a crash inside the detector. ``random_state`` also
+    takes ``None``. Names unknown to the registry are left for the scan to report
+    with the list of detectors and settings.
+
+    Returns
+    -------
+    dict
+        The settings with integral floats turned into ints (``15.0`` -> ``15``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``detector.setting``, the value and the expected type.
+    """
+    from .detectors import available_detectors
+
+    registry = available_detectors()
+    out: dict[str, dict[str, Any]] = {}
+    for name, params in (settings or {}).items():
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"settings of detector {name!r} must be a table of SETTING = VALUE, got {params!r}")
+        cls = registry.get(name)
+        defaults = cls().get_params() if cls is not None else {}
+        checked: dict[str, Any] = {}
+        for key, value in params.items():
+            if key not in defaults:
+                checked[key] = value  # the scan names unknown settings with the valid ones
+                continue
+            if key == "random_state" and value is None:
+                checked[key] = None
+                continue
+            checked[key] = _coerce(value, _kind_of(defaults[key]), f"{name}.{key}")
+        out[name] = checked
     return out

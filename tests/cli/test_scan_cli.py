@@ -375,3 +375,20 @@ def test_a_huge_cell_is_scanned_and_its_row_stands_out(tmp_path, capsys, value):
     # iforest; now it ranks as any single-feature outlier does on wine (4th: one extreme
     # feature of 13 is picked for a split 1 time in 13).
     assert int((scores["iforest"] > scores["iforest"][40]).sum()) < 5
+
+
+# ------------------------------------------------- issue 8, item 10: wrong-typed --set
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("knn_label.n_neighbors=abc", "setting knn_label.n_neighbors='abc' must be a number (int)"),
+        ("iforest.random_state=abc", "setting iforest.random_state='abc' must be a number (int)"),
+        ("knn_label.noise_rate=NaN", "setting knn_label.noise_rate=nan must be a finite number"),
+    ],
+)
+def test_wrong_typed_set_value_exits_2_naming_it(tmp_path, capsys, item, message):
+    p = _csv(tmp_path, GOOD)
+    rc = main(["scan", str(p), "--label", "label", "--detectors", "knn_label,iforest", "--set", item,
+               "--out", str(tmp_path / "o.csv")])
+    msg = _one_line_error(capsys.readouterr().err)
+    assert rc == 2 and message in msg

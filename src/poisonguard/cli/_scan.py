@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._io import check_outputs
-from ..config import load_scan_config, parse_set_options
+from ..config import check_settings, load_scan_config, parse_set_options
 from ..errors import ThresholdExceeded
 from ..scan import ScanResult, scan
 from ..validation import check_fraction, load_table
@@ -51,6 +51,7 @@ def scan_cmd(
     settings = {k: dict(v) for k, v in cfg.get("settings", {}).items()}
     for name, params in parse_set_options(set_ or []).items():
         settings.setdefault(name, {}).update(params)
+    settings = check_settings(settings)
     det_names = detectors.split(",") if detectors else cfg.get("detectors")
     frame = load_table(data)
     candidates = None
