@@ -15,5 +15,6 @@ from . import _sanitize  # noqa: F401
 from . import _serve  # noqa: F401
 from . import _registry  # noqa: F401
 from . import _feedback  # noqa: F401
+from . import _monitor  # noqa: F401
 
 __all__ = ["app", "main"]

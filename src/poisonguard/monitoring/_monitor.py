@@ -41,6 +41,10 @@ def parse_time(value: Any, *, what: str = "time") -> float:
         dt = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
         return dt.timestamp()
     try:
+        return float(str(value))
+    except ValueError:
+        pass
+    try:
         ts = pd.Timestamp(str(value))
         if ts.tzinfo is None:
             ts = ts.tz_localize("UTC")
