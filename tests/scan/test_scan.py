@@ -175,7 +175,9 @@ def test_candidates_are_the_only_rows_flagged(digits_flipped):
     for kw in ({}, {"contamination": 0.2}, {"top": 50}):
         r = scan(frame, label="label", detectors="knn_label,confident", candidates=cand, **kw)
         assert not (r.flagged & ~cand).any(), kw
-        assert r.flagged[cand & mask].mean() > 0.5
+        # auto flags only in classes the presence test judges poisoned: on 600 rows with two
+        # label detectors that is 4 of the 10 classes, so its recall is lower than a fixed cut's
+        assert r.flagged[cand & mask].mean() > (0.3 if not kw else 0.5), kw
         np.testing.assert_array_equal(r.candidates, cand)
     assert scan(frame, label="label", detectors="knn_label", candidates=cand, contamination=0.1).n_flagged == 30
     assert scan(frame, label="label", detectors="knn_label", candidates=cand, top=400).n_flagged == 300
@@ -227,7 +229,9 @@ def test_per_source_flag_rates(digits_small):
     ps = r.per_source()
     assert list(ps.columns) == ["source", "rows", "flagged", "flag_rate"]
     assert list(ps["source"]) == ["shady", "trusted"] and list(ps["rows"]) == [100, n - 100]
-    assert ps.loc[0, "flag_rate"] >= 0.2 and ps.loc[1, "flag_rate"] <= 0.02
+    # 3 flips per 60-row class: the per-class presence test judges few classes poisoned on so
+    # small a table (the label group flags only there), but the shady source still stands out
+    assert ps.loc[0, "flag_rate"] >= 5 * ps.loc[1, "flag_rate"] and ps.loc[1, "flag_rate"] <= 0.01
     assert ps["flagged"].sum() == r.n_flagged
     assert "vendor" not in r.table.features
     assert [e["source"] for e in r.summary()["per_source"]] == ["shady", "trusted"]
@@ -386,7 +390,9 @@ def test_quality_digits_flips(flipped_result, digits_flipped):
     mask = digits_flipped.mask
     r = flipped_result
     assert roc_auc_score(mask, r.suspicion) >= 0.95
-    assert r.flagged[mask].mean() >= 0.8  # recall of the default rule
+    # recall of the default rule: on 600 rows (60 per class) only the classes whose upper
+    # quartile the label detectors recognise (P >= PREDICTABLE_Q75) are judged, 4 of 10 here
+    assert r.flagged[mask].mean() >= 0.4
     # precision: on 600 rows (60 per class) the label probabilities are rough, so this is looser than LABEL_FDR
     assert (r.flagged & ~mask).sum() <= 0.2 * r.n_flagged
     assert all("knn_label" in r.row_detectors[i] or "confident" in r.row_detectors[i]

@@ -12,36 +12,63 @@ Each detector's raw scores become a *strength* in [0, 1]:
   10%-flip AUROC from 0.981 (equal weights) to 0.991; elsewhere it changed nothing.
 * ``anomaly`` detectors (Isolation Forest, class-conditional distance) are compared
   with the bulk of the table: a robust z-score ``z = (s - median) / (1.4826 MAD)``
-  becomes ``Phi(z - Z_MID)``, strength 0.5 at ``Z_MID`` robust standard deviations.
+  becomes ``Phi(z - Z_MID)``, strength ``AUTO_THRESHOLD`` (0.5) at ``Z_MID`` robust standard deviations.
   A robust null is used rather than the table's own ranks, because a rank always
   puts *some* row at the top, even in a clean table.
+
+Presence tests decide, per group, whether there is anything to find at all, before
+any row is flagged (the backdoor detectors already work this way):
+
+* **label group, per class** (:func:`label_presence`). A low P(label correct) means
+  little in a class that the features explain weakly: the minority class of a fraud or
+  insurance table gets low probabilities on every row although no label is wrong. A
+  class is judged poisoned only when (a) it is *predictable*: its upper-quartile row
+  has P(label correct) >= ``PREDICTABLE_Q75``, so the features do recognise the class,
+  and (b) its near-certain errors (P <= ``LABEL_FDR``) form a mode of their own: among
+  the class's doubtful rows (P <= ``LABEL_CAP``) they are more than a ``LABEL_FDR``
+  share (one-sided binomial test, Bonferroni over classes, at least
+  ``MIN_LABEL_SUSPECTS`` rows), or they are all of its doubtful rows (a cleanly
+  separated class with a few flips, where the test has too few rows to reach the level). Natural overlap gives a continuum of doubtful rows with
+  few near-certain errors; flips give a separate cluster near 0.
+* **anomaly detectors** (:func:`anomaly_presence`). Clean tables have a decaying upper
+  tail of robust z-scores (Isolation Forest: 0.2-0.3 of the rows above z = 4 are also
+  above z = 6 on the real tables measured); injected rows form a plateau (most rows above
+  4 are above 6). When a plateau is present the detector's strength is
+  ``Phi(z - Z_PRESENT)`` instead of ``Phi(z - Z_MID)``: the injected rows then rank
+  above rows that only the label group doubts. Without it, a table of in-range outliers
+  ranked its outliers below the clean rows of an overlapping class.
 
 ``suspicion`` is the largest group strength: one convincing signal is enough.
 
 The default flag rule ("auto") flags what stands out statistically:
 
-* label group: a *posterior false-discovery rule*. Rows are taken in order of
-  increasing estimated P(label correct) for as long as the mean of that probability
-  over the taken rows (the expected share of wrongly flagged rows) stays at or under
-  ``LABEL_FDR``, and no row with P(label correct) above ``LABEL_CAP`` is taken. The
-  rule adapts: a clean table has few confidently-wrong rows and flags few; a heavily
-  flipped one has many near-zero probabilities and flags more.
-* every other group: strength >= 0.5.
+* label group: a *posterior false-discovery rule* over the rows of classes judged
+  poisoned. Rows are taken in order of increasing estimated P(label correct) for as
+  long as the mean of that probability over the taken rows (the expected share of
+  wrongly flagged rows) stays at or under ``LABEL_FDR``, and no row with P(label
+  correct) above ``LABEL_CAP`` is taken. Rows of classes judged clean are never
+  flagged by the label group.
+* anomaly detectors: robust z >= ``Z_MID``, or >= ``Z_PRESENT_FLAG`` when present.
+* every other group: strength >= ``AUTO_THRESHOLD``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import binom, norm
+
+from ..detectors._presence import ClassPresence
 
 __all__ = [
     "calibrate",
     "combine",
     "Combined",
     "Z_MID",
+    "AUTO_THRESHOLD",
     "LABEL_FDR",
     "LABEL_CAP",
     "robust_z",
@@ -49,9 +76,18 @@ __all__ = [
     "flag_top",
     "LABEL_GROUP",
     "mixture_weights",
+    "label_presence",
+    "anomaly_presence",
+    "AnomalyPresence",
+    "PREDICTABLE_Q75",
+    "Z_PRESENT",
+    "Z_PRESENT_FLAG",
 ]
 
-#: robust standard deviations at which an anomaly score reaches strength 0.5
+#: the one strength threshold of the auto rule: groups without a rule of their own flag at it,
+#: and an anomaly detector's strength reaches it at robust z = Z_MID (or Z_PRESENT)
+AUTO_THRESHOLD = 0.5
+#: robust standard deviations at which an anomaly score reaches strength AUTO_THRESHOLD
 Z_MID = 8.0
 #: expected share of wrongly flagged rows the label group's auto rule allows
 LABEL_FDR = 0.05
@@ -59,6 +95,22 @@ LABEL_FDR = 0.05
 LABEL_CAP = 0.5
 #: the group name of the averaged label-probability detectors
 LABEL_GROUP = "label"
+#: a class is predictable when its upper-quartile row has P(label correct) at least this
+PREDICTABLE_Q75 = 0.85
+#: family-wise level of the per-class label presence tests (Bonferroni over classes)
+LABEL_ALPHA = 0.05
+#: a class needs at least this many near-certain errors to be judged poisoned
+MIN_LABEL_SUSPECTS = 3
+#: robust z of the tail test of an anomaly detector: the plateau is measured between these
+TAIL_LOW, TAIL_HIGH = 4.0, 6.0
+#: share of the rows above TAIL_LOW that must also lie above TAIL_HIGH (a plateau)
+PLATEAU_SHARE = 0.5
+#: rows above TAIL_LOW needed for a plateau (share of the table, and a count)
+TAIL_MIN_SHARE, TAIL_MIN_ROWS = 0.01, 3
+#: an anomaly detector judged present ranks with Phi(z - Z_PRESENT) ...
+Z_PRESENT = 3.0
+#: ... and flags rows at robust z >= Z_PRESENT_FLAG
+Z_PRESENT_FLAG = 5.0
 
 
 def robust_z(scores: np.ndarray) -> np.ndarray:
@@ -127,15 +179,109 @@ def mixture_weights(p_correct: np.ndarray, *, iterations: int = 200, floor: floa
     return w
 
 
+def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | None = None) -> list[ClassPresence]:
+    """Per class: is there an excess of near-certain label errors beyond the class's own uncertainty?
+
+    Parameters
+    ----------
+    p_correct : ndarray of shape (n_rows,)
+        The label group's estimate of P(label correct) per row.
+    y : ndarray of int
+        Class codes.
+
+    Returns
+    -------
+    list of ClassPresence
+        One per class code; ``statistic`` is the share of the class's doubtful rows
+        (P <= ``LABEL_CAP``) that are near-certain errors (P <= ``LABEL_FDR``),
+        ``p_value`` its one-sided binomial p-value against a ``LABEL_FDR`` share,
+        ``poisoned`` the decision (see the module docstring).
+    """
+    p = np.asarray(p_correct, dtype=np.float64)
+    y = np.asarray(y)
+    k = int(n_classes if n_classes is not None else (y.max() + 1 if y.size else 0))
+    level = LABEL_ALPHA / max(k, 1)
+    out: list[ClassPresence] = []
+    for c in range(k):
+        pc = p[y == c]
+        if pc.size == 0:
+            out.append(ClassPresence(c, 0, 0.0, _LABEL_STAT, 1.0, level, False, 0, "no rows"))
+            continue
+        errors = int((pc <= LABEL_FDR).sum())
+        doubtful = int((pc <= LABEL_CAP).sum())
+        q75 = float(np.quantile(pc, 0.75))
+        share = errors / doubtful if doubtful else 0.0
+        # P(X >= errors) for X ~ Binomial(doubtful, LABEL_FDR)
+        p_value = float(binom.sf(errors - 1, doubtful, LABEL_FDR)) if errors else 1.0
+        predictable = q75 >= PREDICTABLE_Q75
+        # a cleanly separated class: every row it doubts is a near-certain error (too few
+        # doubtful rows for the binomial test to reach the level, e.g. one flip in 60 rows)
+        separated = errors >= 1 and errors == doubtful
+        poisoned = predictable and (separated or (errors >= MIN_LABEL_SUSPECTS and p_value < level))
+        if not predictable:
+            why = (f"not judged: the features explain this class weakly (its upper-quartile row has "
+                   f"P(label correct) {q75:.2f} < {PREDICTABLE_Q75}), so low probabilities are its normal state")
+        else:
+            verdict = "poisoned" if poisoned else "clean"
+            why = (f"{verdict}: {errors} of its {doubtful} doubtful rows are near-certain errors "
+                   f"(share {share:.2f}, binomial p = {p_value:.2g} against a {LABEL_FDR} share; level {level:.2g})")
+        out.append(ClassPresence(c, int(pc.size), float(share), _LABEL_STAT, p_value, level, bool(poisoned),
+                                 errors, why))
+    return out
+
+
+_LABEL_STAT = "share of doubtful rows that are near-certain errors"
+
+
+@dataclass(frozen=True)
+class AnomalyPresence:
+    """The tail test of one anomaly detector.
+
+    Attributes
+    ----------
+    above_low, above_high : int
+        Rows at robust z >= ``TAIL_LOW`` and >= ``TAIL_HIGH``.
+    plateau : float
+        ``above_high / above_low`` (0 when no row is above ``TAIL_LOW``).
+    present : bool
+        A plateau: injected rows rather than the table's own tail.
+    """
+
+    above_low: int
+    above_high: int
+    plateau: float
+    present: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def anomaly_presence(z: np.ndarray) -> AnomalyPresence:
+    """Does the upper tail of robust z-scores hold a plateau of injected rows? (see module docstring)"""
+    z = np.asarray(z, dtype=np.float64)
+    low, high = int((z >= TAIL_LOW).sum()), int((z >= TAIL_HIGH).sum())
+    plateau = high / low if low else 0.0
+    present = low >= max(TAIL_MIN_ROWS, TAIL_MIN_SHARE * z.size) and plateau >= PLATEAU_SHARE
+    return AnomalyPresence(low, high, float(plateau), bool(present))
+
+
 @dataclass(frozen=True)
 class Combined:
-    """The combined suspicion, the groups, and each group's strength and auto flags."""
+    """The combined suspicion, the groups, each group's strength and auto flags, and the presence tests.
+
+    ``strengths`` holds each detector's strength as used (an anomaly detector judged
+    present ranks on its lower midpoint); ``label_presence`` has one entry per class
+    (empty without labels or label detectors); ``anomaly_presence`` one per anomaly detector.
+    """
 
     suspicion: np.ndarray
     groups: dict[str, list[str]]
     group_strength: dict[str, np.ndarray]
     group_flags: dict[str, np.ndarray]
     label_weights: dict[str, float]
+    strengths: dict[str, np.ndarray] = field(default_factory=dict)
+    label_presence: list[ClassPresence] = field(default_factory=list)
+    anomaly_presence: dict[str, AnomalyPresence] = field(default_factory=dict)
 
     @property
     def auto_flags(self) -> np.ndarray:
@@ -147,29 +293,89 @@ class Combined:
 
 
 def combine(
-    strengths: Mapping[str, np.ndarray], kinds: Mapping[str, str], families: Mapping[str, str]
+    strengths: Mapping[str, np.ndarray],
+    kinds: Mapping[str, str],
+    families: Mapping[str, str],
+    *,
+    raw: Mapping[str, np.ndarray] | None = None,
+    y: np.ndarray | None = None,
+    n_classes: int | None = None,
 ) -> Combined:
-    """Group the detectors, mix the label group (:func:`mixture_weights`), take the row-wise maximum."""
+    """Group the detectors, run the presence tests, mix the label group, take the row-wise maximum.
+
+    Parameters
+    ----------
+    strengths : mapping
+        Each detector's strength from :func:`calibrate`.
+    kinds, families : mapping
+        Each detector's ``score_kind`` and ``family``.
+    raw : mapping, optional
+        Raw scores; with them, anomaly detectors get their tail test (:func:`anomaly_presence`).
+    y : ndarray of int, optional
+        Class codes; with them, the label group gets its per-class presence test
+        (:func:`label_presence`) and flags only rows of classes judged poisoned.
+        Without them every class counts as judged poisoned (the rule of a single class).
+    """
     if not strengths:
         raise ValueError("no detector scores to combine")
+    used = {n: np.asarray(v, dtype=np.float64) for n, v in strengths.items()}
+    anomaly: dict[str, AnomalyPresence] = {}
+    anomaly_flags: dict[str, np.ndarray] = {}
+    for name in used:
+        if kinds[name] == "anomaly" and raw is not None and name in raw:
+            z = robust_z(raw[name])
+            anomaly[name] = test = anomaly_presence(z)
+            if test.present:
+                used[name] = norm.cdf(z - Z_PRESENT)
+            anomaly_flags[name] = z >= (Z_PRESENT_FLAG if test.present else Z_MID)
     groups: dict[str, list[str]] = {}
-    for name in strengths:
+    for name in used:
         key = LABEL_GROUP if (kinds[name] == "probability" and families[name] == "label") else name
         groups.setdefault(key, []).append(name)
-    group_strength = {g: np.mean([strengths[n] for n in names], axis=0) for g, names in groups.items()}
+    group_strength = {g: np.mean([used[n] for n in names], axis=0) for g, names in groups.items()}
     label_weights: dict[str, float] = {}
     if len(groups.get(LABEL_GROUP, [])) > 1:
         names = groups[LABEL_GROUP]
-        P = 1.0 - np.stack([strengths[n] for n in names], axis=1)
+        P = 1.0 - np.stack([used[n] for n in names], axis=1)
         w = mixture_weights(P)
         label_weights = {n: float(x) for n, x in zip(names, w)}
         group_strength[LABEL_GROUP] = 1.0 - P @ w
-    group_flags = {
-        g: posterior_fdr_flags(1.0 - s) if g == LABEL_GROUP else s >= 0.5 for g, s in group_strength.items()
-    }
+    presence: list[ClassPresence] = []
+    group_flags: dict[str, np.ndarray] = {}
+    for g, strength in group_strength.items():
+        if g == LABEL_GROUP:
+            p_correct = 1.0 - strength
+            if y is not None:
+                presence = label_presence(p_correct, y, n_classes=n_classes)
+                poisoned = np.array([c.poisoned for c in presence] or [False], dtype=bool)
+                eligible = poisoned[np.minimum(np.asarray(y), poisoned.size - 1)]
+                # rows of classes judged clean take no part in the false-discovery rule
+                p_correct = np.where(eligible, p_correct, 1.0)
+            group_flags[g] = posterior_fdr_flags(p_correct)
+        elif g in anomaly_flags:
+            group_flags[g] = anomaly_flags[g]
+        elif y is not None and all(families[n] == "duplicate" for n in groups[g]):
+            # identical rows with different labels are the normal state of a class that the
+            # features explain weakly (an insurance table's buyers and non-buyers share
+            # profiles); a conflicting twin is evidence only in a predictable class, and only
+            # against the row whose own label the label group doubts
+            p_label = 1.0 - group_strength.get(LABEL_GROUP, np.zeros_like(strength))
+            group_flags[g] = (strength >= AUTO_THRESHOLD) & _predictable_rows(p_label, y) & (p_label <= LABEL_CAP)
+        else:
+            group_flags[g] = strength >= AUTO_THRESHOLD
     suspicion = np.max(np.stack(list(group_strength.values()), axis=1), axis=1)
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
-                    label_weights=label_weights)
+                    label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
+
+
+def _predictable_rows(p_correct: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per row: is the row's class predictable (upper-quartile P(label correct) >= ``PREDICTABLE_Q75``)?"""
+    y = np.asarray(y)
+    out = np.zeros(y.shape[0], dtype=bool)
+    for c in np.unique(y):
+        rows = y == c
+        out[rows] = float(np.quantile(np.asarray(p_correct)[rows], 0.75)) >= PREDICTABLE_Q75
+    return out
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:

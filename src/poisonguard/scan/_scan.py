@@ -20,14 +20,12 @@ from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError
 from ..validation import PreparedTable, check_fraction, prepare_table
-from ._ensemble import LABEL_FDR, Combined, calibrate, combine, flag_top
+from ._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
 
 __all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
-#: strength at which the default rule flags a row for a non-label group
-AUTO_THRESHOLD = 0.5
 #: ``progress(stage, done, total)`` is called as the scan advances
 ProgressCallback = Callable[[str, int, int], None]
 _PLACEHOLDER = re.compile(r"\{(label|feature):(\d+)\}")
@@ -40,7 +38,8 @@ class ScanResult:
     Attributes
     ----------
     suspicion : ndarray of float, shape (n_rows,)
-        Combined suspicion in [0, 1]; 0.5 is where the default rule flags.
+        Combined suspicion in [0, 1], for ranking; which rows are flagged is decided by
+        the presence tests and group rules (see ``flag_rule``), not by one cut.
     flagged : ndarray of bool
         Rows flagged by the rule in ``flag_rule``.
     reasons : list of str
@@ -52,8 +51,12 @@ class ScanResult:
     strengths : DataFrame
         Calibrated strength in [0, 1] of each detector.
     failures : dict
-        Detector name to error message for detectors that crashed. Any failure makes
-        ``status`` "failed", which blocks every gate.
+        Detector name (or ``"explain"``) to error message for steps that crashed. Any
+        failure makes ``status`` "failed", which blocks every gate.
+    presence : list of dict
+        Per class (labelled scans): ``class``, ``rows``, ``flagged`` and the label
+        presence test (``poisoned``, ``statistic``, ``p_value``, ``level``, ``detail``).
+        The label group flags rows only in classes judged poisoned.
     """
 
     table: PreparedTable = field(repr=False)
@@ -71,6 +74,7 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     detector_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     candidates: np.ndarray | None = field(default=None, repr=False)
+    presence: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -167,13 +171,14 @@ class ScanResult:
             "detectors": self.detectors,
             "failures": dict(self.failures),
             "flagged_by_detector": {
-                name: int(((self.strengths[name].to_numpy() >= 0.5) & self.flagged).sum())
+                name: int(((self.strengths[name].to_numpy() >= AUTO_THRESHOLD) & self.flagged).sum())
                 for name in self.strengths.columns
             },
             "per_source": [
                 {"source": str(r.source), "rows": int(r.rows), "flagged": int(r.flagged), "flag_rate": round(float(r.flag_rate), 6)}
                 for r in src.itertuples(index=False)
             ],
+            "per_class": list(self.presence),
             "detector_info": self.detector_info,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "warnings": list(self.warnings),
@@ -195,13 +200,48 @@ def _parse_rule(contamination: str | float | None, top: int | None) -> tuple[str
             raise InputError(f"--top must be >= 1, got {top}")
         return "top", int(top)
     if contamination is None or contamination == "auto":
-        return "auto", AUTO_THRESHOLD
+        return "auto", None
     if isinstance(contamination, str):
         try:
             contamination = float(contamination)
         except ValueError:
             raise InputError(f"--contamination must be 'auto' or a fraction in (0, 1), got {contamination!r}") from None
     return "contamination", check_fraction(contamination, "--contamination")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The prepare step's output: the table, its encoding, the detectors and the rule."""
+
+    table: PreparedTable
+    encoder: TableEncoder
+    X: np.ndarray
+    chosen: list[BaseDetector]
+    rule: str
+    rule_arg: Any
+    candidates: np.ndarray | None
+
+
+@dataclass
+class _Run:
+    """The run step's output: raw scores and fitted detectors, failures recorded (fail closed)."""
+
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
+    fitted: dict[str, BaseDetector] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Flags:
+    """The flag step's output: strengths as used, suspicion, flags and the rule actually applied."""
+
+    strengths: dict[str, np.ndarray]
+    combined: Combined | None
+    suspicion: np.ndarray
+    flagged: np.ndarray
+    threshold: float
+    rule_text: str
 
 
 def scan(
@@ -222,6 +262,11 @@ def scan(
 ) -> ScanResult:
     """Scan a training table and rank its rows by how likely they are poisoned.
 
+    Four steps: prepare (validate, encode, choose detectors), run (fit and score every
+    detector; a crash is recorded, never dropped), flag (calibrate, presence tests,
+    combine, apply the rule) and explain (reasons for flagged and top rows; a crash
+    here fails the scan too).
+
     Parameters
     ----------
     data : path, DataFrame or 2-D array
@@ -236,9 +281,9 @@ def scan(
     settings : mapping, optional
         Per-detector settings by name, e.g. ``{"knn_label": {"n_neighbors": 15}}``.
     contamination : "auto" or float, default="auto"
-        ``"auto"`` flags rows whose combined strength reaches :data:`AUTO_THRESHOLD`
-        (only what stands out, so a clean table flags close to nothing); a float
-        flags that fraction of rows.
+        ``"auto"`` flags what the presence tests and group rules single out (see
+        :mod:`poisonguard.scan._ensemble`; strength >= :data:`AUTO_THRESHOLD` for
+        groups without a rule of their own); a float flags that fraction of rows.
     top : int, optional
         Flag exactly the ``top`` most suspicious rows instead.
     random_state : int, optional
@@ -257,8 +302,62 @@ def scan(
     -------
     ScanResult
     """
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    prep = _prepare(data, label=label, id_col=id_col, source_col=source_col, features=features,
+                    detectors=detectors, settings=settings, contamination=contamination, top=top,
+                    random_state=random_state, candidates=candidates)
+    run = _run(prep, progress)
+    run.timings = {"encode": time.perf_counter() - t0, **run.timings}
+    total = len(prep.chosen) + 2
+    if progress:
+        progress("combine", len(prep.chosen), total)
+    flags = _flag(prep, run)
+    n = prep.table.n_rows
+    reasons, row_detectors = [""] * n, [""] * n
+    t = time.perf_counter()
+    if progress:
+        progress("explain", len(prep.chosen) + 1, total)
+    try:  # inside the fail-closed handling: a crash while explaining fails the scan
+        rows = np.union1d(np.flatnonzero(flags.flagged), np.argsort(-flags.suspicion, kind="stable")[:10])
+        _explain(run.fitted, prep.X, prep.table.y, flags.strengths, rows, run.raw, prep.table, prep.encoder,
+                 reasons, row_detectors)
+    except Exception as exc:
+        log.error("explaining the flagged rows failed: %s", exc)
+        run.failures["explain"] = f"{type(exc).__name__}: {exc}"
+    run.timings["explain"] = time.perf_counter() - t
+    run.timings["total"] = time.perf_counter() - t0
+    if progress:
+        progress("done", total, total)
+    result = ScanResult(
+        table=prep.table,
+        detectors=[d.name for d in prep.chosen],
+        suspicion=flags.suspicion,
+        flagged=flags.flagged,
+        reasons=reasons,
+        row_detectors=row_detectors,
+        detector_scores=pd.DataFrame(run.raw, index=pd.RangeIndex(n)),
+        strengths=pd.DataFrame(flags.strengths, index=pd.RangeIndex(n)),
+        flag_rule=flags.rule_text,
+        threshold=flags.threshold,
+        failures=run.failures,
+        timings=run.timings,
+        warnings=list(prep.table.warnings),
+        detector_info=_info(run.fitted, flags.combined),
+        candidates=prep.candidates,
+        presence=_presence_info(flags.combined, prep.table, flags.flagged),
+    )
+    if strict:
+        result.raise_for_status()
+    return result
+
+
+def _prepare(
+    data: Any, *, label: str | None, id_col: str | None, source_col: str | None,
+    features: str | Sequence[str] | None, detectors: str | Sequence[str] | None,
+    settings: Mapping[str, Mapping[str, Any]] | None, contamination: str | float | None, top: int | None,
+    random_state: int | None, candidates: Any,
+) -> _Prepared:
+    """Validate the rule and the table, choose and seed the detectors, encode the features."""
     rule, rule_arg = _parse_rule(contamination, top)
     table = prepare_table(data, label=label, id_col=id_col, source_col=source_col, features=features)
     names = detectors.split(",") if isinstance(detectors, str) else detectors
@@ -268,94 +367,101 @@ def scan(
         for det in chosen:
             if "random_state" in det.get_params() and "random_state" not in (settings or {}).get(det.name, {}):
                 det.set_params(random_state=random_state)
+    cand = None
+    if candidates is not None:
+        cand = np.asarray(candidates, dtype=bool)
+        if cand.shape != (table.n_rows,):
+            raise InputError(f"candidates has shape {cand.shape}, expected ({table.n_rows},)")
     encoder = TableEncoder()
     X = encoder.fit_transform(table.frame, table.features)
-    timings["encode"] = time.perf_counter() - t0
-    y = table.y
-    total = len(chosen) + 2
-    raw: dict[str, np.ndarray] = {}
-    failures: dict[str, str] = {}
-    fitted: dict[str, BaseDetector] = {}
+    return _Prepared(table=table, encoder=encoder, X=X, chosen=chosen, rule=rule, rule_arg=rule_arg, candidates=cand)
+
+
+def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
+    """Fit and score every detector; a crash is recorded in ``failures`` and never dropped."""
+    out = _Run()
+    total = len(prep.chosen) + 2
     # One BLAS thread: the detectors' linear algebra is on small blocks, where thread
     # start-up and oversubscription (e.g. with pytest-xdist or a busy host) cost up to
     # 30x; neighbour search keeps its own OpenMP threads.
     with threadpool_limits(limits=1, user_api="blas"):
-        for i, det in enumerate(chosen):
+        for i, det in enumerate(prep.chosen):
             if progress:
                 progress(det.name, i, total)
             t = time.perf_counter()
             try:
-                det.fit(X, y)
-                raw[det.name] = det.score_samples(X, y)
-                fitted[det.name] = det
+                det.fit(prep.X, prep.table.y)
+                out.raw[det.name] = det.score_samples(prep.X, prep.table.y)
+                out.fitted[det.name] = det
             except Exception as exc:  # fail closed: recorded, never silently dropped
                 log.error("detector %s failed: %s", det.name, exc)
-                failures[det.name] = f"{type(exc).__name__}: {exc}"
-            timings[det.name] = time.perf_counter() - t
-    if progress:
-        progress("combine", len(chosen), total)
-    kinds = {n: fitted[n].score_kind for n in raw}
-    families = {n: fitted[n].family for n in raw}
-    strengths = {n: calibrate(raw[n], kinds[n]) for n in raw}
-    n = table.n_rows
-    combined: Combined | None = combine(strengths, kinds, families) if strengths else None
+                out.failures[det.name] = f"{type(exc).__name__}: {exc}"
+            out.timings[det.name] = time.perf_counter() - t
+    return out
+
+
+def _flag(prep: _Prepared, run: _Run) -> _Flags:
+    """Calibrate, run the presence tests, combine, and apply the rule to the candidate rows."""
+    n = prep.table.n_rows
+    kinds = {name: run.fitted[name].score_kind for name in run.raw}
+    families = {name: run.fitted[name].family for name in run.raw}
+    strengths = {name: calibrate(run.raw[name], kinds[name]) for name in run.raw}
+    combined = None
+    if strengths:
+        n_classes = len(prep.table.classes) if prep.table.y is not None else None
+        combined = combine(strengths, kinds, families, raw=run.raw, y=prep.table.y, n_classes=n_classes)
+        strengths = combined.strengths
     suspicion = combined.suspicion if combined is not None else np.zeros(n)
-    if candidates is not None:
-        cand = np.asarray(candidates, dtype=bool)
-        if cand.shape != (n,):
-            raise InputError(f"candidates has shape {cand.shape}, expected ({n},)")
-    else:
-        cand = np.ones(n, dtype=bool)
+    cand = prep.candidates if prep.candidates is not None else np.ones(n, dtype=bool)
     ranked = np.where(cand, suspicion, -1.0)  # non-candidates sort last and are never flagged
     n_cand = int(cand.sum())
-    if rule == "auto":
+    if prep.rule == "auto":
         flagged = (combined.auto_flags if combined is not None else np.zeros(n, dtype=bool)) & cand
-        # the effective threshold: the least suspicious flagged row (1.0 when none)
-        threshold = float(suspicion[flagged].min()) if flagged.any() else 1.0
-        rule_text = f"auto (label FDR {LABEL_FDR}, other detectors strength >= {AUTO_THRESHOLD})"
-    elif rule == "contamination":
-        k = int(np.ceil(rule_arg * n_cand))
-        flagged = flag_top(ranked, k) & cand
-        threshold, rule_text = float(suspicion[flagged].min()) if flagged.any() else 1.0, f"contamination={rule_arg}"
+        rule_text = (f"auto (label: per-class presence test, then FDR {LABEL_FDR} within poisoned classes; "
+                     f"other detectors: their presence test, else strength >= {AUTO_THRESHOLD})")
+    elif prep.rule == "contamination":
+        flagged = flag_top(ranked, int(np.ceil(prep.rule_arg * n_cand))) & cand
+        rule_text = f"contamination={prep.rule_arg}"
     else:
-        flagged = flag_top(ranked, min(rule_arg, n_cand)) & cand
-        threshold, rule_text = float(suspicion[flagged].min()) if flagged.any() else 1.0, f"top={rule_arg}"
-    reasons = [""] * n
-    row_detectors = [""] * n
-    top_rows = np.argsort(-suspicion, kind="stable")[:10]
-    explain_rows = np.union1d(np.flatnonzero(flagged), top_rows)
-    t = time.perf_counter()
-    if progress:
-        progress("explain", len(chosen) + 1, total)
-    _explain(fitted, X, y, strengths, explain_rows, raw, table, encoder, reasons, row_detectors)
-    timings["explain"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    if progress:
-        progress("done", total, total)
+        flagged = flag_top(ranked, min(prep.rule_arg, n_cand)) & cand
+        rule_text = f"top={prep.rule_arg}"
+    # the effective threshold: the least suspicious flagged row (1.0 when none)
+    threshold = float(suspicion[flagged].min()) if flagged.any() else 1.0
+    return _Flags(strengths=strengths, combined=combined, suspicion=suspicion, flagged=flagged,
+                  threshold=threshold, rule_text=rule_text)
+
+
+def _info(fitted: Mapping[str, BaseDetector], combined: Combined | None) -> dict[str, dict[str, Any]]:
+    """Per detector: its own report, its label-group weight and its tail test."""
     info = {name: _detector_info(det) for name, det in fitted.items()}
-    if combined is not None and combined.label_weights:
+    if combined is not None:
         for name, w in combined.label_weights.items():
             info.setdefault(name, {})["label_group_weight"] = round(w, 4)
-    result = ScanResult(
-        table=table,
-        detectors=[d.name for d in chosen],
-        suspicion=suspicion,
-        flagged=flagged,
-        reasons=reasons,
-        row_detectors=row_detectors,
-        detector_scores=pd.DataFrame(raw, index=pd.RangeIndex(n)),
-        strengths=pd.DataFrame(strengths, index=pd.RangeIndex(n)),
-        flag_rule=rule_text,
-        threshold=threshold,
-        failures=failures,
-        timings=timings,
-        warnings=list(table.warnings),
-        detector_info=info,
-        candidates=None if candidates is None else cand,
-    )
-    if strict:
-        result.raise_for_status()
-    return result
+        for name, test in combined.anomaly_presence.items():
+            info.setdefault(name, {})["tail_test"] = test.to_dict()
+    return info
+
+
+def _presence_info(combined: Combined | None, table: PreparedTable, flagged: np.ndarray) -> list[dict[str, Any]]:
+    """Per class: rows, flagged rows and the label presence test (empty without labels)."""
+    if combined is None or table.y is None or not combined.label_presence:
+        return []
+    out = []
+    for test in combined.label_presence:
+        rows = table.y == test.label
+        out.append({
+            "class": _jsonable(table.classes[test.label]) if test.label < len(table.classes) else test.label,
+            "rows": int(rows.sum()),
+            "flagged": int((flagged & rows).sum()),
+            "poisoned": bool(test.poisoned),
+            "statistic": round(float(test.statistic), 4),
+            "statistic_name": test.statistic_name,
+            "p_value": float(f"{test.p_value:.3g}"),
+            "level": float(f"{test.threshold:.3g}"),
+            "near_certain_errors": int(test.n_suspects),
+            "detail": test.detail,
+        })
+    return out
 
 
 def _detector_info(det: BaseDetector) -> dict[str, Any]:
@@ -386,8 +492,8 @@ def _explain(
         return
     names = list(strengths)
     S = np.stack([strengths[n][rows] for n in names], axis=1)
-    # a detector speaks for a row when its strength reaches 0.5, or when it is the row's strongest
-    speaks = (S >= 0.5) | (S == S.max(axis=1, keepdims=True)) & (S > 0)
+    # a detector speaks for a row when its strength reaches AUTO_THRESHOLD, or when it is the row's strongest
+    speaks = (S >= AUTO_THRESHOLD) | (S == S.max(axis=1, keepdims=True)) & (S > 0)
     per_det: dict[str, dict[int, str]] = {}
     for j, name in enumerate(names):
         sel = rows[speaks[:, j]]
