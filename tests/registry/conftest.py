@@ -11,7 +11,7 @@ from poisonguard.training import TrainSettings, save_model, train_model
 
 @pytest.fixture(scope="session")
 def loop_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    df = loop_table(2600, seed=3)
+    df = loop_table(2600, seed=0, class_sep=1.5)
     return df.iloc[:200].reset_index(drop=True), df.iloc[200:1200].reset_index(drop=True), df.iloc[1200:].reset_index(drop=True)
 
 

@@ -34,17 +34,23 @@ class SimulatedFeedback:
 
 
 def loop_table(n_rows: int, *, n_features: int = 8, n_informative: int = 5,
-               weights: tuple[float, ...] = (0.5, 0.42, 0.08), class_sep: float = 1.0, seed: int = 0,
+               weights: tuple[float, ...] = (0.5, 0.42, 0.08), class_sep: float = 1.5, seed: int = 0,
                label: str = "y") -> pd.DataFrame:
-    """A generated classification table (``f0..``, ``label``) with a minority class (``weights``)."""
+    """A generated classification table (``f0..``, ``label``) with a minority class (``weights``).
+
+    The first ``n_informative`` columns carry the classes, the rest are noise (rows are
+    shuffled, columns are not), so a simulated trigger can sit on features a clean
+    model has no reason to use.
+    """
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=n_rows, n_features=n_features, n_informative=n_informative,
                                n_redundant=0, n_classes=len(weights), weights=list(weights), class_sep=class_sep,
-                               flip_y=0.0, random_state=seed)
+                               flip_y=0.0, shuffle=False, random_state=seed)
     df = pd.DataFrame(X.round(4), columns=[f"f{i}" for i in range(n_features)])
     df[label] = y
-    return df
+    # make_classification without shuffle also keeps rows sorted by class: shuffle the rows only
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
 def _rows(frame: pd.DataFrame, label: str) -> list[dict[str, float]]:

@@ -6,7 +6,7 @@ limits, backdoor canaries and a scan of the feedback batch; every report is stor
 
 from __future__ import annotations
 
-from ._canary import Canary, CanaryResult, batch_canaries, canary_rate, simulated_canaries
+from ._canary import Canary, CanaryResult, batch_canaries, canary_rate, carriers, simulated_canaries
 from ._gate import (
     BACKDOOR_DETECTORS,
     GateCheck,
@@ -22,6 +22,6 @@ from ._models import GateReportRow
 
 __all__ = [
     "GatePolicy", "GateCheck", "GateReport", "run_gate", "run_checks", "record_report", "get_report", "list_reports",
-    "Canary", "CanaryResult", "canary_rate", "simulated_canaries", "batch_canaries", "BACKDOOR_DETECTORS",
+    "Canary", "CanaryResult", "canary_rate", "carriers", "simulated_canaries", "batch_canaries", "BACKDOOR_DETECTORS",
     "GateReportRow",
 ]

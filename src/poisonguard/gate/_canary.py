@@ -3,8 +3,11 @@
 A backdoored model sends rows carrying its trigger to one class whatever they show.
 A canary stamps a trigger on held-out rows and measures the largest share of them
 that moves to any single class they did not belong to and were not predicted as
-before. The gate compares the challenger's share with the champion's: a jump means the
-new batch taught something the old model did not know.
+before. A batch can only teach a trigger that some of its rows carry, so the gate
+measures canaries the batch carries and compares the challenger's share with the
+champion's: a jump means the batch taught something the old model did not know. (A
+linear model pushed far outside its training range moves rows too; comparing with the
+champion, on confidently predicted rows, keeps that from reading as a backdoor.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Canary", "CanaryResult", "canary_rate", "simulated_canaries", "batch_canaries"]
+__all__ = ["Canary", "CanaryResult", "canary_rate", "carriers", "simulated_canaries", "batch_canaries"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,17 @@ class Canary:
         return {"name": self.name, "values": {k: float(v) for k, v in self.values.items()}, "source": self.source}
 
 
+def carriers(frame: pd.DataFrame, canary: Canary) -> int:
+    """Rows of ``frame`` that carry every stamped value of ``canary`` (up to float rounding)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for col, v in canary.values.items():
+        if col not in frame:
+            return 0
+        x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        mask &= np.isclose(x, float(v), rtol=1e-6, atol=1e-6)
+    return int(mask.sum())
+
+
 @dataclass(frozen=True)
 class CanaryResult:
     """Largest share of probe rows moved to a single class, and which class."""
@@ -46,18 +60,27 @@ class CanaryResult:
     n_probe: int
 
 
-def canary_rate(model: Any, frame: pd.DataFrame, y_true: np.ndarray, canary: Canary) -> CanaryResult:
-    """Share of rows moved onto one class ``c`` by the stamp, maximised over ``c``.
+def canary_rate(model: Any, frame: pd.DataFrame, y_true: np.ndarray, canary: Canary, *,
+                confident: float = 0.9, min_rows: int = 20) -> CanaryResult:
+    """Share of confidently predicted rows moved onto one class ``c`` by the stamp, maximised over ``c``.
 
-    Only rows whose true label and clean prediction both differ from ``c`` count, so a
-    class the rows already belonged to is not mistaken for a trigger target.
+    Only rows whose true label and clean prediction both differ from ``c`` count, and
+    only rows the model predicts with at least ``confident`` probability: a clean model
+    that extrapolates moves rows near its boundaries when a feature leaves its range,
+    while a backdoor overrides even strong evidence. With fewer than ``min_rows`` such
+    rows every row whose label and prediction differ from ``c`` counts.
     """
-    clean = np.asarray(model.predict(frame))
-    stamped = np.asarray(model.predict(canary.stamp(frame)))
-    y = np.asarray(y_true)
+    from ..registry import predict_with_confidence
+
+    clean, conf = predict_with_confidence(model, frame)
+    stamped, _ = predict_with_confidence(model, canary.stamp(frame))
+    clean, stamped = np.asarray(clean).astype(str), np.asarray(stamped).astype(str)
+    y = np.asarray(y_true).astype(str)
     best, best_c, n_best = 0.0, None, 0
     for c in np.unique(np.concatenate([clean, stamped, y])):
         eligible = (y != c) & (clean != c)
+        if int((eligible & (conf >= confident)).sum()) >= min_rows:
+            eligible &= conf >= confident
         n = int(eligible.sum())
         if n == 0:
             continue

@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from ..errors import GateBlockedError, NotFoundError
 from ..store import Store
-from ._canary import Canary, canary_rate
+from ._canary import Canary, canary_rate, carriers
 from ._models import GateReportRow
 
 __all__ = ["GatePolicy", "GateCheck", "GateReport", "run_gate", "run_checks", "record_report", "get_report",
@@ -52,8 +52,10 @@ class GatePolicy:
     max_macro_f1_drop: float = 0.01
     min_class_recall: float = 0.0
     max_recall_drop: float = 0.05
-    canary_margin: float = 0.25
-    canary_floor: float = 0.30
+    canary_margin: float = 0.15
+    canary_floor: float = 0.20
+    canary_confident: float = 0.9
+    canary_min_carriers: int = 3
     max_batch_flag_rate: float = 0.05
     backdoor_detectors: tuple[str, ...] = BACKDOOR_DETECTORS
     allow_first_model: bool = False
@@ -162,17 +164,24 @@ def _value_and_change(ch: dict[str, Any], champ: dict[str, Any] | None, p: GateP
 
 
 def _canary_checks(challenger: Any, champion: Any | None, frame: pd.DataFrame, y: np.ndarray,
-                   canaries: Sequence[Canary], p: GatePolicy) -> list[GateCheck]:
+                   canaries: Sequence[Canary], batch: pd.DataFrame, p: GatePolicy) -> list[GateCheck]:
     out = []
+    need = max(p.canary_min_carriers, int(np.ceil(0.002 * len(batch))))
     for c in canaries:
-        r = canary_rate(challenger, frame, y, c)
+        n_carry = carriers(batch, c)
+        r = canary_rate(challenger, frame, y, c, confident=p.canary_confident)
         limit = p.canary_floor
-        detail = f"{r.rate:.3f} of {r.n_probe} probe rows moved to class {r.to_class!r}"
+        detail = (f"{n_carry} batch row(s) carry it; {r.rate:.3f} of {r.n_probe} confidently predicted probe rows "
+                  f"moved to class {r.to_class!r}")
         if champion is not None:
-            base = canary_rate(champion, frame, y, c).rate
+            base = canary_rate(champion, frame, y, c, confident=p.canary_confident).rate
             limit = max(limit, base + p.canary_margin)
             detail += f" (champion {base:.3f}, margin {p.canary_margin:.2f})"
-        out.append(GateCheck(f"canary:{c.name}", r.rate <= limit, r.rate, limit, detail))
+        if n_carry < need:
+            # the batch cannot have taught a trigger it does not carry: any movement is the champion's too
+            out.append(GateCheck(f"canary:{c.name}", True, r.rate, limit, detail + f"; fewer than {need} carriers"))
+        else:
+            out.append(GateCheck(f"canary:{c.name}", r.rate <= limit, r.rate, limit, detail))
     return out
 
 
@@ -230,7 +239,9 @@ def run_gate(challenger: Any, *, champion: Any | None, validation: pd.DataFrame 
     assert validation is not None and batch is not None
     y = validation[label].to_numpy()
     frame = validation.drop(columns=[label])
-    classes = list(dict.fromkeys(str(c) for c in challenger.classes))
+    # every class anyone knows of: a challenger that lost a class must show recall 0 for it, not skip it
+    known = [*challenger.classes, *([] if champion is None else champion.classes), *np.unique(y)]
+    classes = list(dict.fromkeys(str(c) for c in known))
 
     def values() -> list[GateCheck]:
         metrics["challenger"] = _metrics(challenger, frame, y, classes)
@@ -242,7 +253,7 @@ def run_gate(challenger: Any, *, champion: Any | None, validation: pd.DataFrame 
         ("anomaly", lambda: _anomaly_checks(base, batch, label, p)),
     ]
     if canaries:
-        groups.append(("canaries", lambda: _canary_checks(challenger, champion, frame, y, canaries, p)))
+        groups.append(("canaries", lambda: _canary_checks(challenger, champion, frame, y, canaries, batch, p)))
     checks = inputs + run_checks(groups)
     if not canaries:
         checks.append(GateCheck("canaries", False, None, None, "no canary probe set given"))
