@@ -133,3 +133,87 @@ def test_export_mlflow(workdir, capsys, monkeypatch):
     assert main(["ledger", "export", "train@1", "--mlflow", "--tracking-uri", uri, "--experiment", "cli"]) == 0
     assert "logged to MLflow run" in _flat(capsys.readouterr().out)
     assert main(["ledger", "export", "train@1"]) == 2
+
+
+@pytest.mark.parametrize("alg", ["ed25519", "hmac"])
+def test_add_with_another_key_is_refused_before_writing(workdir, capsys, alg):
+    """Issue 8, item 5: `ledger add --key OTHER` succeeded, after which verify with the real key failed forever."""
+    import sqlite3
+
+    from poisonguard.provenance import generate_key, load_key
+
+    tmp, _ = workdir
+    _init(capsys)
+    db = tmp / ".poisonguard" / "poisonguard.db"
+    n_before = sqlite3.connect(db).execute("select count(*) from ledger_entries").fetchone()[0]
+    other = generate_key(tmp / "other.key", alg=alg)
+    real = load_key(tmp / ".poisonguard" / "ledger.key")
+    for args in (["ledger", "add", "data.csv", "--name", "train", "--source", "feed"],
+                 ["source", "add", "web", "--kind", "public-web"],
+                 ["ledger", "init"]):
+        assert main([*args, "--key", "other.key"]) == 4, args
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
+        assert other.key_id in err and real.key_id in err, err
+    n_after = sqlite3.connect(db).execute("select count(*) from ledger_entries").fetchone()[0]
+    assert n_after == n_before  # nothing was written
+    assert main(["ledger", "verify"]) == 0  # the real key still verifies everything
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_concurrent_init_writes_one_genesis_and_one_key(tmp_path, round_):
+    """Issue 8, item 11: 4 processes running `ledger init` at once gave two init entries or FileExistsError.
+
+    Now exactly one writes the key and the genesis entry; the others report "already
+    initialized" and exit 0. Forked workers (cheap to start) released together; several
+    rounds, because a race does not show every time.
+    """
+    import multiprocessing as mp
+
+    from poisonguard.provenance import load_key, read_entries, verify_ledger
+    from poisonguard.store import open_store
+
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_init_worker, args=(str(tmp_path), start, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+    assert not any(p.is_alive() for p in procs)
+    outcomes = sorted((results.get(timeout=5) for _ in procs), key=str)
+    assert [code for code, _ in outcomes] == [0, 0, 0, 0], outcomes
+    said = sorted(text for _, text in outcomes)
+    assert said == ["ledger already initialized"] * 3 + ["ledger initialized"], said
+    key = load_key(tmp_path / ".poisonguard" / "ledger.key")
+    assert load_key(tmp_path / ".poisonguard" / "ledger.key.pub").key_id == key.key_id
+    assert [f.name for f in (tmp_path / ".poisonguard").iterdir() if f.name.endswith(".tmp")] == []
+    with open_store(tmp_path / ".poisonguard" / "poisonguard.db") as st:
+        entries = read_entries(st)
+        assert [e.kind for e in entries] == ["init"] and entries[0].body["key_id"] == key.key_id
+        assert verify_ledger(st, key).ok
+
+
+def _init_worker(cwd: str, start, results) -> None:  # runs in a child process
+    import contextlib
+    import io
+    import os
+
+    from poisonguard.cli import main as cli_main
+    from poisonguard.cli._app import console
+
+    os.chdir(cwd)
+    for var in ("POISONGUARD_DB", "POISONGUARD_LEDGER_KEY"):
+        os.environ.pop(var, None)
+    buf = io.StringIO()
+    console.file = buf
+    start.wait(60)
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            code = cli_main(["ledger", "init"])
+        except BaseException as exc:  # report the crash instead of hanging the parent
+            code = repr(exc)
+    last = [line for line in buf.getvalue().splitlines() if line.startswith("ledger")]
+    results.put((code, last[-1] if last else buf.getvalue()))

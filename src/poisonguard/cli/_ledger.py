@@ -38,16 +38,24 @@ def init_cmd(
     key: Optional[Path] = _KEY,
     alg: str = typer.Option("ed25519", "--alg", help="Algorithm of a newly generated key: ed25519 | hmac."),
 ) -> None:
-    """Create the store and, if missing, a signing key (mode 0600); write the genesis entry."""
-    from ..provenance import generate_key, init_ledger, load_key, resolve_key_path
+    """Create the store and, if missing, a signing key (mode 0600); write the genesis entry.
+
+    Idempotent and safe to run concurrently: exactly one genesis entry and one key are
+    ever written; every other run reports "ledger already initialized" and exits 0,
+    unless the ledger was initialised with another key (exit 4).
+    """
+    from ..provenance import KeyExistsError, generate_key, init_ledger, load_key, resolve_key_path
 
     path = resolve_key_path(key)
+    made = False
     if path.exists():
         signer = load_key(path)
-        made = False
     else:
-        signer = generate_key(path, alg=alg)
-        made = True
+        try:
+            signer = generate_key(path, alg=alg)
+            made = True
+        except KeyExistsError:  # another `ledger init` created it a moment ago
+            signer = load_key(path)
     with _store(db, create=True) as store:
         entry = init_ledger(store, signer)
         console.print(f"store: {store.url}")

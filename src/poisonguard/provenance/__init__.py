@@ -33,17 +33,17 @@ from ._api import (
 )
 from ._diff import RowDiff, diff_hashes
 from ._fingerprint import Fingerprint, content_digest, file_sha256, fingerprint_frame, row_hashes
-from ._ledger import ChainProblem, Entry, append_entry, check_chain, read_entries
+from ._ledger import ChainProblem, Entry, append_entry, check_chain, check_key, read_entries
 from ._lineage import Lineage, lineage
 from ._mlflow import MlflowExport, export_mlflow
-from ._signing import DEFAULT_KEY, ENV_KEY, Signer, generate_key, load_key, resolve_key_path
+from ._signing import DEFAULT_KEY, ENV_KEY, KeyExistsError, Signer, generate_key, load_key, resolve_key_path
 from ._trust import FAILED_VERIFICATION_WEIGHT, KIND_PRIORS, SOURCE_KINDS, TrustScore, trust_score
 
 __all__ = [
     "Fingerprint", "fingerprint_frame", "row_hashes", "content_digest", "file_sha256",
     "RowDiff", "diff_hashes",
-    "Signer", "load_key", "generate_key", "resolve_key_path", "DEFAULT_KEY", "ENV_KEY",
-    "Entry", "ChainProblem", "append_entry", "read_entries", "check_chain",
+    "Signer", "load_key", "generate_key", "resolve_key_path", "KeyExistsError", "DEFAULT_KEY", "ENV_KEY",
+    "Entry", "ChainProblem", "append_entry", "read_entries", "check_chain", "check_key",
     "TrustScore", "trust_score", "KIND_PRIORS", "SOURCE_KINDS", "FAILED_VERIFICATION_WEIGHT",
     "SourceInfo", "VersionInfo", "DataCheck", "VerifyReport", "ScanInfo", "SinceResult",
     "init_ledger", "add_source", "get_source", "list_sources", "add_version", "resolve_version", "list_versions",

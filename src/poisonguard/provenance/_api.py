@@ -24,7 +24,7 @@ from ..store import Store
 from ..validation import load_table
 from ._diff import RowDiff, diff_hashes, unmatched
 from ._fingerprint import ROW_HASH_SIZE, file_sha256, fingerprint_frame, row_hashes
-from ._ledger import ChainProblem, Entry, append_entry, check_chain, read_entries
+from ._ledger import AlreadyInitialisedError, ChainProblem, Entry, append_entry, check_chain, check_key, read_entries
 from ._models import RowHashesRow, ScanRow, SourceRow, VersionRow
 from ._signing import Signer, load_key
 from ._trust import SOURCE_KINDS, TrustScore, trust_score
@@ -47,11 +47,27 @@ def _signer(key: Any) -> Signer:
 # --------------------------------------------------------------------------- init
 
 def init_ledger(store: Store, key: Any = None) -> Entry | None:
-    """Write the genesis entry pinning the signing key (no-op if the ledger has entries)."""
+    """Write the genesis entry pinning the signing key; ``None`` if the ledger already has one.
+
+    Exclusive under concurrency: the check for an existing genesis runs inside the
+    locked write, so of several processes initialising at once exactly one writes it
+    and the others get ``None``.
+
+    Raises
+    ------
+    IntegrityError
+        The ledger is already initialised with another key (the key ids are named).
+    """
     signer = _signer(key)
-    if read_entries(store, kind=None)[:1]:
+    try:
+        return append_entry(store, signer, "init", {"alg": signer.alg, "key_id": signer.key_id})
+    except AlreadyInitialisedError as exc:
+        if exc.key_id != signer.key_id:
+            raise IntegrityError(
+                f"the ledger is already initialised with key id {exc.key_id}; the given key {signer.path} "
+                f"has key id {signer.key_id}. Pass the ledger's key with --key or $POISONGUARD_LEDGER_KEY"
+            ) from exc
         return None
-    return append_entry(store, signer, "init", {"alg": signer.alg, "key_id": signer.key_id})
 
 
 # --------------------------------------------------------------------------- sources
@@ -80,6 +96,7 @@ def add_source(store: Store, name: str, *, kind: str, owner: str | None = None, 
     if kind not in SOURCE_KINDS:
         raise InputError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCE_KINDS)}")
     signer = _signer(key)
+    check_key(store, signer)
 
     def prepare(s: Session) -> dict[str, Any]:
         if s.get(SourceRow, name) is not None:
@@ -189,7 +206,8 @@ def add_version(
         No signing key.
     """
     _check_name(name, "dataset name")
-    signer = _signer(key)  # fail before any heavy work
+    signer = _signer(key)  # fail before any heavy work: a missing key, or not the ledger's key
+    check_key(store, signer)
     p = Path(path)
     df = frame if frame is not None else load_table(p)
     file_sha = file_sha256(p)
@@ -566,6 +584,7 @@ def record_scan(
         Signing key (default ``$POISONGUARD_LEDGER_KEY`` or ``.poisonguard/ledger.key``).
     """
     signer = _signer(key)
+    check_key(store, signer)
     v = resolve_version(store, version_id)
     try:
         summary_json = json.loads(json.dumps(dict(summary), allow_nan=False, default=_json_default))

@@ -30,12 +30,15 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from ..errors import StoreError
+from ..errors import InputError, IntegrityError, StoreError
 from ..store import Store
 from ._models import LedgerEntry, LedgerHead
 from ._signing import Signer
 
-__all__ = ["Entry", "ChainProblem", "append_entry", "read_entries", "check_chain", "canonical_json", "GENESIS"]
+__all__ = [
+    "Entry", "ChainProblem", "AlreadyInitialisedError", "append_entry", "read_entries", "check_chain",
+    "check_writer", "check_key", "canonical_json", "GENESIS",
+]
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -91,6 +94,65 @@ def _head_message(seq: int, entry_hash: str) -> bytes:
     return f"poisonguard-head:{seq}:{entry_hash}".encode()
 
 
+class AlreadyInitialisedError(InputError):
+    """``init`` was asked of a ledger that already has entries; ``key_id`` is the pinned key."""
+
+    def __init__(self, key_id: str | None) -> None:
+        super().__init__(f"the ledger is already initialised (signing key id {key_id})")
+        self.key_id = key_id
+
+
+def _pinned_key(s: Session) -> tuple[int, str | None] | None:
+    """``(seq, key_id)`` of the genesis entry (the first one), or ``None`` for an empty ledger."""
+    first = s.execute(select(LedgerEntry).order_by(LedgerEntry.seq).limit(1)).scalar_one_or_none()
+    if first is None:
+        return None
+    try:
+        body = json.loads(first.body)
+    except ValueError:
+        body = None
+    key_id = body.get("key_id") if isinstance(body, dict) else None
+    return first.seq, (str(key_id) if key_id is not None else None)
+
+
+def check_writer(s: Session, signer: Signer) -> None:
+    """Refuse to write with a key that is not the ledger's (before anything is written).
+
+    The genesis entry pins the signing key; every later entry must be signed with it,
+    or ``verify`` with the real key would fail forever. The signed head must also verify
+    under ``signer``, so a ledger whose head was forged is not extended.
+
+    Raises
+    ------
+    InputError
+        The ledger has no entries (run ``poisonguard ledger init`` first).
+    IntegrityError
+        ``signer`` is not the pinned key, or the head does not verify under it.
+    """
+    pinned = _pinned_key(s)
+    if pinned is None:
+        raise InputError("the ledger is not initialised; run: poisonguard ledger init")
+    seq, key_id = pinned
+    if key_id != signer.key_id:
+        raise IntegrityError(
+            f"wrong key: {signer.path} has key id {signer.key_id}, but this ledger is signed with key id "
+            f"{key_id} (pinned by entry {seq}); nothing was written. Pass the ledger's key with --key or "
+            "$POISONGUARD_LEDGER_KEY"
+        )
+    head = s.get(LedgerHead, 1)
+    if head is not None and not signer.verify(_head_message(head.seq, head.entry_hash), head.signature):
+        raise IntegrityError(
+            f"the ledger head (entry {head.seq}) does not verify under key id {signer.key_id}: the ledger was "
+            "altered; nothing was written. Run: poisonguard ledger verify"
+        )
+
+
+def check_key(store: Store, signer: Signer) -> None:
+    """:func:`check_writer` in a read session: fail fast, before expensive work."""
+    with store.session() as s:
+        check_writer(s, signer)
+
+
 def append_entry(
     store: Store,
     signer: Signer,
@@ -101,6 +163,9 @@ def append_entry(
     prepare: Callable[[Session], dict[str, Any]] | None = None,
 ) -> Entry:
     """Append one signed entry atomically; retry when another writer got there first.
+
+    Inside the locked transaction the key is checked against the ledger's pinned key
+    (:func:`check_writer`), and an ``init`` entry is only ever the first entry.
 
     Parameters
     ----------
@@ -121,6 +186,11 @@ def append_entry(
                 last = s.execute(
                     select(LedgerEntry).order_by(LedgerEntry.seq.desc()).limit(1).with_for_update()
                 ).scalar_one_or_none()
+                if kind == "init" and last is not None:  # another init won the race: one genesis only
+                    pinned = _pinned_key(s)
+                    raise AlreadyInitialisedError(pinned[1] if pinned else None)
+                if kind != "init":
+                    check_writer(s, signer)
                 seq = 1 if last is None else last.seq + 1
                 prev = GENESIS if last is None else last.entry_hash
                 full = dict(payload)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ..errors import InputError, KeyMissingError
 from ..store import DEFAULT_DIR
 
-__all__ = ["Signer", "load_key", "generate_key", "resolve_key_path", "DEFAULT_KEY", "ENV_KEY", "ALGORITHMS"]
+__all__ = ["Signer", "KeyExistsError", "load_key", "generate_key", "resolve_key_path", "DEFAULT_KEY", "ENV_KEY", "ALGORITHMS"]
 
 DEFAULT_KEY = DEFAULT_DIR / "ledger.key"
 ENV_KEY = "POISONGUARD_LEDGER_KEY"
@@ -121,16 +121,29 @@ def load_key(path: str | os.PathLike[str] | None = None) -> Signer:
     return Signer(alg="hmac", key_id=_key_id("hmac", secret), path=str(p), _secret=secret)
 
 
+class KeyExistsError(InputError):
+    """:func:`generate_key` found a key file already there (possibly made a moment ago by another process)."""
+
+
 def generate_key(path: str | os.PathLike[str] | None = None, *, alg: str = "ed25519") -> Signer:
     """Create a new key file with mode 0600 (refuses to overwrite) and return it loaded.
 
     For Ed25519 the public key is also written beside it as ``<path>.pub``.
+
+    The key is written in full to a private temporary file and then hard-linked to
+    ``path``, which fails if ``path`` exists: of several processes creating the same
+    key at once exactly one succeeds, and nobody ever reads a half-written key.
+
+    Raises
+    ------
+    KeyExistsError
+        ``path`` already exists (also when another process created it first).
     """
     if alg not in ALGORITHMS:
         raise InputError(f"unknown signing algorithm {alg!r}; choose one of {', '.join(ALGORITHMS)}")
     p = resolve_key_path(path)
     if p.exists():
-        raise InputError(f"key file {p} already exists; refusing to overwrite it")
+        raise KeyExistsError(f"key file {p} already exists; refusing to overwrite it")
     p.parent.mkdir(parents=True, exist_ok=True)
     if alg == "hmac":
         data = secrets.token_bytes(32).hex().encode() + b"\n"
@@ -141,11 +154,32 @@ def generate_key(path: str | os.PathLike[str] | None = None, *, alg: str = "ed25
                                   serialization.NoEncryption())
         pub_data = priv.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(p, 0o600)
+    tmp = _write_private(p, data)
+    try:
+        os.link(tmp, p)  # atomic and exclusive: EEXIST if another process got there first
+    except FileExistsError as exc:
+        raise KeyExistsError(f"key file {p} already exists; refusing to overwrite it") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     if pub_data is not None:
         pub_path = p.with_name(p.name + ".pub")
-        pub_path.write_bytes(pub_data)
+        pub_tmp = pub_path.with_name(f".{pub_path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        pub_tmp.write_bytes(pub_data)
+        os.replace(pub_tmp, pub_path)
     return load_key(p)
+
+
+def _write_private(p: Path, data: bytes) -> Path:
+    """Write ``data`` to a new mode-0600 temporary file beside ``p`` and return its path."""
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)  # whatever the umask: a secret key is for its owner only
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
