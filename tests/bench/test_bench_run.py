@@ -18,14 +18,15 @@ def test_quick_bench_cli(tmp_path, capsys) -> None:
     assert [r["key"] for r in data["rows"]] == ["wine/clean", "wine/flip@0.1", "wine/outlier@0.05"]
     assert all(r["status"] == "ok" for r in data["rows"])
     for r in data["rows"][1:]:
-        assert 0.0 <= r["scan"]["auroc"] <= 1.0
         assert set(r["anchors"]) == {a.name for a in anchors_for("scan")}  # ART anchors: backdoor bench only
     # quality floors, loose: the scan must beat chance clearly on easy cells
     assert data["rows"][1]["scan"]["auroc"] >= 0.7
     assert data["rows"][2]["scan"]["auroc"] >= 0.7
-    assert data["rows"][0]["scan"]["false_flag_rate"] is not None
+    # the clean cell: within the false-flag budget, and no class loses more than 5% of its rows
+    assert data["rows"][0]["scan"]["false_flag_rate"] <= 0.01
+    assert data["rows"][0]["scan"]["class_damage"] <= 0.05
     assert md.read_text() == out
-    assert out.startswith("| table | attack |")
+    assert out.startswith("| table | attack |") and "| class damage |" in out
 
 
 def test_isolated_cell_measures_memory_and_backdoor_cell_runs() -> None:

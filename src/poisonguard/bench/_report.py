@@ -53,7 +53,7 @@ def to_markdown(report: BenchReport) -> str:
     lines: list[str] = []
     anchors = _columns(report)
     head = ["table", "attack", "rate", "rows", "poisoned", "AUROC", "P@k", "flag recall", "flag precision",
-            "flagged", "scan s", "peak RSS MiB"] + [f"{title} AUROC / P@k" for _, title in anchors]
+            "flagged", "class damage", "scan s", "peak RSS MiB"] + [f"{title} AUROC / P@k" for _, title in anchors]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
     for r in report.rows:
@@ -67,7 +67,7 @@ def to_markdown(report: BenchReport) -> str:
             r["table"], r["attack"], rate, str(r["n_rows"]), str(r["n_poisoned"]),
             _f(s["auroc"]), _f(s["p_at_k"]),
             *((_DASH, _DASH) if r.get("kind") == "clean" else (_f(s["flag_recall"]), _f(s["flag_precision"]))),
-            _pct(s["flagged_frac"]), _secs(s["time_s"]), _mib(r.get("memory")),
+            _pct(s["flagged_frac"]), _pct(s.get("class_damage")), _secs(s["time_s"]), _mib(r.get("memory")),
         ] + [_anchor_cell(r, name) for name, _ in anchors]
         lines.append("| " + " | ".join(cells) + " |")
     if report.speed:
@@ -89,7 +89,8 @@ def to_markdown(report: BenchReport) -> str:
         "AUROC: of `suspicion` against the poisoned-row mask. P@k: precision among the k highest scores, "
         "k = number of poisoned rows (ties at the cut count at their expected value). flag recall / precision: "
         "of the default flag rule (`res.flagged`). flagged: share of rows flagged; on a *clean* row this is the "
-        "false-flag rate. Anchors: IsolationForest (contamination 0.01, score = -score_samples), cleanlab label "
+        "false-flag rate. class damage: the largest share of any one class's clean rows that the default rule "
+        "flagged. Anchors: IsolationForest (contamination 0.01, score = -score_samples), cleanlab label "
         "quality from 5-fold CV logistic regression (1 - quality), PyOD ECOD, and the share of the 10 nearest "
         "neighbours (standardized features) with another label.",
         f"Memory: {m.get('memory_method', _DASH)}. Machine: {m.get('machine', _DASH)}, Python {m.get('python', _DASH)}; "

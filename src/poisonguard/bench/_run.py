@@ -31,7 +31,7 @@ import numpy as np
 
 from ._anchors import Anchor, anchor_available, anchors_for
 from ._cells import Cell
-from ._metrics import auroc, flag_metrics, precision_at_k
+from ._metrics import auroc, class_damage, flag_metrics, precision_at_k
 
 __all__ = ["run_cell", "run_cell_isolated", "run_benchmark", "BenchReport", "MEMORY_METHOD", "scan_available"]
 
@@ -98,6 +98,7 @@ def run_cell(
         suspicion = np.asarray(res.suspicion, dtype=float)
         flags = flag_metrics(np.asarray(res.flagged, dtype=bool), mask)
         row["scan"] = {
+            "class_damage": class_damage(np.asarray(res.flagged, dtype=bool), mask, res.table.y),
             "auroc": _num(auroc(suspicion, mask)),
             "p_at_k": _num(precision_at_k(suspicion, mask)) if mask.any() else None,
             "flag_recall": _num(flags.recall),
