@@ -2,7 +2,10 @@
 
 Never real time: ``poisonguard retrain`` runs on a schedule (:data:`DEFAULT_SCHEDULE`,
 weekly) and closes the loop once per batch. Every step that fails leaves the champion
-where it is.
+where it is. A detected campaign fails the gate (``feedback:campaigns``) until a person
+has reviewed the quarantine, because its undetected part may sit in the batch. A blocked
+batch goes back to the pending feedback, minus the rows the scan flagged, which are
+quarantined for review; the next run tries again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..store import Store
 from ..validation import as_frame, load_table
 from ._campaign import CampaignReport, confident_threshold, confusion_rates, detect_campaigns
 from ._policy import FeedbackPolicy
-from ._review import close_batch, take_batch
+from ._review import close_batch, reopen_batch, take_batch
 
 __all__ = ["RetrainResult", "retrain", "DEFAULT_SCHEDULE", "cron_line"]
 
@@ -91,7 +94,7 @@ def retrain(store: Store, *, base: Any, validation: Any, label: str, settings: A
     NotFoundError
         No champion (register the first one with ``poisonguard registry add --champion``).
     """
-    from ..gate import batch_canaries, record_report, run_gate, simulated_canaries
+    from ..gate import GateCheck, batch_canaries, record_report, run_gate, simulated_canaries
     from ..registry import load_alias, promote as promote_version, register_model, set_alias
     from ..training import TrainSettings, save_model, train_model
 
@@ -121,9 +124,15 @@ def retrain(store: Store, *, base: Any, validation: Any, label: str, settings: A
         set_alias(store, "challenger", info.version, reason=f"batch {batch.batch_id}")
         probes = [*canaries, *simulated_canaries(val_df, feats, seed=seed),
                   *batch_canaries(batch.frame, base_df, label, feats)]
+        found = campaigns.campaigns
+        campaign_check = GateCheck(
+            "feedback:campaigns", not found, float(len(found)), 0.0,
+            "no coordinated campaign in the pending feedback" if not found else
+            f"{len(found)} campaign(s) detected ({'; '.join(c.kind + ' ' + c.key for c in found[:5])}): the batch waits "
+            "for a review of the quarantine (poisonguard feedback review) before any promotion")
         report = run_gate(model, champion=champion, validation=val_df, label=label, batch=batch.frame,
                           base=base_df[[*feats, label]], canaries=probes, policy=gate_policy,
-                          challenger_version=info.version, champion_version=champ_v)
+                          challenger_version=info.version, champion_version=champ_v, extra_checks=[campaign_check])
         report = record_report(store, report)
     except BaseException:
         close_batch(store, batch.batch_id, status="failed", detail={"error": "retraining raised; see the log"})
@@ -134,6 +143,10 @@ def retrain(store: Store, *, base: Any, validation: Any, label: str, settings: A
         status = "promoted"
     elif report.passed:
         status = "passed"
+    if status == "blocked":
+        flagged = [batch.feedback_ids[i] for i in report.metrics.get("batch_flagged", [])]
+        reopen_batch(store, batch.batch_id, quarantine=flagged,
+                     reason=f"scan: flagged in batch {batch.batch_id}, whose gate report {report.id} failed")
     close_batch(store, batch.batch_id, status=status, detail={"gate_report": report.id, "challenger": info.version})
     return RetrainResult(status=status, champion=champ_v, challenger=info.version, batch_id=batch.batch_id,
                          n_items=len(batch.feedback_ids), campaigns=campaigns, gate=report)

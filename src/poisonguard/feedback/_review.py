@@ -16,7 +16,7 @@ from ..store import Store
 from ._models import FeedbackBatch, FeedbackEvent, FeedbackItem, TrustedLabel
 
 __all__ = ["FeedbackRecord", "Batch", "list_items", "review", "add_trusted_labels", "feedback_counts", "take_batch",
-           "close_batch", "REVIEW_ACTIONS"]
+           "close_batch", "reopen_batch", "REVIEW_ACTIONS"]
 
 REVIEW_ACTIONS = ("release", "reject")
 
@@ -154,3 +154,16 @@ def close_batch(store: Store, batch_id: int, *, status: str, detail: Mapping[str
             raise NotFoundError(f"no feedback batch {batch_id}")
         b.status = status
         b.detail = json.dumps(dict(detail), sort_keys=True, default=str)
+
+
+def reopen_batch(store: Store, batch_id: int, *, quarantine: Sequence[int], reason: str) -> None:
+    """Return a blocked batch's items to the pending feedback; quarantine ``quarantine`` (ids) with ``reason``."""
+    bad = {int(i) for i in quarantine}
+    with store.write() as s:
+        rows = s.execute(select(FeedbackItem).where(FeedbackItem.batch_id == int(batch_id))).scalars().all()
+        for r in rows:
+            r.batch_id = None
+            if r.id in bad:
+                r.status, r.reason = "quarantined", reason
+        s.add(FeedbackEvent(at=time.time(), kind="batch-reopened", actor="poisonguard",
+                            detail=json.dumps({"batch_id": int(batch_id), "quarantined": sorted(bad)})))

@@ -10,8 +10,9 @@ Checks, each a named :class:`GateCheck` with its value and threshold:
 * ``recall:<class>``: per-class recall above a floor and not down by more than the limit;
 * ``canary:<name>``: stamped probe rows must not move to a single class more than the
   champion's do (plus a margin);
-* ``anomaly:scan``: the scan engine finds the batch clean (no failed detector, flag rate
-  under the limit, no backdoor presence test positive).
+* ``anomaly:*``: the scan engine finds the batch clean (no failed detector, flag rate
+  under the limit, no backdoor presence test positive);
+* any ``extra_checks`` the caller decided (the retrain adds ``feedback:campaigns``).
 
 A check that raises is a failed check; a report with no checks fails. ``passed`` is
 derived from the checks and cannot be set on its own.
@@ -185,7 +186,8 @@ def _canary_checks(challenger: Any, champion: Any | None, frame: pd.DataFrame, y
     return out
 
 
-def _anomaly_checks(base: pd.DataFrame | None, batch: pd.DataFrame, label: str, p: GatePolicy) -> list[GateCheck]:
+def _anomaly_checks(base: pd.DataFrame | None, batch: pd.DataFrame, label: str, p: GatePolicy,
+                    metrics: dict[str, Any]) -> list[GateCheck]:
     from ..scan import scan
 
     parts = [batch] if base is None else [base, batch]
@@ -196,6 +198,7 @@ def _anomaly_checks(base: pd.DataFrame | None, batch: pd.DataFrame, label: str, 
     in_batch = np.zeros(len(table), dtype=bool)
     in_batch[len(table) - len(batch):] = True
     rate = float(res.flagged[in_batch].mean()) if in_batch.any() else 0.0
+    metrics["batch_flagged"] = [int(i) for i in np.flatnonzero(res.flagged[in_batch])]
     out = [GateCheck("anomaly:batch_flag_rate", rate <= p.max_batch_flag_rate, rate, p.max_batch_flag_rate,
                      f"{int(res.flagged[in_batch].sum())} of {int(in_batch.sum())} batch rows flagged by the scan")]
     info = res.summary()["detector_info"]
@@ -228,8 +231,13 @@ def _inputs(validation: pd.DataFrame | None, label: str, champion: Any, batch: p
 def run_gate(challenger: Any, *, champion: Any | None, validation: pd.DataFrame | None, label: str,
              batch: pd.DataFrame | None, base: pd.DataFrame | None = None, canaries: Sequence[Canary] = (),
              policy: GatePolicy | None = None, challenger_version: int | None = None,
-             champion_version: int | None = None) -> GateReport:
-    """Evaluate a challenger; see the module docstring for the checks. Never raises for a failed check."""
+             champion_version: int | None = None, extra_checks: Sequence[GateCheck] = ()) -> GateReport:
+    """Evaluate a challenger; see the module docstring for the checks. Never raises for a failed check.
+
+    ``extra_checks`` are decided elsewhere (e.g. ``feedback:campaigns`` by the retrain)
+    and count like any other check. ``metrics["batch_flagged"]`` lists the positions of
+    the batch rows the scan flagged.
+    """
     p = policy or GatePolicy()
     metrics: dict[str, Any] = {}
     inputs = run_checks([("inputs", lambda: _inputs(validation, label, champion, batch, p))])
@@ -250,11 +258,11 @@ def run_gate(challenger: Any, *, champion: Any | None, validation: pd.DataFrame 
 
     groups: list[tuple[str, CheckFn]] = [
         ("values", values),
-        ("anomaly", lambda: _anomaly_checks(base, batch, label, p)),
+        ("anomaly", lambda: _anomaly_checks(base, batch, label, p, metrics)),
     ]
     if canaries:
         groups.append(("canaries", lambda: _canary_checks(challenger, champion, frame, y, canaries, batch, p)))
-    checks = inputs + run_checks(groups)
+    checks = inputs + run_checks(groups) + list(extra_checks)
     if not canaries:
         checks.append(GateCheck("canaries", False, None, None, "no canary probe set given"))
     return GateReport(checks=checks, challenger=challenger_version, champion=champion_version, metrics=metrics)
