@@ -53,7 +53,10 @@ def baseline_cmd(
     pred: Optional[str] = typer.Option(None, "--pred", help="Column of the model's predictions."),
     conf: Optional[str] = typer.Option(None, "--conf", help="Column of the prediction confidences (with --pred)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Saved model to predict with (instead of --pred)."),
-    features: Optional[str] = typer.Option(None, "--features", help="Input columns to keep reference distributions of."),
+    features: Optional[str] = typer.Option(None, "--features", help="Input columns to keep reference distributions of "
+                                           "[default: all but label, prediction, confidence, id and time]."),
+    id_col: str = typer.Option("id", "--id", help="Id column (not a feature)."),
+    ts_col: str = typer.Option("timestamp", "--timestamp", help="Time column (not a feature)."),
     db: Optional[str] = _DB,
     as_json: bool = _JSON,
 ) -> None:
@@ -65,7 +68,7 @@ def baseline_cmd(
         raise InputError("give exactly one of --pred COL and --model-dir DIR")
     with _monitor(model, db, create=True) as mon:
         res = mon.record_baseline(data, label=label, pred=pred, conf=conf, model_dir=model_dir,
-                                  features=parse_columns(features))
+                                  features=parse_columns(features), id_col=id_col, ts_col=ts_col)
     if as_json:
         _print_json(res.to_dict())
         return

@@ -172,14 +172,16 @@ class Monitor:
     # ------------------------------------------------------------------ baseline
 
     def record_baseline(self, data: Any, *, label: str, pred: str | None = None, conf: str | None = None,
-                        model_dir: str | Path | None = None, features: Sequence[str] | None = None) -> BaselineResult:
+                        model_dir: str | Path | None = None, features: Sequence[str] | None = None,
+                        id_col: str | None = "id", ts_col: str | None = "timestamp") -> BaselineResult:
         """Record a baseline from a labelled validation set.
 
         Predictions come from column ``pred`` (and confidences from ``conf``), or from the
         saved model in ``model_dir`` (predictions and confidences). Records accuracy,
         macro and per-class precision/recall/F1, the prediction and confidence
         distributions and reference distributions of the input ``features`` (default:
-        the model's features, or every column but the label, prediction and confidence).
+        the model's features, or every column but the label, prediction, confidence,
+        ``id_col`` and ``ts_col``: ids and times are not inputs and always "drift").
 
         Raises
         ------
@@ -207,7 +209,7 @@ class Monitor:
             p_text = as_text(_column(df, pred, "baseline data", "--pred"))
             confidence = (pd.to_numeric(_column(df, conf, "baseline data", "--conf"), errors="coerce").to_numpy(float)
                           if conf is not None else None)
-            skip = {label, pred, conf}
+            skip = {label, pred, conf, id_col, ts_col}
             feature_cols = list(features) if features is not None else [c for c in df.columns if c not in skip]
         if p_text.isna().any():
             raise DataError(f"baseline data: prediction is empty at row {int(np.flatnonzero(p_text.isna())[0])}")
