@@ -217,3 +217,18 @@ def _init_worker(cwd: str, start, results) -> None:  # runs in a child process
             code = repr(exc)
     last = [line for line in buf.getvalue().splitlines() if line.startswith("ledger")]
     results.put((code, last[-1] if last else buf.getvalue()))
+
+
+def test_verify_exits_4_when_a_source_kind_is_edited(workdir, capsys):
+    """Issue 8, item 6: `UPDATE sources SET kind=...` changed the trust prior and still passed verify."""
+    import sqlite3
+
+    tmp, _ = workdir
+    _init(capsys)
+    con = sqlite3.connect(tmp / ".poisonguard" / "poisonguard.db")
+    con.execute("update sources set kind = 'internal' where name = 'feed'")
+    con.commit()
+    con.close()
+    assert main(["ledger", "verify"]) == 4
+    out = _flat(capsys.readouterr().out)
+    assert "source feed was altered in the sources table" in out and "kind is 'internal', signed 'vendor'" in out

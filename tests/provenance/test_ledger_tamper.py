@@ -139,7 +139,8 @@ def test_index_tampering_is_detected(store, key, tmp_path, table):
     _sql(store, "update row_hashes set hashes = zeroblob(16) where version_id = ?", v.version_id)
     _sql(store, "update sources set flagged = 0, total = 1000 where name = 'feed'")
     msgs = " ".join(p.message for p in verify_ledger(store, key).problems)
-    assert "row hashes of train@1 were altered" in msgs and "trust evidence of source feed" in msgs
+    assert "row hashes of train@1 was altered" in msgs and "source feed was altered" in msgs
+    assert "total is 1000, signed 0" in msgs
 
 
 def test_failed_verification_counts_against_the_source(store, key, tmp_path, table):
@@ -183,3 +184,37 @@ def test_hmac_ledger_round_trip(tmp_path, table):
         assert verify_ledger(st, k, version="t").ok
         _sql(st, "update ledger_entries set signature = ? where seq = 2", "00" * 32)
         assert [(p.kind, p.seq) for p in verify_ledger(st, k).problems] == [("bad-signature", 2)]
+
+
+@pytest.mark.parametrize("statement, named", [
+    ("update sources set kind = 'internal' where name = 'feed'", "source feed was altered in the sources table"),
+    ("update sources set owner = 'mallory' where name = 'feed'", "owner is 'mallory', signed None"),
+    ("update dataset_versions set file_path = '/tmp/other.csv'", "file_path is '/tmp/other.csv'"),
+    ("update dataset_versions set parent = 'train@1'", "version train@1 was altered"),
+    ("update dataset_versions set number = 7", "number is 7, signed 1"),
+    ("update dataset_versions set recorded_at = '2020-01-01T00:00:00Z'", "recorded_at"),
+    ("update row_hashes set ids = NULL", "row hashes of train@1 was altered"),
+    ("update scans set flag_rate = 0.0", "flag_rate is 0.0"),
+    ("update scans set summary = '{\"n_flagged\": 0}'", "summary is"),
+    ("update scans set version_id = 'other@1'", "scan of entry 4 was altered"),
+    ("delete from scans", "scan of entry 4 (entry 4) is missing"),
+    ("insert into scans (entry_seq, version_id, recorded_at, flag_rate, summary) "
+     "values (99, 'train@1', 'x', 0.5, '{}')", "scan of entry 99 in the scans table has no ledger entry"),
+])
+def test_every_index_column_is_covered_by_the_chain(store, key, tmp_path, table, statement, named):
+    """Issue 8, item 6: edits of the source kind (the trust prior), of dataset_versions and of scans passed verify."""
+    from poisonguard.provenance import record_scan
+
+    _record(store, key, tmp_path, table, id_col="id")
+    record_scan(store, "train@1", {"n_flagged": 3, "n_rows": 60}, key=key)
+    assert verify_ledger(store, key).ok
+    con = sqlite3.connect(store.path)
+    con.execute("PRAGMA foreign_keys = OFF")  # an attacker's session need not honour them
+    con.execute(statement)
+    con.commit()
+    con.close()
+    report = verify_ledger(store, key)
+    assert not report.ok
+    msgs = " | ".join(report.lines())
+    assert named in msgs, msgs
+    assert all(p.kind == "index" for p in report.problems), msgs

@@ -23,6 +23,7 @@ from ..errors import DataError, InputError, IntegrityError, NotFoundError
 from ..store import Store
 from ..validation import load_table
 from ._diff import RowDiff, diff_hashes, unmatched
+from ._index import check_index
 from ._fingerprint import ROW_HASH_SIZE, file_sha256, fingerprint_frame, row_hashes
 from ._ledger import AlreadyInitialisedError, ChainProblem, Entry, append_entry, check_chain, check_key, read_entries
 from ._models import RowHashesRow, ScanRow, SourceRow, VersionRow
@@ -421,51 +422,6 @@ class VerifyReport:
         raise IntegrityError(f"verification failed: {lines[0]}{more}")
 
 
-def _check_index(store: Store, entries: list[Entry]) -> list[ChainProblem]:
-    """Check that the index tables agree with the signed entries."""
-    problems: list[ChainProblem] = []
-    by_vid = {e.payload.get("version_id"): e for e in entries if e.kind == "version"}
-    evidence: dict[str, list[int]] = {}
-    for e in entries:
-        if e.kind == "source":
-            evidence[e.payload.get("name")] = [0, 0, 0, 0]
-    for e in entries:
-        if e.kind == "scan":
-            for src, (f, t) in (e.payload.get("per_source") or {}).items():
-                if src in evidence:
-                    ev = evidence[src]
-                    ev[0] += int(f); ev[1] += int(t); ev[3] += 1
-        elif e.kind == "verification" and not e.payload.get("ok", True):
-            src = e.payload.get("source")
-            if src in evidence:
-                evidence[src][2] += 1
-    with store.session() as s:
-        for v in s.execute(select(VersionRow)).scalars():
-            e = by_vid.get(v.version_id)
-            if e is None:
-                problems.append(ChainProblem("index", None, f"version {v.version_id} has no ledger entry (inserted behind the ledger)"))
-                continue
-            p = e.payload
-            if (v.digest, v.file_sha256, v.n_rows, v.source, v.entry_seq) != (
-                p["digest"], p["file"]["sha256"], p["n_rows"], p["source"], e.seq):
-                problems.append(ChainProblem("index", e.seq, f"version {v.version_id} index row was edited (differs from entry {e.seq})"))
-            rh = s.get(RowHashesRow, v.version_id)
-            if rh is None or hashlib.sha256(rh.hashes).hexdigest() != p["row_hashes_sha256"]:
-                problems.append(ChainProblem("index", e.seq, f"row hashes of {v.version_id} were altered (entry {e.seq})"))
-        for vid, e in by_vid.items():
-            if vid is not None and s.get(VersionRow, vid) is None:
-                problems.append(ChainProblem("index", e.seq, f"version {vid} (entry {e.seq}) is missing from the index"))
-        for src in s.execute(select(SourceRow)).scalars():
-            ev = evidence.get(src.name)
-            if ev is None:
-                problems.append(ChainProblem("index", None, f"source {src.name} has no ledger entry"))
-            elif [src.flagged, src.total, src.failed_verifications, src.n_scans] != ev:
-                problems.append(ChainProblem("index", src.entry_seq, f"trust evidence of source {src.name} was edited "
-                                             f"(stored {src.flagged}/{src.total}, {src.failed_verifications} failed; "
-                                             f"ledger says {ev[0]}/{ev[1]}, {ev[2]} failed)"))
-    return problems
-
-
 def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.PathLike[str] | None = None,
                 frame: pd.DataFrame | None = None) -> DataCheck:
     """Re-hash a data file (default: the recorded path) and compare it with ``version`` row by row."""
@@ -507,7 +463,7 @@ def verify_ledger(store: Store, key: Any = None, *, version: str | None = None,
     signer = _signer(key)
     problems, n = check_chain(store, signer)
     entries = read_entries(store)
-    problems += _check_index(store, entries)
+    problems += check_index(store, entries)
     data = None
     if version is not None or path is not None:
         if version is None:
