@@ -279,19 +279,22 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="one rate per variant")
     ap.add_argument("--speed-only", action="store_true", help="only the 100k-row timing of default scan vs engine")
     ap.add_argument("--seed-sweep", type=int, metavar="N", help="only the tabular cells, over N seeds")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="folder for the result files (a --quick run elsewhere keeps the committed full results)")
     args = ap.parse_args(argv)
+    results = args.out
     if args.seed_sweep:
         rows, md = seed_sweep(args.seed_sweep)
         print(md)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "backdoor_seeds.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
-        (RESULTS / "backdoor_seeds.md").write_text(md)
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "backdoor_seeds.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+        (results / "backdoor_seeds.md").write_text(md)
         return 0
     if args.speed_only:
         speed = speed_rows()
         print(speed_markdown(speed))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "backdoor_speed.json").write_text(json.dumps(speed, indent=2) + "\n")
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "backdoor_speed.json").write_text(json.dumps(speed, indent=2) + "\n")
         return 0
     t0 = time.perf_counter()
     rows = []
@@ -302,13 +305,13 @@ def main(argv=None) -> int:
     speed = [] if args.quick else speed_rows()
     md = markdown(rows, clean) + ("\n" + speed_markdown(speed) if speed else "")
     print(md)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     meta = {"seconds": round(time.perf_counter() - t0, 1), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "holdout_fraction": HOLDOUT, "model": "logreg", "target": 0,
             "anchors": {a.name: ("ok" if anchor_available(a) else "n/a (not installed)") for a in ANCHORS},
             "versions": _versions()}
-    (RESULTS / "backdoor.json").write_text(json.dumps({"meta": meta, "cells": rows, "clean": clean, "speed": speed}, indent=2, default=str) + "\n")
-    (RESULTS / "backdoor.md").write_text(md)
+    (results / "backdoor.json").write_text(json.dumps({"meta": meta, "cells": rows, "clean": clean, "speed": speed}, indent=2, default=str) + "\n")
+    (results / "backdoor.md").write_text(md)
     return 0
 
 

@@ -46,6 +46,12 @@ from ._presence import summarize_presence
 
 __all__ = ["BackdoorCleanLabelDetector", "StampCandidate"]
 
+#: a row of the class comes near a conjunction when it is near on this share of its features.
+#: "Near on every feature" vanishes with the number of features even for a trait: on a
+#: 28x28 digit table, conjunctions of 30-50 background zeros that a class's other rows
+#: have on most of those pixels passed as stamps. Identical to "every feature" up to 4.
+_NEAR_SHARE = 0.8
+
 
 @dataclass(frozen=True)
 class StampCandidate:
@@ -138,7 +144,7 @@ class BackdoorCleanLabelDetector(BaseDetector):
             k, n_c, n_other = int((carrier & in_c).sum()), int(in_c.sum()), int((~in_c).sum())
             other_rate = float((carrier & ~in_c).sum() / max(n_other, 1))
             rest = in_c & ~carrier
-            typical = typical_rate(X, y, tok, near=float(self.near))
+            typical = typical_rate(X, y, tok, near=float(self.near), share=_NEAR_SHARE)
             # natural rate of the pattern in the class: what its other rows and the other classes show
             natural = max(other_rate, typical, 1.0 / n)
             p = float(binom.sf(k - 1, n_c, natural)) if k > 0 else 1.0

@@ -73,6 +73,10 @@ class TokenGroup:
 
 #: share of a value's carriers in one class above which a trigger needs half the masking effect
 _CONCENTRATED = 0.65
+#: rows of the class without the trigger needed to estimate the null disagreement rate; a
+#: "trigger" carried by (nearly) the whole class is a trait of it (the empty centre of every
+#: "0" on a 28x28 table) and, with no rows to compare, cannot be judged present
+_MIN_NULL_ROWS = 20
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -252,7 +256,7 @@ class BackdoorTriggerDetector(BaseDetector):
         strong = effect >= float(self.min_effect)
         # a value carried (almost) only by this class needs less masking evidence
         concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2
-        present = bool(pv < level and k1 >= int(self.min_count) and (strong or concentrated))
+        present = bool(pv < level and k1 >= int(self.min_count) and n0 >= _MIN_NULL_ROWS and (strong or concentrated))
         excess = max(self.tokens_[t].excess for t in members)
         purity = self._core_purity(X, y, c, members)
         return TokenGroup(

@@ -261,19 +261,21 @@ def _search_tokens(
     return TokenSearch(tokens=tokens, carries=carries)
 
 
-def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NEAR) -> float:
+def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NEAR, share: float = 1.0) -> float:
     """Share of the token's class rows that do *not* carry it but come within ``near`` of it.
 
     High for a trait of the class (the empty centre of a "0": rows without the exact
     zeros still have little ink there); near 0 for a stamp foreign to the class. With
-    no such rows to compare it is 0.
+    no such rows to compare it is 0. A row comes near when it is within ``near`` on at
+    least ``ceil(share * m)`` of the token's ``m`` features (all of them by default).
     """
     rest = (y == token.label) & ~token.carried_by(X)
     if not rest.any():
         return 0.0
     # index rows and columns at once: X[rest] would copy every column of a wide table
-    close = np.all(np.abs(X[np.ix_(rest, list(token.features))] - np.asarray(token.values)) <= near, axis=1)
-    return float(close.mean())
+    close = np.abs(X[np.ix_(rest, list(token.features))] - np.asarray(token.values)) <= near
+    need = int(np.ceil(share * len(token.features) - 1e-9))
+    return float((close.sum(axis=1) >= need).mean())
 
 
 def _overlap_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
