@@ -11,6 +11,7 @@ import datetime as _dt
 import html
 import io
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ def _dates(bodies: Sequence[dict[str, Any]]) -> list[_dt.datetime]:
 
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    with warnings.catch_warnings():  # a single check: the date locator warns that one day has no interval
+        warnings.filterwarnings("ignore", message="AutoDateLocator was unable", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=90)  # fixed margins: a "tight" box would draw every figure twice
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -64,8 +67,10 @@ def _series(bodies: Sequence[dict[str, Any]], metric: str, label: str | None) ->
 
 
 def _metric_axes(ax: Any, x: list[_dt.datetime], bodies: Sequence[dict[str, Any]], metric: str,
-                 label: str | None, title: str) -> None:
+                 label: str | None, title: str, baseline: float | None) -> None:
     value, base, drop, low, breached = _series(bodies, metric, label)
+    if baseline is not None and not np.isfinite(base).any():  # no labelled window yet: still show the baseline
+        base = np.full(len(x), baseline)
     ax.plot(x, value, marker="o", ms=3, lw=1.2, color="#1f77b4", label="window")
     ax.plot(x, base, color="#2ca02c", lw=1, label="baseline")
     ax.step(x, drop, where="mid", color="#d62728", lw=1, ls="--", label="alert threshold")
@@ -85,28 +90,36 @@ def _metric_axes(ax: Any, x: list[_dt.datetime], bodies: Sequence[dict[str, Any]
 def _figure(n: int, ncols: int, height: float) -> tuple[Any, np.ndarray]:
     from matplotlib.figure import Figure
 
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     nrows = int(np.ceil(n / ncols))
     fig = Figure(figsize=(4.2 * ncols, height * nrows))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12 / nrows, top=1 - 0.1 / nrows, hspace=0.45, wspace=0.25)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.autofmt_xdate()
+    locator = AutoDateLocator(maxticks=6)
+    for ax in axes[:n]:
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return fig, axes
 
 
-def _overall_plot(bodies: Sequence[dict[str, Any]], x: list[_dt.datetime]) -> str:
+def _overall_plot(bodies: Sequence[dict[str, Any]], x: list[_dt.datetime], base: dict[str, Any]) -> str:
     fig, axes = _figure(4, 2, 2.6)
     for ax, m in zip(axes, _METRICS):
-        _metric_axes(ax, x, bodies, m, None, f"{m} (macro)" if m != "accuracy" else m)
+        _metric_axes(ax, x, bodies, m, None, f"{m} (macro)" if m != "accuracy" else m, base["metrics"].get(m))
     axes[0].legend(fontsize=7, loc="lower left")
     return _png(fig)
 
 
-def _class_plot(bodies: Sequence[dict[str, Any]], x: list[_dt.datetime], classes: list[str]) -> str:
+def _class_plot(bodies: Sequence[dict[str, Any]], x: list[_dt.datetime], classes: list[str],
+                base: dict[str, Any]) -> str:
     shown = classes[:24]
+    recall = base["metrics"]["per_class"]["recall"]
     fig, axes = _figure(len(shown), 4, 2.0)
-    for ax, cls in zip(axes, shown):
-        _metric_axes(ax, x, bodies, "recall", cls, f"recall of class {cls}")
+    for i, (ax, cls) in enumerate(zip(axes, shown)):
+        _metric_axes(ax, x, bodies, "recall", cls, f"recall of class {cls}", recall[i] if i < len(recall) else None)
     axes[0].legend(fontsize=6, loc="lower left")
     return _png(fig)
 
@@ -148,12 +161,14 @@ def _table(frame: Any) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _alert_table(alerts: Sequence[dict[str, Any]]) -> str:
+def _alert_table(alerts: Sequence[dict[str, Any]], bodies: Sequence[dict[str, Any]]) -> str:
     if not alerts:
         return "<p>No alert has fired.</p>"
+    window_end = {b.get("check_id"): b.get("window_end") for b in bodies}
     rows = []
     for a in alerts[-200:]:
-        when = _dt.datetime.fromtimestamp(a["at"], tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        t = window_end.get(a["check_id"]) or a["at"]
+        when = _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
         sent = "suppressed (cooldown)" if a["suppressed"] else ("delivered" if a["delivered"] else "NOT delivered")
         failed = [d for d in a["deliveries"] if not d["ok"]]
         if failed:
@@ -161,7 +176,7 @@ def _alert_table(alerts: Sequence[dict[str, Any]]) -> str:
         rows.append(f"<tr><td>{a['check_id']}</td><td class='l'>{when}</td><td class='l alert'>"
                     f"{html.escape(a['rule'])}</td><td class='l'>{html.escape(a['message'])}</td>"
                     f"<td class='l'>{html.escape(sent)}</td></tr>")
-    return ("<table><tr><th>check</th><th>checked at (UTC)</th><th>rule</th><th>message</th><th>notification</th></tr>"
+    return ("<table><tr><th>check</th><th>window end (UTC)</th><th>rule</th><th>message</th><th>notification</th></tr>"
             + "".join(rows) + "</table>")
 
 
@@ -194,10 +209,10 @@ def render_report(monitor: Any, *, limit: int | None = None) -> str:
         f"</head><body><h1>{title}</h1>{summary}",
         "<p>Each point is one check window. Green: the baseline; dashed red: the alert threshold (baseline minus the "
         "allowed drop); circled points: the rule fired; shaded bands: checks with any alert.</p>",
-        f"<h2>Metrics against the baseline</h2><img alt='overall metrics' src='{_overall_plot(bodies, x)}'>",
-        f"<h2>Per-class recall</h2><img alt='per-class recall' src='{_class_plot(bodies, x, classes)}'>",
+        f"<h2>Metrics against the baseline</h2><img alt='overall metrics' src='{_overall_plot(bodies, x, base)}'>",
+        f"<h2>Per-class recall</h2><img alt='per-class recall' src='{_class_plot(bodies, x, classes, base)}'>",
         f"<h2>Drift and poisoning signatures</h2><img alt='drift and signatures' src='{_drift_plot(bodies, x)}'>",
-        f"<h2>Alerts</h2>{_alert_table(alerts)}",
+        f"<h2>Alerts</h2>{_alert_table(alerts, bodies)}",
         f"<h2>History</h2>{_table(history_frame(bodies))}",
         f"<p style='color:#777;font-size:11px'>generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} "
         "by poisonguard</p></body></html>",
