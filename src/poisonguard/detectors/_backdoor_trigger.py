@@ -77,6 +77,8 @@ _CONCENTRATED = 0.65
 #: "trigger" carried by (nearly) the whole class is a trait of it (the empty centre of every
 #: "0" on a 28x28 table) and, with no rows to compare, cannot be judged present
 _MIN_NULL_ROWS = 20
+#: core purity (see ``_core_purity``) a trigger judged on the weaker, concentrated evidence needs
+_MIN_PURITY = 0.5
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -254,11 +256,13 @@ class BackdoorTriggerDetector(BaseDetector):
         effect = k1 / max(n1, 1) - null
         conc = max(self.tokens_[t].n_in_class / self.tokens_[t].n_carriers for t in members)
         strong = effect >= float(self.min_effect)
-        # a value carried (almost) only by this class needs less masking evidence
-        concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2
+        purity = self._core_purity(X, y, c, members)
+        # a value carried (almost) only by this class needs less masking evidence, if the
+        # rows carrying all of the group's values are foreign to the class: the empty centre
+        # of a 28x28 "0" is carried mostly by 0s too, and masking it turns 0s into 8s
+        concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2 and purity >= _MIN_PURITY
         present = bool(pv < level and k1 >= int(self.min_count) and n0 >= _MIN_NULL_ROWS and (strong or concentrated))
         excess = max(self.tokens_[t].excess for t in members)
-        purity = self._core_purity(X, y, c, members)
         return TokenGroup(
             label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
             fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
