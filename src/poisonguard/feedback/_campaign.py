@@ -14,8 +14,10 @@ and a decision, and only groups judged present are acted on.
   same way. Under the null the number of users per item is Poisson with the window's
   mean; same decision rules.
 
-The accepted items of fresh users in a present campaign are quarantined with a reason
-naming the test; established users' items are left alone.
+The accepted items of a present campaign's members (fresh users with at least
+``campaign_member_share`` of their pending items in it) are quarantined with a reason
+naming the test; established users and honest users who made one such correction among
+many are left alone.
 """
 
 from __future__ import annotations
@@ -200,12 +202,18 @@ def detect_campaigns(store: Store, *, policy: FeedbackPolicy | None = None,
         return report
     found = _pair_tests(df, error_rates or {}, p) + _item_tests(df, p)
     to_quarantine: dict[int, str] = {}
+    per_user = df.groupby("user").size()
     for test, idx in found:
         report.tests.append(test)
         if not test.campaign:
             continue
         g = df.loc[idx]
-        for fid in g.loc[g["fresh"] & (g["status"] == "accepted"), "id"]:
+        # quarantine the accounts that are *in* the campaign: fresh users most of whose pending
+        # items are this change. An honest user who made one such correction among many is
+        # left alone; the gate's feedback:campaigns check still holds the batch for review.
+        share = g.groupby("user").size() / per_user.reindex(g["user"].unique())
+        members = set(share[share >= p.campaign_member_share].index)
+        for fid in g.loc[g["fresh"] & (g["status"] == "accepted") & g["user"].isin(members), "id"]:
             to_quarantine.setdefault(int(fid), f"campaign: {test.kind} {test.key} (p={test.p_value:.2e} < "
                                                f"{test.threshold:.2e}; {test.detail})")
     report.quarantined = sorted(to_quarantine)

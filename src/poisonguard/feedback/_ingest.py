@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import func, insert, select, tuple_, update
 
 from ..errors import InputError, RateLimitError
 from ..store import Store
@@ -225,6 +225,7 @@ def _decide_and_store(s: Any, items: list[_Item], *, token: str, p: FeedbackPoli
                      "prediction_id": it.src.prediction_id, "served_label": it.served_label,
                      "served_conf": it.served_conf, "reputation": rep, "status": status, "reason": reason,
                      "received_at": now, "batch_id": None, "reviewed_by": None})
+    _save_users(s, users)
     ids: list[int] = []
     if rows:
         ids = list(s.execute(insert(FeedbackItem).returning(FeedbackItem.id, sort_by_parameter_order=True),
@@ -271,16 +272,45 @@ def _attach_predictions(s: Any, items: list[_Item]) -> None:
         it.served_label, it.served_conf = r.label, r.confidence
 
 
-def _load_users(s: Any, names: set[str], now: float) -> dict[str, FeedbackUser]:
+@dataclass
+class _UserState:
+    """A user's counters while a request is decided; written back in one bulk statement."""
+
+    user_id: str
+    first_seen: float
+    n_items: int = 0
+    n_accepted: int = 0
+    n_quarantined: int = 0
+    trusted_n: int = 0
+    trusted_agree: int = 0
+    conf_n: int = 0
+    conf_agree: int = 0
+    new: bool = False
+
+
+_USER_FIELDS = ("user_id", "first_seen", "n_items", "n_accepted", "n_quarantined", "trusted_n", "trusted_agree",
+                "conf_n", "conf_agree")
+
+
+def _load_users(s: Any, names: set[str], now: float) -> dict[str, _UserState]:
     if not names:
         return {}
-    got = {u.user_id: u for u in s.execute(select(FeedbackUser).where(FeedbackUser.user_id.in_(names))).scalars()}
+    cols = [getattr(FeedbackUser, f) for f in _USER_FIELDS]
+    got = {r[0]: _UserState(*r) for r in s.execute(select(*cols).where(FeedbackUser.user_id.in_(names)))}
     for n in names - set(got):
-        u = FeedbackUser(user_id=n, first_seen=now, n_items=0, n_accepted=0, n_quarantined=0, trusted_n=0,
-                         trusted_agree=0, conf_n=0, conf_agree=0)
-        s.add(u)
-        got[n] = u
+        got[n] = _UserState(user_id=n, first_seen=now, new=True)
     return got
+
+
+def _save_users(s: Any, users: dict[str, _UserState]) -> None:
+    """One executemany INSERT for new users and one for updates: no per-row ORM flush."""
+    rows = [{f: getattr(u, f) for f in _USER_FIELDS} for u in users.values()]
+    new = [r for r, u in zip(rows, users.values()) if u.new]
+    old = [r for r, u in zip(rows, users.values()) if not u.new]
+    if new:
+        s.execute(insert(FeedbackUser), new)
+    if old:
+        s.execute(update(FeedbackUser), old)
 
 
 def _recent_counts(s: Any, users: list[str], since: float) -> Counter[str]:
@@ -306,7 +336,7 @@ def _trusted(s: Any, keys: set[str]) -> dict[str, str]:
     return {r.item_key: r.label for r in s.execute(select(TrustedLabel).where(TrustedLabel.item_key.in_(keys))).scalars()}
 
 
-def _decide(it: _Item, users: dict[str, FeedbackUser], counts: Counter[str], seen: dict[tuple[str, str], int],
+def _decide(it: _Item, users: dict[str, _UserState], counts: Counter[str], seen: dict[tuple[str, str], int],
             trusted: dict[str, str], p: FeedbackPolicy, now: float) -> tuple[str, str, float]:
     """Status, reason and the user's reputation at decision time; updates the user's counters."""
     if it.reason is not None:
@@ -337,7 +367,7 @@ def _decide(it: _Item, users: dict[str, FeedbackUser], counts: Counter[str], see
     return status, reason, rep
 
 
-def _agreement(it: _Item, u: FeedbackUser, label: str, rep: float, trusted: dict[str, str], p: FeedbackPolicy) -> str:
+def _agreement(it: _Item, u: _UserState, label: str, rep: float, trusted: dict[str, str], p: FeedbackPolicy) -> str:
     """Update the agreement counters; return a quarantine reason or ``""``."""
     reason = ""
     t = trusted.get(it.key)

@@ -36,7 +36,9 @@ class FeedbackPolicy:
     campaign_* :
         The campaign presence test: time window, minimum distinct users, family-wise
         level (Bonferroni), minimum ratio of observed to expected change rate, floor of
-        the expected rate, minimum share of fresh or low-reputation users.
+        the expected rate, minimum share of fresh or low-reputation users, and the share
+        of a user's pending items that must be the campaign's change for the user's items
+        to be quarantined as a member.
     """
 
     max_items_per_request: int = 1000
@@ -55,13 +57,14 @@ class FeedbackPolicy:
     campaign_min_ratio: float = 2.0
     campaign_base_floor: float = 0.02
     campaign_fresh_share: float = 0.5
+    campaign_member_share: float = 0.5
 
     def __post_init__(self) -> None:
         problems = []
         if not 0.0 <= self.confident <= 1.01:
             problems.append(f"confident={self.confident!r} (must lie in [0, 1.01]; above 1 disables the rule)")
         for name in ("min_reputation", "override_reputation", "fresh_reputation", "campaign_alpha",
-                     "campaign_base_floor", "campaign_fresh_share"):
+                     "campaign_base_floor", "campaign_fresh_share", "campaign_member_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 problems.append(f"{name}={v!r} (must lie in [0, 1])")
