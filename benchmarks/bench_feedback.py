@@ -16,7 +16,8 @@ Quality (in-process, through the library the service calls): a generated 3-class
   two noise features and labelled 2 (the minority class) from 50 new accounts.
 
 Load (``uvicorn`` server in one process, load generator in another, loopback only):
-feedback batches of 100 items with client ids for ``--seconds``; every acknowledged id
+feedback batches of ``--batch`` items (default 250) with client ids from ``--threads``
+connections for ``--seconds``; every acknowledged id
 is then looked up in the store. Crash: the same load, ``kill -9`` of the server after a
 few seconds, and every acknowledged id looked up in the store after a restart.
 
@@ -205,8 +206,11 @@ def client_main(url: str, token: str, seconds: float, out: str, threads: int, ba
 
     from poisonguard.feedback import honest_feedback
 
-    _, _, pool = _tables(seed)
-    rows = honest_feedback(pool, LABEL, n_users=2000, seed=seed).items
+    from poisonguard.feedback import loop_table
+
+    # enough distinct rows that no thread repeats one (a repeat by the same user is a duplicate)
+    pool = loop_table(60000, n_features=12, n_informative=4, weights=(0.52, 0.40, 0.08), class_sep=2.0, seed=seed + 1)
+    rows = honest_feedback(pool, LABEL, n_users=5000, seed=seed).items
     deadline = time.monotonic() + seconds
     lock = threading.Lock()
     ack_file = open(out, "w", encoding="utf-8")
@@ -219,7 +223,7 @@ def client_main(url: str, token: str, seconds: float, out: str, threads: int, ba
             while time.monotonic() < deadline and failures < 20:  # bounded: stops once the server is gone
                 body = {"items": []}
                 for _ in range(batch):
-                    it = rows[(w * 7919 + n) % len(rows)]
+                    it = rows[(w * (len(rows) // threads) + n) % len(rows)]  # disjoint slices: no duplicates
                     body["items"].append({"user": it.user, "label": it.label, "features": dict(it.features),
                                           "id": f"w{w}-{n}"})
                     n += 1
@@ -368,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-load", action="store_true")
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS / "feedback")
     args = ap.parse_args(argv)
