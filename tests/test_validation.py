@@ -329,3 +329,81 @@ def test_csv_blank_rows_are_kept_not_dropped(tmp_path):
     assert df.shape == (3, 2)  # the trailing newline adds no row, the empty row stays
     p.write_text("a\nx\n\ny\n", encoding="utf-8")
     assert load_table(p).shape == (3, 1)
+
+
+# ------------------------------------------------- issue 8, item 13: tables as users have them
+@pytest.mark.parametrize("sep", [";", "\t", "|", ","])
+def test_delimiter_is_sniffed(tmp_path, sep):
+    text = sep.join(["a", "b", "label"]) + "\n" + "\n".join(sep.join([f"{i},5" if sep == ";" else str(i), "2", "x"])
+                                                          for i in range(5)) + "\n"
+    df = load_table(_write(tmp_path / "t.csv", text))
+    assert list(df.columns) == ["a", "b", "label"] and df.shape == (5, 3)
+
+
+def test_a_one_column_csv_stays_one_column(tmp_path):
+    df = load_table(_write(tmp_path / "t.csv", "value\n1\n2\n3\n"))
+    assert list(df.columns) == ["value"]
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip", ".tsv.gz"])
+def test_compressed_csv_is_read_by_suffix(tmp_path, suffix):
+    from poisonguard._io import compress_for
+
+    sep = "\t" if suffix.startswith(".tsv") else ","
+    text = f"a{sep}b{sep}label\n1{sep}2{sep}x\n3{sep}4{sep}y\n5{sep}6{sep}x\n".encode()
+    p = _write(tmp_path / f"t{suffix}", compress_for(text, tmp_path / f"t{suffix}"))
+    df = load_table(p)
+    assert list(df.columns) == ["a", "b", "label"] and df.shape == (3, 3)
+
+
+def test_corrupt_compressed_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"cannot decompress .*t.csv.gz as gzip"):
+        load_table(_write(tmp_path / "t.csv.gz", b"\x1f\x8bnot gzip at all"))
+
+
+def test_label_that_is_continuous_or_unique_is_refused():
+    rng = np.random.default_rng(0)
+    price = pd.DataFrame({"x": rng.normal(size=5000), "price": rng.gamma(2.0, 50.0, 5000).round(2)})
+    with pytest.raises(DataError) as info:
+        prepare_table(price, label="price")
+    msg = str(info.value)
+    assert "label column 'price' has" in msg and "in 5,000 rows" in msg and "not a class label" in msg
+    ids = pd.DataFrame({"x": np.arange(50.0), "uid": [f"u{i}" for i in range(50)]})
+    with pytest.raises(DataError, match=r"'uid' has 50 distinct values in 50 rows \(fewer than 2 rows per class\)"):
+        prepare_table(ids, label="uid")
+    # fractional values with few classes, or many integer classes, are still class labels
+    few = pd.DataFrame({"x": np.arange(60.0), "y": np.tile([0.5, 1.5, 2.5], 20)})
+    assert prepare_table(few, label="y").classes.size == 3
+    many = pd.DataFrame({"x": np.arange(300.0), "y": np.repeat(np.arange(100), 3)})
+    assert prepare_table(many, label="y").classes.size == 100
+
+
+def test_label_given_as_an_array_is_a_clear_input_error():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(InputError, match=r"--label must name a column of the table, got a ndarray of values"):
+        prepare_table(X, label=np.arange(20) % 2)
+    with pytest.raises(InputError, match=r"--id must be a column name \(str\), got int 3"):
+        prepare_table(X, id_col=3)
+
+
+def test_reserved_output_columns_are_refused_by_name():
+    from poisonguard.validation import SCAN_OUTPUT_COLUMNS, check_output_columns
+
+    assert SCAN_OUTPUT_COLUMNS == ("row", "suspicion", "detectors", "reason")
+    check_output_columns(["a", "label", "rows", "id"])
+    with pytest.raises(InputError, match=r"column\(s\) 'row', 'reason' clash with the output columns"):
+        check_output_columns(["row", "a", "reason"])
+
+
+@pytest.mark.parametrize("bad", [2.5, 0, -1, float("nan"), float("inf"), True, "3", None])
+def test_check_count_refuses_non_integers_and_small_values(bad):
+    from poisonguard.validation import check_count
+
+    with pytest.raises(InputError, match="--top must be"):
+        check_count(bad, "--top")
+
+
+def test_check_count_accepts_whole_numbers():
+    from poisonguard.validation import check_count
+
+    assert check_count(3, "top") == 3 and check_count(3.0, "top") == 3 and check_count(np.int64(7), "top") == 7

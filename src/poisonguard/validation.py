@@ -20,6 +20,14 @@ from .errors import DataError, InputError, NotFittedError
 
 __all__ = [
     "load_table",
+    "read_csv_text",
+    "sniff_delimiter",
+    "is_parquet_path",
+    "CsvText",
+    "SCAN_OUTPUT_COLUMNS",
+    "check_output_columns",
+    "check_count",
+    "check_column_name",
     "save_table",
     "as_frame",
     "PreparedTable",
@@ -36,6 +44,147 @@ _PARQUET_SUFFIXES = {".parquet", ".pq"}
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 
 
+@dataclass(frozen=True)
+class CsvText:
+    """A CSV file's text after decompression and decoding, with its delimiter.
+
+    Attributes
+    ----------
+    text : str
+        The decoded text (without a byte-order mark).
+    sep : str
+        The field delimiter: ``,``, ``;``, tab or ``|``.
+    bom : bool
+        Whether the file started with a UTF-8 byte-order mark.
+    compression : str or None
+        ``gzip``, ``bz2``, ``xz`` or ``zip`` when the file was compressed.
+    """
+
+    text: str
+    sep: str
+    bom: bool = False
+    compression: str | None = None
+
+
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip"}
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _compression(p: Path, raw: bytes) -> str | None:
+    by_suffix = _COMPRESSIONS.get(p.suffix.lower())
+    if by_suffix is not None:
+        return by_suffix
+    return next((kind for magic, kind in _MAGIC.items() if raw.startswith(magic)), None)
+
+
+def _decompress(raw: bytes, kind: str, p: Path) -> bytes:
+    """The bytes inside a gzip/bz2/xz file or a one-member zip archive."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    try:
+        if kind == "gzip":
+            return gzip.decompress(raw)
+        if kind == "bz2":
+            return bz2.decompress(raw)
+        if kind == "xz":
+            return lzma.decompress(raw)
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise InputError(f"{p}: a zip archive must hold exactly one table, it holds {len(names)} files")
+            return zf.read(names[0])
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot decompress {p} as {kind}: {exc}") from exc
+
+
+def sniff_delimiter(text: str, *, default: str = ",") -> str:
+    """The delimiter among ``,`` ``;`` tab ``|`` that splits the first lines into one consistent width.
+
+    The comma wins whenever it gives more than one column consistently; otherwise
+    the candidate giving the most columns consistently; otherwise ``default``.
+    """
+    sample = text[:65536]
+    if len(text) > len(sample):  # drop a record cut in half by the sample's end
+        sample = sample[: sample.rfind("\n") + 1]
+    best, best_width = default, 1
+    for sep in _DELIMITERS:
+        try:
+            rows = [r for r in csv.reader(io.StringIO(sample), delimiter=sep) if r][:50]
+        except csv.Error:
+            continue
+        widths = {len(r) for r in rows}
+        if len(widths) != 1 or next(iter(widths)) < 2:
+            continue
+        width = next(iter(widths))
+        if sep == ",":
+            return sep
+        if width > best_width:
+            best, best_width = sep, width
+    return best
+
+
+def read_csv_text(path: str | Path) -> CsvText:
+    """Read, decompress (by suffix or magic bytes) and decode a CSV file; sniff its delimiter.
+
+    Raises
+    ------
+    InputError
+        Unreadable or undecodable file (the message gives the byte offset and line).
+    DataError
+        The file is empty.
+    """
+    p = Path(path)
+    raw = _read_bytes(p)
+    kind = _compression(p, raw)
+    if kind is not None:
+        raw = _decompress(raw, kind, p)
+    if len(raw) == 0:
+        raise DataError(f"{p} is empty (0 bytes)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{p} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "re-encode the file as UTF-8"
+        ) from exc
+    inner = p.with_suffix("").suffix.lower() if kind is not None and p.suffix.lower() in _COMPRESSIONS else p.suffix.lower()
+    sep = "\t" if inner == ".tsv" else sniff_delimiter(text)
+    return CsvText(text=text, sep=sep, bom=raw.startswith(b"\xef\xbb\xbf"), compression=kind)
+
+
+def _read_bytes(p: Path) -> bytes:
+    if not p.exists():
+        raise InputError(f"file not found: {p}")
+    if p.is_dir():
+        raise InputError(f"expected a file but got a directory: {p}")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from exc
+
+
+def is_parquet_path(path: str | Path) -> bool:
+    """Whether ``path`` is read as Parquet: by suffix, else (no CSV suffix) by its magic bytes."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in _PARQUET_SUFFIXES:
+        return True
+    if suffix in _CSV_SUFFIXES or suffix in _COMPRESSIONS:
+        return False
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def load_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame, with one-line errors.
 
@@ -43,7 +192,9 @@ def load_table(path: str | Path) -> pd.DataFrame:
     ----------
     path : str or Path
         ``.csv``/``.tsv``/``.txt`` or ``.parquet``/``.pq``. Other suffixes are sniffed:
-        Parquet magic bytes first, then CSV.
+        Parquet magic bytes first, then CSV. CSV may be compressed (``.gz``, ``.bz2``,
+        ``.xz``, one-member ``.zip``); its delimiter (``,`` ``;`` tab ``|``) is sniffed
+        (``.tsv`` is always tab-separated).
 
     Raises
     ------
@@ -57,29 +208,15 @@ def load_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"file not found: {p}")
     if p.is_dir():
         raise InputError(f"expected a file but got a directory: {p}")
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from exc
-    suffix = p.suffix.lower()
-    is_parquet = suffix in _PARQUET_SUFFIXES or (suffix not in _CSV_SUFFIXES and raw[:4] == b"PAR1")
-    if is_parquet:
+    if is_parquet_path(p):
+        raw = _read_bytes(p)
         try:
             df = pd.read_parquet(io.BytesIO(raw))
         except Exception as exc:  # pyarrow raises several unrelated types
             raise InputError(f"cannot read {p} as Parquet: {exc}") from exc
     else:
-        if len(raw) == 0:
-            raise DataError(f"{p} is empty (0 bytes)")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise InputError(
-                f"{p} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} (line {line}); "
-                "re-encode the file as UTF-8"
-            ) from exc
-        sep = "\t" if suffix == ".tsv" else ","
+        csv_text = read_csv_text(p)
+        text, sep = csv_text.text, csv_text.sep
         try:
             # A row whose every cell is empty is a blank line: keep it (pandas would drop
             # it silently, and a scan must never lose rows); only trailing newlines go.
@@ -202,11 +339,13 @@ def prepare_table(
     DataError
         NaN/empty labels (rows named), a single class, inf values, too few rows.
     """
+    roles = {"--label": label, "--id": id_col, "--source": source_col}
+    for opt, col in roles.items():
+        check_column_name(col, opt)
     df = as_frame(data, where=where)
     columns = [str(c) for c in df.columns]
     if list(df.columns) != columns:
         df = df.set_axis(columns, axis=1)
-    roles = {"--label": label, "--id": id_col, "--source": source_col}
     for opt, col in roles.items():
         if col is not None and col not in columns:
             raise InputError(f"{where}: {opt} column {col!r} not found; columns are: {_preview(columns)}")
@@ -250,6 +389,64 @@ def prepare_table(
     )
 
 
+def check_column_name(value: Any, option: str) -> None:
+    """Refuse a column role given as something other than a column name.
+
+    ``scan(X, label=y_array)`` is a natural thing to try; numpy would answer with an
+    ambiguous-truth-value error from deep inside, so say what to do instead.
+    """
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, (np.ndarray, pd.Series, list, tuple)):
+        raise InputError(
+            f"{option} must name a column of the table, got a {type(value).__name__} of values; "
+            "add the values as a column (e.g. df.assign(label=y)) and pass its name"
+        )
+    raise InputError(f"{option} must be a column name (str), got {type(value).__name__} {value!r}")
+
+
+#: Columns that ``scan`` adds to ``suspicious_samples.csv`` beside the input's own columns.
+SCAN_OUTPUT_COLUMNS = ("row", "suspicion", "detectors", "reason")
+
+
+def check_output_columns(columns: Sequence[Any], *, reserved: Sequence[str] = SCAN_OUTPUT_COLUMNS,
+                         where: str = "data") -> None:
+    """Refuse input columns that an output would add under the same name, before any work starts.
+
+    ``suspicious_samples.csv`` holds the input's columns plus ``row``, ``suspicion``,
+    ``detectors`` and ``reason``; an input column of one of those names would be
+    overwritten or crash the writer after the whole scan.
+
+    Raises
+    ------
+    InputError
+        Naming the clashing column(s).
+    """
+    clash = [str(c) for c in columns if str(c) in set(reserved)]
+    if clash:
+        raise InputError(
+            f"{where}: column(s) {', '.join(map(repr, clash))} clash with the output columns "
+            f"{', '.join(reserved)} of suspicious_samples.csv; rename them in the input"
+        )
+
+
+def check_count(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int ``>= minimum``; refuse non-integers (2.5), bools and NaN.
+
+    Raises
+    ------
+    InputError
+        Naming ``name`` and the value.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not (np.isfinite(value) and float(value).is_integer()):
+        raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _preview(items: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
@@ -277,11 +474,41 @@ def _encode_labels(col: pd.Series, name: str, where: str) -> tuple[np.ndarray, n
         rows = np.flatnonzero(missing)
         shown = ", ".join(map(str, rows[:10])) + (" ..." if rows.size > 10 else "")
         raise DataError(f"{where}: label column {name!r} is empty or NaN in {rows.size} row(s): {shown}")
-    classes, codes = np.unique(col.to_numpy(), return_inverse=True)
+    try:
+        classes, codes = np.unique(col.to_numpy(), return_inverse=True)
+    except TypeError:  # mixed types (e.g. 3 and "a") do not sort; their text does
+        classes, codes = np.unique(col.astype(str).to_numpy(), return_inverse=True)
     if classes.size < 2:
         only = classes[0].item() if isinstance(classes[0], np.generic) else classes[0]
         raise DataError(f"{where}: label column {name!r} has a single class ({only!r}); at least 2 are needed")
+    _check_class_label(col, name, where, n_classes=int(classes.size))
     return codes.astype(np.int64), classes
+
+
+#: A float label with more distinct non-integer values than this is a measurement, not a class.
+_MAX_FLOAT_CLASSES = 20
+
+
+def _check_class_label(col: pd.Series, name: str, where: str, *, n_classes: int) -> None:
+    """Refuse a label column that cannot be a class label.
+
+    With fewer than two rows per class on average (every value unique is the extreme)
+    or many distinct fractional values (a price, a measurement), every label-based
+    detector sees each row as disagreeing with its neighbours and flags all of them.
+    """
+    n = len(col)
+    if n_classes * 2 > n:
+        raise DataError(
+            f"{where}: label column {name!r} has {n_classes:,} distinct values in {n:,} rows "
+            f"(fewer than 2 rows per class); it looks like an id or a measurement, not a class label"
+        )
+    if pd.api.types.is_float_dtype(col):
+        vals = col.to_numpy(dtype=float)
+        if n_classes > _MAX_FLOAT_CLASSES and not np.all(vals == np.round(vals)):
+            raise DataError(
+                f"{where}: label column {name!r} has {n_classes:,} distinct values in {n:,} rows, "
+                "with fractions; it looks continuous, not a class label"
+            )
 
 
 def check_X(X: Any, *, n_features: int | None = None, name: str = "X") -> np.ndarray:

@@ -392,3 +392,39 @@ def test_wrong_typed_set_value_exits_2_naming_it(tmp_path, capsys, item, message
                "--out", str(tmp_path / "o.csv")])
     msg = _one_line_error(capsys.readouterr().err)
     assert rc == 2 and message in msg
+
+
+# ------------------------------------------------- issue 8, items 8 and 13: columns and labels
+@pytest.mark.parametrize("column", ["row", "suspicion", "detectors", "reason"])
+def test_input_column_named_like_an_output_column_exits_2_before_the_scan(tmp_path, capsys, column):
+    p = _csv(tmp_path, GOOD.replace("a,b,label", f"{column},b,label"))
+    out = tmp_path / "o.csv"
+    rc = main(["scan", str(p), "--label", "label", "--detectors", "knn_label", "--out", str(out)])
+    msg = _one_line_error(capsys.readouterr().err)
+    assert rc == 2 and f"column(s) '{column}' clash with the output columns" in msg
+    assert not out.exists()
+
+
+def test_continuous_label_exits_2_saying_why(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400),
+                          "price": rng.gamma(2.0, 50.0, 400).round(2)})
+    p = tmp_path / "prices.csv"
+    frame.to_csv(p, index=False)
+    rc = main(["scan", str(p), "--label", "price", "--out", str(tmp_path / "o.csv")])
+    msg = _one_line_error(capsys.readouterr().err)
+    assert rc == 2 and "label column 'price' has" in msg and "not a class label" in msg
+
+
+@pytest.mark.parametrize("name", ["wine.csv.gz", "wine_semicolon.csv"])
+def test_compressed_and_semicolon_csv_scan_like_the_plain_file(tmp_path, capsys, wine_csv, name):
+    import gzip
+
+    text = wine_csv.read_text()
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.replace(",", ";").encode())
+    rc = main(["scan", str(p), "--label", "label", "--detectors", FAST, "--json", "--out", str(tmp_path / "o.csv")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["rows"] == 178 and summary["features"] == 13

@@ -15,7 +15,7 @@ from .._io import check_outputs
 from ..config import check_settings, load_scan_config, parse_set_options
 from ..errors import ThresholdExceeded
 from ..scan import ScanResult, scan
-from ..validation import check_fraction, load_table
+from ..validation import check_count, check_fraction, check_output_columns, load_table
 from ._app import app, console, err_console
 
 __all__: list[str] = []
@@ -53,7 +53,10 @@ def scan_cmd(
         settings.setdefault(name, {}).update(params)
     settings = check_settings(settings)
     det_names = detectors.split(",") if detectors else cfg.get("detectors")
+    if top is not None:
+        check_count(top, "--top")
     frame = load_table(data)
+    check_output_columns(frame.columns, where=str(data))
     candidates = None
     if since:
         from ..provenance import rows_since
