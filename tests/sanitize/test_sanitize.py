@@ -92,9 +92,9 @@ def test_from_scan_writes_outputs_and_manifest(table, tmp_path):
     for r in man["removed"]:
         assert r["decided_by"] == "detector" and r["id"] == f"r{r['row']}" and r["suspicion"] >= 0.5
     assert man["outputs"]["kept"]["digest"] == _io.file_digest(out["kept"])
-    with pytest.raises(InputError, match="overwrite the input"):
+    with pytest.raises(InputError, match="out and data are the same file"):
         write_outputs(res, src)
-    with pytest.raises(InputError, match="different files"):
+    with pytest.raises(InputError, match="quarantine and out are the same file"):
         write_outputs(res, tmp_path / "k.csv", quarantine=tmp_path / "k.csv")
 
 
@@ -129,3 +129,96 @@ def test_evaluate_measures_asr(table):
     assert res.n_triggered_test == len(trig) and not res.target_inferred
     with pytest.raises(InputError):
         evaluate(train, label="nope", test=test)
+
+
+# ------------------------------------------------- issue 8, item 7: rows copied, not re-serialised
+RAW_CSV = (
+    'code,amount,note,label\r\n'
+    '00700,1.10,NA,a\r\n'
+    '00701,1e3,"two\nlines, with a comma",b\r\n'
+    '00702,,plain,a\r\n'
+    '00703,2.50,"say ""hi""",b\r\n'
+    '00704,3,NA,a\r\n'
+    '00705,4.0,x,b\r\n'
+)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_kept_and_quarantined_rows_are_the_input_lines_byte_for_byte(tmp_path, suffix):
+    from poisonguard._io import compress_for
+
+    src = tmp_path / f"in{suffix}"
+    src.write_bytes(compress_for(("\ufeff" + RAW_CSV).encode(), src))
+    res = sanitize(src, label="label", review=_review([1, 3], ["remove", "remove"]))
+    written = write_outputs(res, tmp_path / "k.csv", quarantine=tmp_path / "q.csv")
+    lines = RAW_CSV.replace('"two\nlines', '"two\x00lines').split("\r\n")
+    lines = [ln.replace("\x00", "\n") + "\r\n" for ln in lines if ln]
+    header, rows = lines[0], lines[1:]
+    assert written["kept"].read_bytes() == ("\ufeff" + header + rows[0] + rows[2] + rows[4] + rows[5]).encode()
+    assert written["quarantine"].read_bytes() == ("\ufeff" + header + rows[1] + rows[3]).encode()
+
+
+def test_a_file_without_final_newline_and_blank_rows_keep_their_text(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("a,b,label\n1,2,x\n\n3,4,y\n5,6,x\n7,8,y")
+    res = sanitize(src, label="label", review=_review([0], ["remove"]))  # the blank line is row 1
+    written = write_outputs(res, tmp_path / "k.csv", quarantine=tmp_path / "q.csv")
+    assert written["kept"].read_text() == "a,b,label\n\n3,4,y\n5,6,x\n7,8,y\n"
+    assert written["quarantine"].read_text() == "a,b,label\n1,2,x\n"
+
+
+def test_parquet_rows_keep_the_input_schema(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("code", pa.string()), ("amount", pa.decimal128(6, 2)), ("n", pa.int16()), ("label", pa.string())])
+    t = pa.table({"code": ["007", "008", "009", "010"], "amount": [None] * 4, "n": [1, 2, 3, 4],
+                  "label": ["a", "b", "a", "b"]}, schema=schema)
+    src = tmp_path / "in.parquet"
+    pq.write_table(t, src)
+    res = sanitize(src, label="label", review=_review([2], ["remove"]))
+    written = write_outputs(res, tmp_path / "k.parquet", quarantine=tmp_path / "q.parquet")
+    kept = pq.read_table(written["kept"])
+    assert kept.schema.equals(t.schema) and kept.column("code").to_pylist() == ["007", "008", "010"]
+    assert pq.read_table(written["quarantine"]).column("n").to_pylist() == [3]
+
+
+def test_input_changed_after_sanitize_is_refused(tmp_path):
+    from poisonguard.errors import IntegrityError
+
+    src = tmp_path / "in.csv"
+    src.write_text(RAW_CSV)
+    res = sanitize(src, label="label", review=_review([1], ["remove"]))
+    src.write_text(RAW_CSV.replace("00700", "00799"))
+    with pytest.raises(IntegrityError, match="changed since it was sanitized"):
+        write_outputs(res, tmp_path / "k.csv")
+
+
+# ------------------------------------------------- issue 8, item 13: reviews of reordered copies
+def test_review_made_on_a_reordered_copy_is_applied_to_the_same_rows(table, tmp_path):
+    data = table.drop(columns="id")
+    copy = data.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    bad_in_copy = list(range(0, 26, 2))  # 13 rows, numbered as in the reordered copy
+    review = copy.iloc[bad_in_copy].assign(row=bad_in_copy, decision="remove")
+    res = sanitize(data, label="label", review=review)
+    expected = sorted(data.index[(data.merge(copy.iloc[bad_in_copy], how="left", indicator=True)["_merge"] == "both")])
+    assert sorted(res.removed_rows.tolist()) == expected and len(expected) == 13
+    assert res.manifest["matched_by"] == "content"
+
+
+def test_review_of_another_file_is_refused(table):
+    data = table.drop(columns="id")
+    other = data.assign(a=data["a"] + 1.0)
+    review = other.iloc[[3, 4]].assign(row=[3, 4], decision="remove")
+    with pytest.raises(InputError, match=r"reviewed row 0 \(its row 3\) matches no row of the data"):
+        sanitize(data, label="label", review=review)
+    partial = other[["a", "label"]].iloc[[3]].assign(row=[3], decision="remove")  # too few columns to match by cells
+    with pytest.raises(InputError, match=r"reviewed row 0 does not match data row 3: column 'a'"):
+        sanitize(data, label="label", review=partial)
+
+
+def test_review_whose_rows_match_by_number_is_applied_by_number(table):
+    data = table.drop(columns="id")
+    review = data.iloc[[5, 9]].assign(row=[5, 9], decision=["remove", "keep"])
+    res = sanitize(data, label="label", review=review)
+    assert res.removed_rows.tolist() == [5] and res.manifest["matched_by"] == "row"
