@@ -77,3 +77,34 @@ def test_bad_inputs_exit_2(poisoned, tmp_path, args):
     assert main([a.format(d=tmp, o=tmp_path) for a in args]) == 2
     assert (tmp / "train.csv").read_bytes() == before
     assert not (tmp_path / "k.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "{o}/k.csv", "--quarantine", "{d}"], "--quarantine and DATA are the same file"),
+        (["--out", "{o}/rev.csv"], "--out and --review are the same file"),
+        (["--out", "{o}/k.csv", "--manifest", "{o}/k.csv"], "--manifest and --out are the same file"),
+    ],
+)
+def test_outputs_never_replace_inputs_before_any_work(tmp_path, capsys, extra, message):
+    src = tmp_path / "in.csv"
+    src.write_text("code,x,label\n00700,1.10,a\n00701,NA,b\n00702,1e3,a\n")
+    (tmp_path / "rev.csv").write_text("row,decision\n1,remove\n")
+    before = src.read_bytes(), (tmp_path / "rev.csv").read_bytes()
+    args = [a.format(d=src, o=tmp_path) for a in extra]
+    rc = main(["sanitize", str(src), "--label", "label", "--review", str(tmp_path / "rev.csv"), *args])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert (src.read_bytes(), (tmp_path / "rev.csv").read_bytes()) == before
+
+
+def test_sanitized_rows_keep_their_text(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("code,x,label\n00700,1.10,a\n00701,NA,b\n00702,1e3,a\n")
+    (tmp_path / "rev.csv").write_text("row,decision\n1,remove\n")
+    rc = main(["sanitize", str(src), "--label", "label", "--review", str(tmp_path / "rev.csv"),
+               "--out", str(tmp_path / "k.csv"), "--quarantine", str(tmp_path / "q.csv")])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "k.csv").read_text() == "code,x,label\n00700,1.10,a\n00702,1e3,a\n"
+    assert (tmp_path / "q.csv").read_text() == "code,x,label\n00701,NA,b\n"
