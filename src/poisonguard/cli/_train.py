@@ -45,9 +45,10 @@ def train_cmd(
     delta: Optional[float] = typer.Option(None, "--delta", help="DP: delta (default 1e-5; must be below 1/n)."),
     max_grad_norm: Optional[float] = typer.Option(
         None, "--max-grad-norm", help="DP: per-row gradient clipping norm [1.0; DP recipe 0.1]."),
-    dp_recipe: bool = typer.Option(
-        False, "--dp-recipe", help="DP: settings tuned for DP-SGD (tanh, inputs clamped to +-2, batch 512, "
-        "100 epochs, clip 0.1); options given explicitly still apply."),
+    dp_recipe: Optional[bool] = typer.Option(
+        None, "--dp-recipe/--no-dp-recipe", help="DP: settings tuned for DP-SGD, the default under --dp (tanh, "
+        "inputs clamped to +-2, batch 512 or a third of the rows, 100 epochs, clip 0.1); options given "
+        "explicitly still apply. --no-dp-recipe: the plain defaults."),
     noise_multiplier: Optional[float] = typer.Option(None, "--noise-multiplier", help="DP: noise instead of --epsilon."),
     accountant: str = typer.Option("rdp", "--accountant", help="DP: rdp | prv."),
     certified: bool = typer.Option(False, "--certified", help="Train a DPA ensemble with certificates."),
@@ -63,11 +64,9 @@ def train_cmd(
     from ..training import CertifiedSettings, DPSettings, TrainSettings, check_model_out, save_model, train_model
     from ..training import dp_recipe as make_recipe
 
-    if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None or dp_recipe
-                   or max_grad_norm is not None):
+    if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None
+                   or dp_recipe is not None or max_grad_norm is not None):
         raise InputError("--epsilon, --delta, --noise-multiplier, --max-grad-norm and --dp-recipe need --dp")
-    if dp_recipe and noise_multiplier is not None:
-        raise InputError("--dp-recipe calibrates the noise to --epsilon; drop --noise-multiplier")
     if not certified and (partitions is not None or method != "dpa" or bag_size is not None):
         raise InputError("--partitions, --method and --bag-size need --certified")
     given = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "activation": activation,
@@ -77,9 +76,9 @@ def train_cmd(
     certificate = CertifiedSettings(
         partitions=50 if partitions is None else partitions, method=method, bag_size=bag_size, alpha=alpha,
     ) if certified else None
-    if dp_recipe:
+    if dp and dp_recipe is not False:  # whoever asks for DP gets the settings that work for it
         settings = make_recipe(
-            3.0 if epsilon is None else epsilon, delta=1e-5 if delta is None else delta,
+            epsilon, noise_multiplier=noise_multiplier, delta=1e-5 if delta is None else delta,
             max_grad_norm=0.1 if max_grad_norm is None else max_grad_norm, model=model, accountant=accountant,
             **{**common, **given},
         )

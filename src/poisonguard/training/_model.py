@@ -296,6 +296,9 @@ def train_model(data: Any, *, label: str, settings: TrainSettings | None = None)
     va = np.flatnonzero(is_val)
     if tr.size < 2:
         raise DataError(f"only {tr.size} training row(s) left after the validation split")
+    third = -(-int(tr.size) // 3)  # ceil: Opacus then samples at rate 1 / ceil(n / batch) = 1/3
+    if s.shrink_batch and s.batch_size > third:
+        s = dataclasses.replace(s, batch_size=third)
     validate_settings(s, n_train=int(tr.size))
     f_tr = frame.iloc[tr].reset_index(drop=True)
     y_tr = y[tr]

@@ -104,6 +104,11 @@ class TrainSettings:
     backend : {"auto", "torch"}
         ``"torch"`` trains ``logreg`` in torch even without DP, so that a DP model
         and its non-private baseline are the same model and training loop.
+    shrink_batch : bool
+        Use at most a third of the training rows per (expected) batch: on a table with
+        fewer than ``3 * batch_size`` training rows the batch becomes ``ceil(n_train / 3)``,
+        so Poisson sampling keeps a rate of 1/3. Set by :func:`dp_recipe` when
+        no batch size is given; the saved settings hold the batch actually used.
     """
 
     model: str = "logreg"
@@ -119,6 +124,7 @@ class TrainSettings:
     tree_depth: int | None = None
     max_iter: int = 500
     backend: str = "auto"
+    shrink_batch: bool = False
     dp: DPSettings | None = None
     certified: CertifiedSettings | None = None
 
@@ -232,8 +238,9 @@ def _dp_problems(s: TrainSettings, n_train: int | None) -> list[str]:
 
 
 def dp_recipe(
-    epsilon: float = 3.0,
+    epsilon: float | None = 3.0,
     *,
+    noise_multiplier: float | None = None,
     delta: float = 1e-5,
     max_grad_norm: float = 0.1,
     model: str = "mlp",
@@ -262,19 +269,25 @@ def dp_recipe(
     the 64-unit MLP lands about 2 points below the same MLP without DP, and batch
     256 with 60 epochs does as well (see ``benchmarks/bench_privacy.py``). Opacus
     samples each row with probability ``1 / ceil(n / batch_size)``, a third here.
-    The batch must stay below the number of training rows: on smaller tables pass
-    e.g. ``batch_size=n_train // 3``; on much larger ones a batch of a few thousand
-    keeps the number of steps reasonable. ``overrides`` replace any other
-    :class:`TrainSettings` field.
+    Without an explicit ``batch_size`` the batch shrinks to a third of the training
+    rows on tables with fewer than 1536 of them (``shrink_batch``); on much larger
+    ones a batch of a few thousand keeps the number of steps reasonable.
+    ``dp_recipe(None, noise_multiplier=s)`` fixes the noise instead of the budget (the
+    epsilon spent is then reported); giving both is refused by validation.
+    ``overrides`` replace any other :class:`TrainSettings` field.
+
+    ``poisonguard train --dp`` uses these settings unless ``--no-dp-recipe`` is given;
+    options given explicitly override them.
     """
     if "dp" in overrides:
         raise InputError("dp_recipe builds the DP settings itself; pass epsilon, delta and accountant instead")
-    base = {
+    base: dict[str, object] = {
         "model": model, "activation": "tanh" if model == "mlp" else "relu", "input_clip": 2.0,
-        "hidden": (64,), "batch_size": 512, "epochs": 100, "lr": 0.01,
+        "hidden": (64,), "batch_size": 512, "epochs": 100, "lr": 0.01, "shrink_batch": "batch_size" not in overrides,
     }
     base.update(overrides)
-    dp = DPSettings(epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, accountant=accountant)
+    dp = DPSettings(epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, accountant=accountant,
+                    noise_multiplier=noise_multiplier)
     return TrainSettings(dp=dp, **base)  # type: ignore[arg-type]
 
 
