@@ -106,3 +106,22 @@ def test_champion_alias_cannot_be_set_directly(loop):
         registry.set_alias(loop.store, "champion", loop.version)
     registry.set_alias(loop.store, "challenger", loop.version)
     assert registry.alias_version(loop.store, "challenger") == loop.version
+
+
+def test_mirror_aliases_to_mlflow(loop, champion_dir, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    v2 = _new_version(loop, champion_dir)
+    registry.set_alias(loop.store, "challenger", v2)
+    out = registry.mirror_to_mlflow(loop.store, name="pg-model", tracking_uri=uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champ = client.get_model_version_by_alias("pg-model", "champion")
+    assert champ.tags["poisonguard.version"] == str(loop.version)
+    assert out["aliases"]["challenger"] == int(client.get_model_version_by_alias("pg-model", "challenger").version)
+    registry.promote(loop.store, v2, force=True, reason="test")
+    again = registry.mirror_to_mlflow(loop.store, name="pg-model", tracking_uri=uri)
+    assert again["versions"] == out["versions"]  # nothing registered twice
+    assert client.get_model_version_by_alias("pg-model", "champion").tags["poisonguard.version"] == str(v2)

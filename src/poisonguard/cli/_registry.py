@@ -164,3 +164,17 @@ def gate_cmd(report: Optional[int] = typer.Argument(None, help="Report id [defau
         t.add_row(c.name, "pass" if c.passed else "FAIL", "" if c.value is None else f"{c.value:.4g}",
                   "" if c.threshold is None else f"{c.threshold:.4g}", c.detail)
     console.print(t)
+
+
+@registry_app.command("mirror-mlflow")
+def mirror_cmd(
+    name: str = typer.Option(..., "--name", help="MLflow registered model name."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+    db: Optional[str] = _DB,
+) -> None:
+    """Copy versions and the champion/challenger aliases to an MLflow model registry (extra mlflow)."""
+    from ..registry import mirror_to_mlflow
+
+    with open_store(db) as store:
+        out = mirror_to_mlflow(store, name=name, tracking_uri=tracking_uri)
+    console.print(f"mirrored {len(out['versions'])} version(s); aliases: {out['aliases']}", highlight=False)
