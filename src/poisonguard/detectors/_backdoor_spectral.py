@@ -41,81 +41,40 @@ The representation is the encoded table reduced by PCA (randomized SVD, at most
 ``n_components`` dimensions, fitted on at most ``max_fit_rows`` rows) and whitened.
 Clean-label backdoors (true labels kept) fail part 2 by design.
 """
-
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom, mannwhitneyu
 
 from ..errors import ConfigError
-from ._presence import summarize_presence
 from ._base import BaseDetector, register
+from ._presence import summarize_presence
+from ._spectral_presence import TOL, PresenceSettings, SpectralCluster, TriggerModel, run_presence_test
+from ._spectral_search import Mixture1D, Representation, find_candidates, fit_representation
 
-__all__ = ["BackdoorSpectralDetector", "SpectralCluster"]
+__all__ = ["BackdoorSpectralDetector", "SpectralCluster", "PresentCluster", "ClusterScores"]
 
 
 @dataclass(frozen=True)
-class SpectralCluster:
-    """A candidate poisoned cluster of one class along one spectral direction."""
+class PresentCluster:
+    """What scoring needs of a cluster judged present: its mixture component and trigger model."""
 
-    label: int
-    direction: int  # rank of the singular direction (0 = top)
-    n_rows: int  # rows of the class
-    n_cluster: int  # rows in the small component
-    bic_gain: float
-    n_disagree: int
-    null_rate: float
-    p_disagree: float
-    source_classes: tuple[int, ...]
-    auc: float
-    p_trigger: float
-    p_value: float  # max of the p-values: every part must hold
-    present: bool
-    pattern_features: tuple[int, ...] = ()
-    pattern_values: tuple[float, ...] = ()
-    pattern_share: float = 0.0
-    pattern_rate_others: float = 1.0
-    carrier_purity: float = 0.0  # 1 - expected natural carriers in the class / observed carriers
+    mixture: Mixture1D
+    component: int
+    model: TriggerModel
 
 
-#: smaller mixture weight above which both components are tested
-_BOTH_SIDES = 0.3
-#: a feature value counts as shared when within this many standard deviations (encoded columns are standardized)
-_TOL = 0.05
-#: a shared value carried by more than this share of the other rows is background, not a trigger
-_COMMON = 0.5
-#: share of a candidate cluster that must carry a value before the costlier tests run
-_PRESCREEN = 0.5
-#: rows used to fit each test's model trained without the cluster
-_TEST_ROWS = 10000
+@dataclass(frozen=True)
+class ClusterScores:
+    """Per row: the score, the index into ``clusters_`` behind it (-1 none), the mixture
+    posterior and the trigger model's P(not its label)."""
 
-
-def _gmm_1d(z: np.ndarray, random_state: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Two-component 1-D Gaussian mixture: weights, means, variances and the BIC gain over one Gaussian."""
-    from sklearn.mixture import GaussianMixture
-
-    x = z.reshape(-1, 1)
-    n = x.shape[0]
-    # one Gaussian in closed form (maximum likelihood mean and variance, 2 parameters)
-    var1 = float(np.var(z)) + 1e-6
-    bic1 = n * (np.log(2 * np.pi * var1) + 1.0) + 2.0 * np.log(n)
-    # k-means++ seeding without Lloyd iterations: on 1-D data EM does the rest, and full
-    # k-means initialisation was 80% of this detector's time at 100k rows
-    g2 = GaussianMixture(2, random_state=random_state, n_init=2, reg_covar=1e-4, init_params="k-means++").fit(x)
-    gain = float(bic1 - g2.bic(x))
-    return g2.weights_.copy(), g2.means_.ravel().copy(), g2.covariances_.ravel().copy(), gain
-
-
-def _posterior(z: np.ndarray, w: np.ndarray, m: np.ndarray, v: np.ndarray, k: int) -> np.ndarray:
-    """Posterior probability of component ``k`` of a 1-D mixture."""
-    logp = np.log(w)[None, :] - 0.5 * np.log(2 * np.pi * v)[None, :] - 0.5 * (z[:, None] - m[None, :]) ** 2 / v[None, :]
-    logp -= logp.max(axis=1, keepdims=True)
-    p = np.exp(logp)
-    return p[:, k] / p.sum(axis=1)
+    score: np.ndarray
+    cluster: np.ndarray
+    posterior: np.ndarray
+    p_not_label: np.ndarray
 
 
 @register
@@ -214,30 +173,18 @@ class BackdoorSpectralDetector(BaseDetector):
             raise ConfigError(f"{n}: C must be > 0, got {self.C}")
 
     # ----------------------------------------------------------- representation
-    def _fit_representation(self, X: np.ndarray, rng: np.random.Generator) -> None:
-        from sklearn.utils.extmath import randomized_svd
-
-        n, d = X.shape
-        sub = rng.choice(n, size=int(self.max_fit_rows), replace=False) if n > int(self.max_fit_rows) else np.arange(n)
-        Xs = X[sub]
-        self.mean_ = Xs.mean(axis=0)
-        k = max(1, min(int(self.n_components), d, Xs.shape[0] - 1))
-        _, s, vt = randomized_svd(Xs - self.mean_, k, n_oversamples=10, n_iter=4, random_state=int(self.random_state))
-        sd = s / np.sqrt(max(Xs.shape[0] - 1, 1))
-        keep = sd > 1e-8 * max(float(sd.max()), 1e-300)
-        if not keep.any():
-            keep[:] = True
-            sd = np.ones_like(sd)
-        self.components_ = vt[keep]
-        self.scale_ = sd[keep]
-
     def _represent(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean_) @ self.components_.T) / self.scale_
+        return self._representation().transform(X)
 
-    def _lr(self):
-        from sklearn.linear_model import LogisticRegression
+    def _representation(self) -> Representation:
+        return Representation(mean=self.mean_, components=self.components_, scale=self.scale_)
 
-        return LogisticRegression(C=float(self.C), max_iter=200, tol=1e-3, random_state=int(self.random_state))
+    def _presence_settings(self) -> PresenceSettings:
+        return PresenceSettings(
+            C=float(self.C), min_cluster=int(self.min_cluster), min_effect=float(self.min_effect),
+            min_share=float(self.min_share), max_carrier_rate=float(self.max_carrier_rate),
+            max_fit_rows=int(self.max_fit_rows), random_state=int(self.random_state),
+        )
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
@@ -246,52 +193,30 @@ class BackdoorSpectralDetector(BaseDetector):
         K = int(y.max()) + 1
         self.n_classes_ = K
         counts = np.bincount(y, minlength=K)
-        self._fit_representation(X, rng)
-        Z = self._represent(X)
-        m = min(int(self.n_directions), Z.shape[1])
-        cands: list[tuple[int, int, np.ndarray, np.ndarray, tuple, np.ndarray]] = []
-        self.directions_: dict[int, np.ndarray] = {}
-        self.centres_: dict[int, np.ndarray] = {}
-        for c in range(K):
-            rows = np.flatnonzero(y == c)
-            if rows.size < 2 * int(self.min_cluster) + 2:
-                continue
-            Zc = Z[rows]
-            sub = rows if rows.size <= int(self.max_fit_rows) else rng.choice(rows, int(self.max_fit_rows), replace=False)
-            centre = Z[sub].mean(axis=0)
-            _, _, vt = np.linalg.svd(Z[sub] - centre, full_matrices=False)
-            V = vt[:m]
-            self.directions_[c] = V
-            self.centres_[c] = centre
-            proj = (Zc - centre) @ V.T
-            for j in range(V.shape[0]):
-                z = proj[:, j]
-                zs = z if z.size <= 5000 else z[rng.choice(z.size, 5000, replace=False)]
-                w, mu, var, gain = _gmm_1d(zs, int(self.random_state))
-                if gain < float(self.min_bic_gain):
-                    continue
-                order = np.argsort(w)
-                # when the components are of similar size (heavy poisoning) either may be the poisoned one
-                comps = [int(order[0])] + ([int(order[1])] if w.min() >= _BOTH_SIDES else [])
-                for small in comps:
-                    post = _posterior(z, w, mu, var, small)
-                    member = post > 0.5
-                    nc = int(member.sum())
-                    if nc < int(self.min_cluster) or nc > float(self.max_cluster_fraction) * rows.size:
-                        continue
-                    cands.append((c, j, rows[member], post, (w, mu, var, small, gain), rows))
-        n_tests = max(len(cands), 1)
-        level = float(self.alpha) / n_tests
+        rep = fit_representation(X, n_components=int(self.n_components), max_fit_rows=int(self.max_fit_rows),
+                                 random_state=int(self.random_state), rng=rng)
+        self.mean_, self.components_, self.scale_ = rep.mean, rep.components, rep.scale
+        Z = rep.transform(X)
+        search = find_candidates(
+            Z, y, K, n_directions=int(self.n_directions), max_fit_rows=int(self.max_fit_rows),
+            min_cluster=int(self.min_cluster), max_cluster_fraction=float(self.max_cluster_fraction),
+            min_bic_gain=float(self.min_bic_gain), random_state=int(self.random_state), rng=rng,
+        )
+        self.directions_, self.centres_ = search.directions, search.centres
+        level = float(self.alpha) / max(len(search.candidates), 1)
+        settings = self._presence_settings()
         clusters: list[SpectralCluster] = []
-        self.mixtures_: dict[tuple[int, int], tuple] = {}
-        self.trigger_models_: dict[tuple[int, int], Any] = {}
-        for c, j, members, post, mix, rows in cands:
-            cl, model = self._test(X, Z, y, c, j, members, rows, level, K, rng, mix)
-            clusters.append(cl)
-            if cl.present:
-                self.mixtures_[(c, j)] = mix[:4]
-                self.trigger_models_[(c, j)] = model
+        self.present_clusters_: dict[tuple[int, int], PresentCluster] = {}
+        for cand in search.candidates:
+            test = run_presence_test(X, Z, y, cand, rep, level=level, settings=settings, rng=rng)
+            clusters.append(test.cluster)
+            if test.cluster.present and test.model is not None:
+                self.present_clusters_[(cand.label, cand.direction)] = PresentCluster(
+                    mixture=cand.mixture, component=cand.component, model=test.model)
         self.clusters_ = clusters
+        self._summarize(clusters, counts, level)
+
+    def _summarize(self, clusters: list[SpectralCluster], counts: np.ndarray, level: float) -> None:
         self.present_, presence = summarize_presence(
             clusters, counts, statistic_name="spectral cluster AUROC vs source rows", level=level,
             empty_detail="no small bimodal cluster along the top directions",
@@ -318,174 +243,46 @@ class BackdoorSpectralDetector(BaseDetector):
             ],
         }
 
-    def _test(self, X, Z, y, c, j, members, rows, level, K, rng, mix) -> tuple[SpectralCluster, Any]:
-        from sklearn.metrics import roc_auc_score
-        from sklearn.model_selection import StratifiedKFold
-
-        n = Z.shape[0]
-        cap = min(int(self.max_fit_rows), _TEST_ROWS)
-        out_mask = np.ones(n, dtype=bool)
-        out_mask[members] = False
-        pool = np.flatnonzero(out_mask)
-        train = pool if pool.size <= cap else np.sort(rng.choice(pool, cap, replace=False))
-        empty = SpectralCluster(c, j, int(rows.size), int(members.size), float(mix[4]), 0, 1.0, 1.0, (), 0.5,
-                                1.0, 1.0, False)
-        if np.unique(y[train]).size < 2:
-            return empty, None
-        # pre-screen: without a value pattern shared by at least half the cluster there is no trigger to find
-        pre, _, _, _ = self._shared_pattern(X, members, out_mask, min_share=_PRESCREEN)
-        if pre.size == 0:
-            return empty, None
-        # the pattern's features are masked (others' median) so the trigger cannot vouch for the label
-        oth = np.flatnonzero(out_mask)
-        oth = oth if oth.size <= 5000 else rng.choice(oth, 5000, replace=False)
-        fill = np.median(X[oth][:, pre], axis=0)
-
-        def masked(idx: np.ndarray) -> np.ndarray:
-            Xm = X[idx].copy()
-            Xm[:, pre] = fill
-            return self._represent(Xm)
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lr = self._lr().fit(Z[train], y[train])
-        pred = lr.classes_[np.argmax(lr.predict_proba(masked(members)), axis=1)]
-        dis = pred != c
-        k1, n1 = int(dis.sum()), int(members.size)
-        rest = np.setdiff1d(rows, members)
-        rest_s = rest if rest.size <= 5000 else rng.choice(rest, 5000, replace=False)
-        pr = lr.classes_[np.argmax(lr.predict_proba(masked(rest_s)), axis=1)]
-        k0, n0 = int((pr != c).sum()), int(rest_s.size)
-        null = (k0 + 1.0) / (n0 + 2.0)
-        p_dis = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
-        effect = k1 / max(n1, 1) - null
-        base = dict(label=c, direction=j, n_rows=int(rows.size), n_cluster=n1, bic_gain=float(mix[4]),
-                    n_disagree=k1, null_rate=float(null), p_disagree=p_dis)
-        if k1 < int(self.min_cluster) or effect < float(self.min_effect) * (1.0 - null) or p_dis >= level:
-            return SpectralCluster(**base, source_classes=(), auc=0.5, p_trigger=1.0, p_value=max(p_dis, 1.0 if
-                                   effect < float(self.min_effect) * (1.0 - null) else p_dis), present=False), None
-        # shared trigger: the disagreeing rows vs real rows of the classes they look like
-        pos = members[dis]
-        src = pred[dis]
-        if pos.size > 2000:
-            keep = rng.choice(pos.size, 2000, replace=False)
-            pos, src = pos[keep], src[keep]
-        neg_parts = []
-        for s, cnt in zip(*np.unique(src, return_counts=True)):
-            avail = np.flatnonzero((y == s) & out_mask)
-            take = min(avail.size, 4 * int(cnt))
-            if take:
-                neg_parts.append(rng.choice(avail, take, replace=False))
-        neg = np.concatenate(neg_parts) if neg_parts else np.array([], dtype=np.int64)
-        sources = tuple(int(s) for s in np.unique(src))
-        folds = min(3, pos.size, neg.size)
-        if folds < 2:
-            return SpectralCluster(**base, source_classes=sources, auc=0.5, p_trigger=1.0, p_value=1.0,
-                                   present=False), None
-        Xt = np.vstack([Z[pos], Z[neg]])
-        yt = np.r_[np.ones(pos.size, dtype=int), np.zeros(neg.size, dtype=int)]
-        oof = np.zeros(yt.size)
-        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=int(self.random_state))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for tr, te in skf.split(Xt, yt):
-                oof[te] = self._lr_trigger().fit(Xt[tr], yt[tr]).decision_function(Xt[te])
-        auc = float(roc_auc_score(yt, oof))
-        p_trig = float(mannwhitneyu(oof[yt == 1], oof[yt == 0], alternative="greater").pvalue)
-        feats, vals, share, rate0 = self._shared_pattern(X, members[dis], out_mask)
-        n_other = int(out_mask.sum())
-        # one-sided binomial: this many pattern carriers in the cluster if rows carried it at the others' rate
-        k_car = int(round(share * pos.size))
-        p_pat = float(binom.sf(k_car - 1, int(pos.size), max(rate0, 1.0 / max(n_other, 1)))) if feats.size else 1.0
-        pv = max(p_dis, p_pat)
-        present = bool(
-            max(p_dis, p_pat) < level and feats.size > 0
-            and share >= float(self.min_share) and rate0 <= float(self.max_carrier_rate)
-        )
-        purity = 0.0
-        if feats.size:
-            car_c = int((np.abs(X[rows][:, feats] - vals) <= _TOL).all(axis=1).sum())
-            expected = rate0 * max(rows.size - car_c, 0) + 1.0
-            purity = float(np.clip(1.0 - expected / max(car_c, 1), 0.0, 1.0))
-        cl = SpectralCluster(**base, source_classes=sources, auc=auc, p_trigger=p_trig, p_value=pv,
-                             carrier_purity=purity,
-                             pattern_features=tuple(int(f) for f in feats), pattern_values=tuple(float(v) for v in vals),
-                             pattern_share=float(share), pattern_rate_others=float(rate0), present=present)
-        return cl, (lr, pre, fill)
-
-    def _shared_pattern(self, X: np.ndarray, rows: np.ndarray, others: np.ndarray, *, min_share: float | None = None):
-        """Features on which ``rows`` share one value, the joint share carrying them all, and the other rows' rate."""
-        Xr = X[rows]
-        v = np.median(Xr, axis=0)
-        share_f = (np.abs(Xr - v) <= _TOL).mean(axis=0)
-        feats = np.flatnonzero(share_f >= float(self.min_share if min_share is None else min_share))
-        if feats.size == 0:
-            return feats, v[feats], 0.0, 1.0
-        oth = np.flatnonzero(others)
-        # drop values common among the other rows (background), keep the rare shared ones
-        rate_f = (np.abs(X[oth][:, feats] - v[feats]) <= _TOL).mean(axis=0)
-        feats = feats[rate_f <= _COMMON]
-        if feats.size == 0:
-            return feats, v[feats], 0.0, 1.0
-        share = float((np.abs(Xr[:, feats] - v[feats]) <= _TOL).all(axis=1).mean())
-        rate0 = float((np.abs(X[oth][:, feats] - v[feats]) <= _TOL).all(axis=1).mean())
-        return feats, v[feats], share, rate0
-
-    def _lr_trigger(self):
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=1.0, max_iter=300, tol=1e-4, class_weight="balanced",
-                                  random_state=int(self.random_state))
-
     # ---------------------------------------------------------------- score
-    def _cluster_scores(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per row: score, index into ``clusters_`` behind it (-1 none), mixture posterior, trigger probability."""
+    def _cluster_scores(self, X: np.ndarray, y: np.ndarray) -> ClusterScores:
+        """Per row: the best score over the clusters judged present, and what is behind it."""
         n = X.shape[0]
-        score = np.zeros(n)
-        which = np.full(n, -1)
-        post_out = np.zeros(n)
-        trig_out = np.zeros(n)
-        if not self.mixtures_:
-            return score, which, post_out, trig_out
-        Z = self._represent(X)
+        out = ClusterScores(score=np.zeros(n), cluster=np.full(n, -1), posterior=np.zeros(n), p_not_label=np.zeros(n))
+        if not self.present_clusters_:
+            return out
+        rep = self._representation()
+        Z = rep.transform(X)
         for ci, cl in enumerate(self.clusters_):
-            key = (cl.label, cl.direction)
-            if not cl.present or key not in self.mixtures_:
+            pc = self.present_clusters_.get((cl.label, cl.direction))
+            if not cl.present or pc is None:
                 continue
             rows = np.flatnonzero(y == cl.label)
             if rows.size == 0:
                 continue
-            w, mu, var, small = self.mixtures_[key]
             z = (Z[rows] - self.centres_[cl.label]) @ self.directions_[cl.label][cl.direction]
-            post = _posterior(z, w, mu, var, small)
-            lr, pre, fill = self.trigger_models_[key]
-            Xm = X[rows].copy()
-            Xm[:, pre] = fill
-            pk = np.zeros(rows.size)
-            hit = lr.classes_ == cl.label
-            if hit.any():
-                pk = lr.predict_proba(self._represent(Xm))[:, np.flatnonzero(hit)[0]]
-            trig = 1.0 - pk  # the model trained without the cluster: P(not its label)
+            post = pc.mixture.posterior(z, pc.component)
+            trig = 1.0 - pc.model.p_label(X[rows], cl.label, rep)  # the model trained without the cluster
             f = np.array(cl.pattern_features, dtype=np.int64)
-            carries = (np.abs(X[rows][:, f] - np.array(cl.pattern_values)) <= _TOL).all(axis=1)
+            carries = (np.abs(X[rows][:, f] - np.array(cl.pattern_values)) <= TOL).all(axis=1)
             # a carrier of a (nearly) exclusive pattern in the class is poisoned unless it is one of the few
             # natural carriers expected at the other rows' rate
             s = np.where(carries, np.maximum(trig, cl.carrier_purity), post * trig)
             post = np.where(carries, 1.0, post)
-            better = s > score[rows]
+            better = s > out.score[rows]
             r = rows[better]
-            score[r] = s[better]
-            which[r] = ci
-            post_out[r] = post[better]
-            trig_out[r] = trig[better]
-        return score, which, post_out, trig_out
+            out.score[r] = s[better]
+            out.cluster[r] = ci
+            out.posterior[r] = post[better]
+            out.p_not_label[r] = trig[better]
+        return out
 
     def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
         assert y is not None
-        return self._cluster_scores(X, y)[0]
+        return self._cluster_scores(X, y).score
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
-        _, which, post, trig = self._cluster_scores(X[rows], y[rows])
+        cs = self._cluster_scores(X[rows], y[rows])
+        which, post, trig = cs.cluster, cs.posterior, cs.p_not_label
         out = []
         for i in range(len(rows)):
             ci = int(which[i])

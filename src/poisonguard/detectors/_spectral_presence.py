@@ -1,0 +1,252 @@
+"""Presence part of ``backdoor_spectral``: is a candidate cluster a backdoor?
+
+Three parts must hold (see :mod:`._backdoor_spectral` for the method): the cluster's
+rows look like another class to a model trained without them once the values they
+share are masked (*disagreement*); the disagreeing rows share a value pattern that
+other rows (almost) never carry (*shared trigger*); and an out-of-fold classifier
+separating them from real rows of the classes they look like is reported as evidence.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import binom, mannwhitneyu
+
+from ._spectral_search import ClusterCandidate, Representation
+
+__all__ = ["SpectralCluster", "SharedPattern", "TriggerModel", "ClusterTest", "PresenceSettings",
+           "shared_pattern", "run_presence_test", "TOL"]
+
+#: a feature value counts as shared when within this many standard deviations (encoded columns are standardized)
+TOL = 0.05
+#: a shared value carried by more than this share of the other rows is background, not a trigger
+_COMMON = 0.5
+#: share of a candidate cluster that must carry a value before the costlier tests run
+_PRESCREEN = 0.5
+#: rows used to fit each test's model trained without the cluster
+_TEST_ROWS = 10000
+#: rows sampled for the null rate, the masking fill and each source class
+_SAMPLE_ROWS = 5000
+_POSITIVE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class SpectralCluster:
+    """A candidate poisoned cluster of one class along one spectral direction."""
+
+    label: int
+    direction: int  # rank of the singular direction (0 = top)
+    n_rows: int  # rows of the class
+    n_cluster: int  # rows in the small component
+    bic_gain: float
+    n_disagree: int
+    null_rate: float
+    p_disagree: float
+    source_classes: tuple[int, ...]
+    auc: float
+    p_trigger: float
+    p_value: float  # max of the p-values: every part must hold
+    present: bool
+    pattern_features: tuple[int, ...] = ()
+    pattern_values: tuple[float, ...] = ()
+    pattern_share: float = 0.0
+    pattern_rate_others: float = 1.0
+    carrier_purity: float = 0.0  # 1 - expected natural carriers in the class / observed carriers
+
+
+@dataclass(frozen=True)
+class SharedPattern:
+    """Features on which a set of rows shares one value (within ``TOL``).
+
+    ``share``: of those rows, the share carrying every value at once; ``rate_others``:
+    the same share among the other rows.
+    """
+
+    features: np.ndarray
+    values: np.ndarray
+    share: float
+    rate_others: float
+
+
+@dataclass(frozen=True)
+class TriggerModel:
+    """The model trained without a cluster, and the masking it is applied with."""
+
+    model: Any  # a fitted LogisticRegression on the representation
+    masked: np.ndarray  # features set to ``fill`` before the representation
+    fill: np.ndarray
+
+    def p_label(self, X: np.ndarray, label: int, represent: Representation) -> np.ndarray:
+        """The model's probability of ``label`` for each row of ``X`` with the features masked."""
+        Xm = X.copy()
+        Xm[:, self.masked] = self.fill
+        hit = self.model.classes_ == label
+        if not hit.any():
+            return np.zeros(X.shape[0])
+        return self.model.predict_proba(represent.transform(Xm))[:, np.flatnonzero(hit)[0]]
+
+
+@dataclass(frozen=True)
+class ClusterTest:
+    """The verdict on one candidate, and the model to score rows with when it is present."""
+
+    cluster: SpectralCluster
+    model: TriggerModel | None
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    """The detector settings the presence test reads."""
+
+    C: float
+    min_cluster: int
+    min_effect: float
+    min_share: float
+    max_carrier_rate: float
+    max_fit_rows: int
+    random_state: int
+
+
+def shared_pattern(X: np.ndarray, rows: np.ndarray, others: np.ndarray, *, min_share: float) -> SharedPattern:
+    """Features on which ``rows`` share one value, the joint share carrying them all, and the other rows' rate."""
+    Xr = X[rows]
+    v = np.median(Xr, axis=0)
+    share_f = (np.abs(Xr - v) <= TOL).mean(axis=0)
+    feats = np.flatnonzero(share_f >= min_share)
+    if feats.size == 0:
+        return SharedPattern(feats, v[feats], 0.0, 1.0)
+    oth = np.flatnonzero(others)
+    # drop values common among the other rows (background), keep the rare shared ones
+    rate_f = (np.abs(X[oth][:, feats] - v[feats]) <= TOL).mean(axis=0)
+    feats = feats[rate_f <= _COMMON]
+    if feats.size == 0:
+        return SharedPattern(feats, v[feats], 0.0, 1.0)
+    share = float((np.abs(Xr[:, feats] - v[feats]) <= TOL).all(axis=1).mean())
+    rate0 = float((np.abs(X[oth][:, feats] - v[feats]) <= TOL).all(axis=1).mean())
+    return SharedPattern(feats, v[feats], share, rate0)
+
+
+def _lr(C: float, random_state: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=200, tol=1e-3, random_state=random_state)
+
+
+def _lr_trigger(random_state: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=300, tol=1e-4, class_weight="balanced", random_state=random_state)
+
+
+def _trigger_auc(Z, y, pos, src, out_mask, rng, random_state) -> tuple[tuple[int, ...], float, float] | None:
+    """Sources, out-of-fold AUROC and Mann-Whitney p of the disagreeing rows vs real rows of their sources."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    neg_parts = []
+    for s, cnt in zip(*np.unique(src, return_counts=True)):
+        avail = np.flatnonzero((y == s) & out_mask)
+        take = min(avail.size, 4 * int(cnt))
+        if take:
+            neg_parts.append(rng.choice(avail, take, replace=False))
+    neg = np.concatenate(neg_parts) if neg_parts else np.array([], dtype=np.int64)
+    folds = min(3, pos.size, neg.size)
+    if folds < 2:
+        return None
+    Xt = np.vstack([Z[pos], Z[neg]])
+    yt = np.r_[np.ones(pos.size, dtype=int), np.zeros(neg.size, dtype=int)]
+    oof = np.zeros(yt.size)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for tr, te in skf.split(Xt, yt):
+            oof[te] = _lr_trigger(random_state).fit(Xt[tr], yt[tr]).decision_function(Xt[te])
+    auc = float(roc_auc_score(yt, oof))
+    p_trig = float(mannwhitneyu(oof[yt == 1], oof[yt == 0], alternative="greater").pvalue)
+    return auc, p_trig
+
+
+def run_presence_test(
+    X: np.ndarray, Z: np.ndarray, y: np.ndarray, cand: ClusterCandidate, represent: Representation, *,
+    level: float, settings: PresenceSettings, rng: np.random.Generator,
+) -> ClusterTest:
+    """Run the presence test on one candidate cluster (every part at level ``level``)."""
+    st = settings
+    c, j, members, rows = cand.label, cand.direction, cand.members, cand.rows
+    gain = float(cand.mixture.bic_gain)
+    n = Z.shape[0]
+    cap = min(st.max_fit_rows, _TEST_ROWS)
+    out_mask = np.ones(n, dtype=bool)
+    out_mask[members] = False
+    pool = np.flatnonzero(out_mask)
+    train = pool if pool.size <= cap else np.sort(rng.choice(pool, cap, replace=False))
+    empty = SpectralCluster(c, j, int(rows.size), int(members.size), gain, 0, 1.0, 1.0, (), 0.5, 1.0, 1.0, False)
+    if np.unique(y[train]).size < 2:
+        return ClusterTest(empty, None)
+    # pre-screen: without a value pattern shared by at least half the cluster there is no trigger to find
+    pre = shared_pattern(X, members, out_mask, min_share=_PRESCREEN).features
+    if pre.size == 0:
+        return ClusterTest(empty, None)
+    # the pattern's features are masked (others' median) so the trigger cannot vouch for the label
+    oth = np.flatnonzero(out_mask)
+    oth = oth if oth.size <= _SAMPLE_ROWS else rng.choice(oth, _SAMPLE_ROWS, replace=False)
+    fill = np.median(X[oth][:, pre], axis=0)
+
+    def masked(idx: np.ndarray) -> np.ndarray:
+        Xm = X[idx].copy()
+        Xm[:, pre] = fill
+        return represent.transform(Xm)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lr = _lr(st.C, st.random_state).fit(Z[train], y[train])
+    pred = lr.classes_[np.argmax(lr.predict_proba(masked(members)), axis=1)]
+    dis = pred != c
+    k1, n1 = int(dis.sum()), int(members.size)
+    rest = np.setdiff1d(rows, members)
+    rest_s = rest if rest.size <= _SAMPLE_ROWS else rng.choice(rest, _SAMPLE_ROWS, replace=False)
+    pr = lr.classes_[np.argmax(lr.predict_proba(masked(rest_s)), axis=1)]
+    k0, n0 = int((pr != c).sum()), int(rest_s.size)
+    null = (k0 + 1.0) / (n0 + 2.0)
+    p_dis = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
+    effect = k1 / max(n1, 1) - null
+    base = dict(label=c, direction=j, n_rows=int(rows.size), n_cluster=n1, bic_gain=gain,
+                n_disagree=k1, null_rate=float(null), p_disagree=p_dis)
+    weak = effect < st.min_effect * (1.0 - null)
+    if k1 < st.min_cluster or weak or p_dis >= level:
+        return ClusterTest(SpectralCluster(**base, source_classes=(), auc=0.5, p_trigger=1.0,
+                                           p_value=max(p_dis, 1.0 if weak else p_dis), present=False), None)
+    # shared trigger: the disagreeing rows vs real rows of the classes they look like
+    pos, src = members[dis], pred[dis]
+    if pos.size > _POSITIVE_ROWS:
+        keep = rng.choice(pos.size, _POSITIVE_ROWS, replace=False)
+        pos, src = pos[keep], src[keep]
+    sources = tuple(int(s) for s in np.unique(src))
+    sep = _trigger_auc(Z, y, pos, src, out_mask, rng, st.random_state)
+    if sep is None:
+        return ClusterTest(SpectralCluster(**base, source_classes=sources, auc=0.5, p_trigger=1.0, p_value=1.0,
+                                           present=False), None)
+    auc, p_trig = sep
+    pat = shared_pattern(X, members[dis], out_mask, min_share=st.min_share)
+    n_other = int(out_mask.sum())
+    # one-sided binomial: this many pattern carriers in the cluster if rows carried it at the others' rate
+    k_car = int(round(pat.share * pos.size))
+    p_pat = (float(binom.sf(k_car - 1, int(pos.size), max(pat.rate_others, 1.0 / max(n_other, 1))))
+             if pat.features.size else 1.0)
+    pv = max(p_dis, p_pat)
+    present = bool(pv < level and pat.features.size > 0 and pat.share >= st.min_share
+                   and pat.rate_others <= st.max_carrier_rate)
+    purity = 0.0
+    if pat.features.size:
+        car_c = int((np.abs(X[rows][:, pat.features] - pat.values) <= TOL).all(axis=1).sum())
+        expected = pat.rate_others * max(rows.size - car_c, 0) + 1.0
+        purity = float(np.clip(1.0 - expected / max(car_c, 1), 0.0, 1.0))
+    cl = SpectralCluster(**base, source_classes=sources, auc=auc, p_trigger=p_trig, p_value=pv, carrier_purity=purity,
+                         pattern_features=tuple(int(f) for f in pat.features),
+                         pattern_values=tuple(float(v) for v in pat.values),
+                         pattern_share=float(pat.share), pattern_rate_others=float(pat.rate_others), present=present)
+    return ClusterTest(cl, TriggerModel(model=lr, masked=pre, fill=fill))
