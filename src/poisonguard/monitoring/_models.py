@@ -2,8 +2,8 @@
 
 Predictions are the bulk of the data (millions of rows), so they live in one compact
 table of integers and floats: class *codes* (indices into the baseline's classes), an
-epoch-seconds timestamp and the caller's id, indexed by ``(model_id, ts)`` for window
-reads and unique on ``(model_id, pred_key)`` for joining late labels. Input features
+epoch-seconds timestamp and the caller's id, with a covering index on ``(model_id, ts)``
+plus the four columns a check reads (a window is one range scan of the index) and unique on ``(model_id, pred_key)`` for joining late labels. Input features
 are optional and stored per logged batch as one Parquet blob, because only input-drift
 tests read them and they read whole columns. Baselines, checks and alerts are small
 JSON documents kept append-only: a new baseline or check never rewrites an old one.
@@ -54,7 +54,8 @@ class PredictionRow(Base):
     __tablename__ = "monitor_predictions"
     __table_args__ = (
         UniqueConstraint("model_id", "pred_key", name="uq_monitor_pred_key"),
-        Index("ix_monitor_pred_model_ts", "model_id", "ts"),
+        # covering index: a window read never touches the table itself
+        Index("ix_monitor_pred_window", "model_id", "ts", "pred", "conf", "label", "probe"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)

@@ -95,11 +95,10 @@ def _parquet(df: pd.DataFrame) -> bytes:
 
 
 def _keys(col: pd.Series, where: str, flag: str) -> pd.Series:
-    keys = col.map(lambda v: None if pd.isna(v) else str(int(v)) if isinstance(v, float) and v == int(v) else str(v))
-    if keys.isna().any():
-        r = int(np.flatnonzero(keys.isna().to_numpy())[0])
-        raise DataError(f"{where}: id column {col.name!r} ({flag}) is empty at row {r}")
-    return keys
+    missing = col.isna()
+    if missing.any():
+        raise DataError(f"{where}: id column {col.name!r} ({flag}) is empty at row {int(np.flatnonzero(missing)[0])}")
+    return as_text(col)
 
 
 def list_models(store: Store) -> list[str]:
@@ -442,11 +441,16 @@ class Monitor:
     def _window(self, mid: int, start: float, end: float, base: dict[str, Any]) -> Window:
         # One vectorised read of four numeric columns over the (model_id, ts) index;
         # NULLs become -1 in SQL so the rows load straight into one float array.
-        sql = text("SELECT pred, COALESCE(conf, -1.0), COALESCE(label, -1), COALESCE(probe, -1) "
-                   "FROM monitor_predictions WHERE model_id = :m AND ts >= :a AND ts < :b")
+        sql = ("SELECT pred, COALESCE(conf, -1.0), COALESCE(label, -1), COALESCE(probe, -1) "
+               "FROM monitor_predictions WHERE model_id = {m} AND ts >= {m} AND ts < {m}")
         with self.store.session() as s:
-            rows = s.execute(sql, {"m": mid, "a": start, "b": end}).fetchall()
-            arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+            conn = s.connection()
+            cur = conn.connection.dbapi_connection.cursor()  # the driver's cursor: plain tuples, no Row objects
+            try:
+                cur.execute(sql.format(m="?" if conn.dialect.paramstyle == "qmark" else "%s"), (mid, start, end))
+                arr = np.array(cur.fetchall(), dtype=np.float64).reshape(-1, 4)
+            finally:
+                cur.close()
             feats = None
             if self.config.drift.inputs and base.get("features"):
                 blobs = s.execute(select(FeatureBatch.data).where(
