@@ -41,50 +41,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom
 
 from ..errors import ConfigError
 from ._base import BaseDetector, register
 from ._presence import ClassPresence, summarize_presence
+from ._trigger_presence import MaskingModel, TokenGroup, fit_masking_model, group_tokens, judge_group, softmax
 from ._trigger_search import NEAR, Token, TokenSearch, _tie_probability, find_enriched_tokens, typical_rate
 
 __all__ = [
     "BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "typical_rate", "Token", "TokenGroup",
-    "TokenSearch", "NEAR",
+    "TokenSearch", "TriggerScores", "NEAR",
 ]
 
 
 @dataclass(frozen=True)
-class TokenGroup:
-    """Enriched tokens of one class whose carriers overlap: one suspected trigger."""
+class TriggerScores:
+    """Per row: the score, the index into ``groups_`` behind it (-1 none), and the masked
+    model's prediction and probability of the row's label (-1 and 1 where no group applies)."""
 
-    label: int
-    tokens: tuple[int, ...]  # indices into the detector's ``tokens_``
-    features: tuple[int, ...]
-    fills: tuple[float, ...]  # value each masked feature takes (median of the non-carriers)
-    excess: float
-    n_carriers: int
-    n_disagree: int
-    null_rate: float
-    p_value: float
-    present: bool
-    purity: float = 0.0  # see BackdoorTriggerDetector._core_purity
-
-
-#: share of a value's carriers in one class above which a trigger needs half the masking effect
-_CONCENTRATED = 0.65
-#: rows of the class without the trigger needed to estimate the null disagreement rate; a
-#: "trigger" carried by (nearly) the whole class is a trait of it (the empty centre of every
-#: "0" on a 28x28 table) and, with no rows to compare, cannot be judged present
-_MIN_NULL_ROWS = 20
-#: core purity (see ``_core_purity``) a trigger judged on the weaker, concentrated evidence needs
-_MIN_PURITY = 0.5
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    score: np.ndarray
+    group: np.ndarray
+    masked_prediction: np.ndarray
+    p_label_masked: np.ndarray
 
 
 @register
@@ -170,12 +148,14 @@ class BackdoorTriggerDetector(BaseDetector):
         self.intercept_ = np.zeros(K)
         groups: list[TokenGroup] = []
         if tokens:
-            self._fit_model(X, y)
-            logits = X @ self.coef_.T + self.intercept_
-            raw_groups = self._group_tokens(carries, tokens)
-            level = float(self.alpha) / max(len(raw_groups), 1)
-            for c, members in raw_groups:
-                groups.append(self._test_group(X, y, logits, carries, c, members, level))
+            model = fit_masking_model(X, y, K, C=float(self.C), random_state=int(self.random_state))
+            self.coef_, self.intercept_ = model.coef, model.intercept
+            logits = model.logits(X)
+            clusters = group_tokens(carries, tokens, overlap=float(self.overlap))
+            level = float(self.alpha) / max(len(clusters), 1)
+            for cl in clusters:
+                groups.append(judge_group(X, y, logits, carries, cl, tokens, model, level=level,
+                                          min_count=int(self.min_count), min_effect=float(self.min_effect)))
         self.groups_ = groups
         level = float(self.alpha) / max(len(groups), 1)
         self.present_, presence = summarize_presence(
@@ -201,110 +181,13 @@ class BackdoorTriggerDetector(BaseDetector):
             ],
         }
 
-    def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            m = LogisticRegression(C=float(self.C), max_iter=300, tol=1e-3, random_state=int(self.random_state))
-            m.fit(X, y)
-        coef = m.coef_
-        if coef.shape[0] == 1:  # binary: sklearn keeps one row; expand to two logits
-            coef = np.vstack([-coef / 2, coef / 2])
-            inter = np.array([-m.intercept_[0] / 2, m.intercept_[0] / 2])
-        else:
-            inter = m.intercept_
-        self.coef_[m.classes_] = coef
-        self.intercept_[:] = -1e3
-        self.intercept_[m.classes_] = inter
-
-    def _group_tokens(self, carries: np.ndarray, tokens: list[Token]) -> list[tuple[int, list[int]]]:
-        from scipy.sparse.csgraph import connected_components
-
-        labels = np.array([t.label for t in tokens])
-        out = []
-        for c in np.unique(labels):
-            idx = np.flatnonzero(labels == c)
-            C = carries[:, idx].astype(np.float64)
-            inter = C.T @ C
-            size = np.diag(inter)
-            jac = inter / np.maximum(size[:, None] + size[None, :] - inter, 1.0)
-            _, comp = connected_components(jac >= float(self.overlap), directed=False)
-            for g in np.unique(comp):
-                out.append((int(c), [int(t) for t in idx[comp == g]]))
-        return out
-
-    def _masked_logits(self, X: np.ndarray, logits: np.ndarray, feats: np.ndarray, fills: np.ndarray) -> np.ndarray:
-        return logits - (X[:, feats] - fills) @ self.coef_[:, feats].T
-
-    def _test_group(self, X, y, logits, carries, c, members, level) -> TokenGroup:
-        feats = np.array(sorted({f for t in members for f in self.tokens_[t].features}), dtype=np.int64)
-        carrier = carries[:, members].any(axis=1)
-        fills = np.median(X[np.ix_(~carrier, feats)], axis=0) if (~carrier).any() else np.zeros(feats.size)
-        rows_c = np.flatnonzero(y == c)
-        p = _softmax(self._masked_logits(X[rows_c], logits[rows_c], feats, fills))
-        dis = p.argmax(axis=1) != c
-        car = carrier[rows_c]
-        k1, n1 = int(dis[car].sum()), int(car.sum())
-        k0, n0 = int(dis[~car].sum()), int((~car).sum())
-        null = (k0 + 1.0) / (n0 + 2.0)
-        pv = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
-        # a trigger flips most of its carriers; a class-typical value flips a few more than usual at most
-        effect = k1 / max(n1, 1) - null
-        conc = max(self.tokens_[t].n_in_class / self.tokens_[t].n_carriers for t in members)
-        strong = effect >= float(self.min_effect)
-        purity = self._core_purity(X, y, c, members)
-        # a value carried (almost) only by this class needs less masking evidence, if the
-        # rows carrying all of the group's values are foreign to the class: the empty centre
-        # of a 28x28 "0" is carried mostly by 0s too, and masking it turns 0s into 8s
-        concentrated = conc >= _CONCENTRATED and effect >= float(self.min_effect) / 2 and purity >= _MIN_PURITY
-        present = bool(pv < level and k1 >= int(self.min_count) and n0 >= _MIN_NULL_ROWS and (strong or concentrated))
-        excess = max(self.tokens_[t].excess for t in members)
-        return TokenGroup(
-            label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
-            fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
-            null_rate=float(null), p_value=pv, present=present, purity=purity,
-        )
-
-    def _core_purity(self, X: np.ndarray, y: np.ndarray, c: int, members: list[int]) -> float:
-        """Estimated share of stamped rows among the class's rows carrying every value of a group.
-
-        ``1 - (expected natural carriers + 1) / carriers``. Natural carriers are expected
-        in the class at the larger of two rates: how often the other classes carry the
-        values, and how often the class's own non-carriers come within ``NEAR`` of them
-        (a value typical of the class, such as a pixel level common in "0"s, has many
-        near misses; a stamped 99.9th-percentile value of a continuous column has few).
-        """
-        values: dict[int, float] = {}
-        for t in members:
-            for f, v in zip(self.tokens_[t].features, self.tokens_[t].values):
-                if values.setdefault(f, v) != v:
-                    return 0.0  # two values of one feature: no row carries them all
-        feats, vals = list(values), np.array(list(values.values()))
-        core = np.all(X[:, feats] == vals, axis=1)
-        in_c = y == c
-        n_core = int((core & in_c).sum())
-        if n_core == 0:
-            return 0.0
-        others = ~in_c
-        other_rate = float((core & others).sum() / max(int(others.sum()), 1))
-        rest = in_c & ~core
-        near = np.all(np.abs(X[np.ix_(rest, feats)] - vals) <= NEAR, axis=1)
-        typical = float(near.mean()) if near.size else 0.0
-        natural = max(other_rate, typical) * int(in_c.sum())
-        return float(np.clip(1.0 - (natural + 1.0) / n_core, 0.0, 1.0))
-
     # ---------------------------------------------------------------- score
-    def _group_scores(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per row: score, the group index behind it (-1 none) and the masked prediction."""
+    def _group_scores(self, X: np.ndarray, y: np.ndarray) -> TriggerScores:
+        """Per row: the best score over the groups judged present, and what is behind it."""
         n = X.shape[0]
-        score = np.zeros(n)
-        which = np.full(n, -1)
-        pred = np.full(n, -1)
-        p_label = np.ones(n)
+        out = TriggerScores(score=np.zeros(n), group=np.full(n, -1), masked_prediction=np.full(n, -1),
+                            p_label_masked=np.ones(n))
+        model = MaskingModel(coef=self.coef_, intercept=self.intercept_)
         logits = None
         for gi, g in enumerate(self.groups_):
             if not g.present:
@@ -314,9 +197,9 @@ class BackdoorTriggerDetector(BaseDetector):
             if rows.size == 0:
                 continue
             if logits is None:
-                logits = X @ self.coef_.T + self.intercept_
+                logits = model.logits(X)
             feats = np.array(g.features, dtype=np.int64)
-            p = _softmax(self._masked_logits(X[rows], logits[rows], feats, np.array(g.fills)))
+            p = softmax(model.masked_logits(X[rows], logits[rows], feats, np.array(g.fills)))
             # A core carrier whose masked row still looks like its label is not cleared by
             # that: once the trigger is judged present, the share of core carriers that are
             # stamped (purity) is the chance for any of them (centre patch at 6%: 6 of 75
@@ -324,23 +207,23 @@ class BackdoorTriggerDetector(BaseDetector):
             # with only some of the group's values keep the masked model's verdict.
             s = 1.0 - p[:, g.label]
             s = np.where(each[rows].all(axis=1), np.maximum(s, g.purity), s)
-            better = s > score[rows]
+            better = s > out.score[rows]
             r = rows[better]
-            score[r] = s[better]
-            which[r] = gi
-            pred[r] = p[better].argmax(axis=1)
-            p_label[r] = p[better, g.label]
-        return score, which, np.stack([pred, p_label], axis=1)
+            out.score[r] = s[better]
+            out.group[r] = gi
+            out.masked_prediction[r] = p[better].argmax(axis=1)
+            out.p_label_masked[r] = p[better, g.label]
+        return out
 
     def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
         assert y is not None
-        return self._group_scores(X, y)[0]
+        return self._group_scores(X, y).score
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
-        _, which, info = self._group_scores(X[rows], y[rows])
+        gs = self._group_scores(X[rows], y[rows])
         out = []
         for i, r in enumerate(rows):
-            gi = int(which[i])
+            gi = int(gs.group[i])
             if gi < 0:
                 out.append(("carries no suspected trigger of a class judged poisoned", {"trigger": None}))
                 continue
@@ -348,7 +231,7 @@ class BackdoorTriggerDetector(BaseDetector):
             c = int(y[r])
             shown = ", ".join(f"{{feature:{f}}}" for f in g.features[:4]) + (" ..." if len(g.features) > 4 else "")
             t0 = min((self.tokens_[t] for t in g.tokens), key=lambda t: t.p_value)
-            pred, pl = int(info[i, 0]), float(info[i, 1])
+            pred, pl = int(gs.masked_prediction[i]), float(gs.p_label_masked[i])
             out.append(
                 (
                     f"carries a suspected trigger value in {shown} ({t0.n_in_class} of the {t0.n_carriers} rows with "

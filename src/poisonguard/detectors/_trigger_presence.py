@@ -1,0 +1,183 @@
+"""Presence part of ``backdoor_trigger``: is a group of enriched values a trigger?
+
+The enriched tokens of one class whose carriers overlap form one suspected trigger
+(:func:`group_tokens`). A logistic regression fitted on the whole table
+(:class:`MaskingModel`) is asked what the class's rows look like with the group's
+features masked (set to the median of the non-carriers): a trigger's carriers then
+look like their source class, a clean row carrying a class-typical value still looks
+like its class. :func:`judge_group` compares the carriers' disagreement with the
+class's other rows' (binomial test) and returns a :class:`TokenGroup` with the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from ._trigger_search import NEAR, Token
+
+__all__ = ["TokenGroup", "TokenCluster", "MaskingModel", "fit_masking_model", "group_tokens", "judge_group",
+           "core_purity", "softmax"]
+
+#: share of a value's carriers in one class above which a trigger needs half the masking effect
+_CONCENTRATED = 0.65
+#: rows of the class without the trigger needed to estimate the null disagreement rate; a
+#: "trigger" carried by (nearly) the whole class is a trait of it (the empty centre of every
+#: "0" on a 28x28 table) and, with no rows to compare, cannot be judged present
+_MIN_NULL_ROWS = 20
+#: core purity (see :func:`core_purity`) a trigger judged on the weaker, concentrated evidence needs
+_MIN_PURITY = 0.5
+
+
+@dataclass(frozen=True)
+class TokenGroup:
+    """Enriched tokens of one class whose carriers overlap: one suspected trigger."""
+
+    label: int
+    tokens: tuple[int, ...]  # indices into the detector's ``tokens_``
+    features: tuple[int, ...]
+    fills: tuple[float, ...]  # value each masked feature takes (median of the non-carriers)
+    excess: float
+    n_carriers: int
+    n_disagree: int
+    null_rate: float
+    p_value: float
+    present: bool
+    purity: float = 0.0  # see core_purity
+
+
+@dataclass(frozen=True)
+class TokenCluster:
+    """Tokens of one class joined by overlapping carriers, before the presence test."""
+
+    label: int
+    members: tuple[int, ...]  # indices into the token list
+
+
+@dataclass(frozen=True)
+class MaskingModel:
+    """A linear model's logits ``X @ coef.T + intercept``, one row of ``coef`` per class code."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef.T + self.intercept
+
+    def masked_logits(self, X: np.ndarray, logits: np.ndarray, feats: np.ndarray, fills: np.ndarray) -> np.ndarray:
+        """``logits`` of the rows ``X`` as if ``feats`` were set to ``fills`` (a linear model: subtract their part)."""
+        return logits - (X[:, feats] - fills) @ self.coef[:, feats].T
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_masking_model(X: np.ndarray, y: np.ndarray, n_classes: int, *, C: float, random_state: int) -> MaskingModel:
+    """Logistic regression on the whole table; classes absent from ``y`` get logit -1000."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = LogisticRegression(C=C, max_iter=300, tol=1e-3, random_state=random_state)
+        m.fit(X, y)
+    coef_m = m.coef_
+    if coef_m.shape[0] == 1:  # binary: sklearn keeps one row; expand to two logits
+        coef_m = np.vstack([-coef_m / 2, coef_m / 2])
+        inter = np.array([-m.intercept_[0] / 2, m.intercept_[0] / 2])
+    else:
+        inter = m.intercept_
+    coef = np.zeros((n_classes, X.shape[1]))
+    intercept = np.full(n_classes, -1e3)
+    coef[m.classes_] = coef_m
+    intercept[m.classes_] = inter
+    return MaskingModel(coef=coef, intercept=intercept)
+
+
+def group_tokens(carries: np.ndarray, tokens: list[Token], *, overlap: float) -> list[TokenCluster]:
+    """Per class, connected components of tokens whose carrier sets have Jaccard >= ``overlap``."""
+    from scipy.sparse.csgraph import connected_components
+
+    labels = np.array([t.label for t in tokens])
+    out = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        C = carries[:, idx].astype(np.float64)
+        inter = C.T @ C
+        size = np.diag(inter)
+        jac = inter / np.maximum(size[:, None] + size[None, :] - inter, 1.0)
+        _, comp = connected_components(jac >= overlap, directed=False)
+        for g in np.unique(comp):
+            out.append(TokenCluster(label=int(c), members=tuple(int(t) for t in idx[comp == g])))
+    return out
+
+
+def judge_group(
+    X: np.ndarray, y: np.ndarray, logits: np.ndarray, carries: np.ndarray, cluster: TokenCluster,
+    tokens: list[Token], model: MaskingModel, *, level: float, min_count: int, min_effect: float,
+) -> TokenGroup:
+    """The presence test of one suspected trigger (see the module docstring)."""
+    c, members = cluster.label, list(cluster.members)
+    feats = np.array(sorted({f for t in members for f in tokens[t].features}), dtype=np.int64)
+    carrier = carries[:, members].any(axis=1)
+    fills = np.median(X[np.ix_(~carrier, feats)], axis=0) if (~carrier).any() else np.zeros(feats.size)
+    rows_c = np.flatnonzero(y == c)
+    p = softmax(model.masked_logits(X[rows_c], logits[rows_c], feats, fills))
+    dis = p.argmax(axis=1) != c
+    car = carrier[rows_c]
+    k1, n1 = int(dis[car].sum()), int(car.sum())
+    k0, n0 = int(dis[~car].sum()), int((~car).sum())
+    null = (k0 + 1.0) / (n0 + 2.0)
+    pv = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
+    # a trigger flips most of its carriers; a class-typical value flips a few more than usual at most
+    effect = k1 / max(n1, 1) - null
+    conc = max(tokens[t].n_in_class / tokens[t].n_carriers for t in members)
+    strong = effect >= min_effect
+    purity = core_purity(X, y, c, [tokens[t] for t in members])
+    # a value carried (almost) only by this class needs less masking evidence, if the
+    # rows carrying all of the group's values are foreign to the class: the empty centre
+    # of a 28x28 "0" is carried mostly by 0s too, and masking it turns 0s into 8s
+    concentrated = conc >= _CONCENTRATED and effect >= min_effect / 2 and purity >= _MIN_PURITY
+    present = bool(pv < level and k1 >= min_count and n0 >= _MIN_NULL_ROWS and (strong or concentrated))
+    excess = max(tokens[t].excess for t in members)
+    return TokenGroup(
+        label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
+        fills=tuple(float(f) for f in fills), excess=float(excess), n_carriers=n1, n_disagree=k1,
+        null_rate=float(null), p_value=pv, present=present, purity=purity,
+    )
+
+
+def core_purity(X: np.ndarray, y: np.ndarray, c: int, members: list[Token]) -> float:
+    """Estimated share of stamped rows among the class's rows carrying every value of a group.
+
+    ``1 - (expected natural carriers + 1) / carriers``. Natural carriers are expected
+    in the class at the larger of two rates: how often the other classes carry the
+    values, and how often the class's own non-carriers come within ``NEAR`` of them
+    (a value typical of the class, such as a pixel level common in "0"s, has many
+    near misses; a stamped 99.9th-percentile value of a continuous column has few).
+    """
+    values: dict[int, float] = {}
+    for tok in members:
+        for f, v in zip(tok.features, tok.values):
+            if values.setdefault(f, v) != v:
+                return 0.0  # two values of one feature: no row carries them all
+    feats, vals = list(values), np.array(list(values.values()))
+    core = np.all(X[:, feats] == vals, axis=1)
+    in_c = y == c
+    n_core = int((core & in_c).sum())
+    if n_core == 0:
+        return 0.0
+    others = ~in_c
+    other_rate = float((core & others).sum() / max(int(others.sum()), 1))
+    rest = in_c & ~core
+    near = np.all(np.abs(X[np.ix_(rest, feats)] - vals) <= NEAR, axis=1)
+    typical = float(near.mean()) if near.size else 0.0
+    natural = max(other_rate, typical) * int(in_c.sum())
+    return float(np.clip(1.0 - (natural + 1.0) / n_core, 0.0, 1.0))
