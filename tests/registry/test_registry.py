@@ -125,3 +125,22 @@ def test_mirror_aliases_to_mlflow(loop, champion_dir, tmp_path, monkeypatch):
     again = registry.mirror_to_mlflow(loop.store, name="pg-model", tracking_uri=uri)
     assert again["versions"] == out["versions"]  # nothing registered twice
     assert client.get_model_version_by_alias("pg-model", "champion").tags["poisonguard.version"] == str(v2)
+
+
+def test_promotions_and_gate_reports_are_signed_into_an_initialised_ledger(loop, champion_dir, tmp_path, monkeypatch):
+    from poisonguard.provenance import check_chain, generate_key, init_ledger, read_entries
+
+    key = tmp_path / "ledger.key"
+    monkeypatch.setenv("POISONGUARD_LEDGER_KEY", str(key))
+    signer = generate_key(key)
+    init_ledger(loop.store, signer)
+    v2 = _new_version(loop, champion_dir)
+    rep = _report(loop, v2, passed=True)
+    registry.promote(loop.store, v2, gate_report=rep.id)
+    registry.rollback(loop.store, reason="drill")
+    kinds = [e.kind for e in read_entries(loop.store)]
+    assert kinds == ["init", "model-register", "gate", "model-promote", "model-rollback"]
+    promote = read_entries(loop.store, kind="model-promote")[0].payload
+    assert (promote["version"], promote["gate_report"], promote["forced"]) == (v2, rep.id, False)
+    problems, n = check_chain(loop.store, signer)
+    assert problems == [] and n == 5
