@@ -92,3 +92,53 @@ def test_permutation_invariance_property(rows, rnd):
     perm = list(range(len(df)))
     rnd.shuffle(perm)
     assert fingerprint_frame(df).digest == fingerprint_frame(df.iloc[perm].reset_index(drop=True)).digest
+
+
+def test_space_around_a_number_in_text_is_canonical():
+    """Issue 8, item 13: a leading vs a trailing space in a numeric cell fingerprinted differently."""
+    from poisonguard.provenance._fingerprint import row_hashes as hashes_of
+
+    def h(cells):
+        return hashes_of(pd.DataFrame({"x": pd.Series(cells, dtype=object), "y": ["a"] * len(cells)}))[1]
+
+    lead, trail, plain = h(["foo", " 2.5"]), h(["foo", "2.5 "]), h(["foo", "2.5"])
+    assert (lead == trail).all() and (lead == plain).all()
+    assert (h([" -1e3", "x"]) == h(["-1e3\t", "x"])).all()
+    assert not (h(["foo", " a"]) == h(["foo", "a "])).all()  # other text keeps its whitespace
+    assert not (h(["foo", "2.50"]) == h(["foo", "2.5"])).all()  # text is not re-formatted as a number
+    mixed = lambda v: hashes_of(pd.DataFrame({"x": pd.Series([1, v], dtype=object)}))[1]  # noqa: E731
+    assert (mixed(" 7") == mixed("7 ")).all()
+
+
+def test_csv_with_padded_numbers_in_a_text_column_has_one_digest(tmp_path):
+    from poisonguard.validation import load_table
+
+    digests = set()
+    for i, cell in enumerate([" 2.5", "2.5 ", "2.5"]):
+        p = tmp_path / f"t{i}.csv"
+        p.write_text(f"x,y\nfoo,a\n{cell},b\n")
+        digests.add(fingerprint_frame(load_table(p)).digest)
+    assert len(digests) == 1
+
+
+def test_versions_recorded_with_canon_1_still_verify(tmp_path, monkeypatch):
+    """Ledgers written before canon 2 are re-hashed with canon 1: no false alarms after the upgrade."""
+    import functools
+
+    from poisonguard.provenance import _api, add_source, add_version, generate_key, init_ledger, verify_ledger
+    from poisonguard.store import open_store
+
+    key = generate_key(tmp_path / "k", alg="hmac")
+    data = tmp_path / "t.csv"
+    data.write_text("x,y\nfoo,a\n 2.5,b\n")
+    with open_store(tmp_path / "db", create=True) as st:
+        init_ledger(st, key)
+        add_source(st, "s", kind="internal", key=key)
+        with monkeypatch.context() as m:  # what an older poisonguard recorded
+            m.setattr(_api, "fingerprint_frame", functools.partial(_api.fingerprint_frame, canon=1))
+            m.setattr(_api, "CANON_VERSION", 1)
+            old = add_version(st, data, name="t", source="s", key=key)
+        new = add_version(st, data, name="t", source="s", key=key)
+        assert old.payload["canon"] == 1 and new.payload["canon"] == 2 and old.digest != new.digest
+        for v in (old, new):
+            assert verify_ledger(st, key, version=v.version_id).ok

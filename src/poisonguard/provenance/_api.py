@@ -24,7 +24,7 @@ from ..store import Store
 from ..validation import load_table
 from ._diff import RowDiff, diff_hashes, unmatched
 from ._index import check_index
-from ._fingerprint import ROW_HASH_SIZE, file_sha256, fingerprint_frame, row_hashes
+from ._fingerprint import CANON_VERSION, ROW_HASH_SIZE, file_sha256, fingerprint_frame, row_hashes
 from ._ledger import AlreadyInitialisedError, ChainProblem, Entry, append_entry, check_chain, check_key, read_entries
 from ._models import RowHashesRow, ScanRow, SourceRow, VersionRow
 from ._signing import Signer, load_key
@@ -243,6 +243,7 @@ def add_version(
         "n_cols": int(df.shape[1]),
         "canonical_columns": fp.columns,
         "ordered": ordered,
+        "canon": CANON_VERSION,
         "digest": fp.digest,
         "ordered_digest": fp.ordered_digest,
         "row_hash": f"blake2b-{ROW_HASH_SIZE * 8}",
@@ -429,7 +430,7 @@ def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.Path
     p = Path(path) if path is not None else Path(v.file_path)
     df = frame if frame is not None else load_table(p)
     sha_ok = file_sha256(p) == v.payload["file"]["sha256"] if p.exists() else False
-    fp = fingerprint_frame(df, ordered=bool(v.payload.get("ordered")))
+    fp = fingerprint_frame(df, ordered=bool(v.payload.get("ordered")), canon=_canon_of(v))
     old = version_hashes(store, v)
     id_col = v.payload.get("id_col")
     ids_rec = version_ids(store, v) if id_col else None
@@ -441,6 +442,14 @@ def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.Path
     return DataCheck(version_id=v.version_id, path=str(p), file_sha_ok=sha_ok, digest_ok=fp.digest == v.digest,
                      schema_ok=schema_ok, n_rows_recorded=v.n_rows, n_rows_now=fp.n_rows, diff=d,
                      ids_now=ids_now, ids_recorded=ids_rec)
+
+
+def _canon_of(v: VersionInfo) -> int:
+    """The canonical form ``v`` was hashed with (versions from before canon 2 do not say: 1)."""
+    canon = v.payload.get("canon", 1)
+    if canon not in (1, CANON_VERSION):
+        raise IntegrityError(f"{v.version_id} was hashed with canon {canon!r}, unknown to this poisonguard: upgrade it")
+    return int(canon)
 
 
 def _py(x: Any) -> Any:
@@ -638,7 +647,7 @@ def rows_since(store: Store, data_frame: pd.DataFrame, trusted_version: str, *, 
         The columns differ from the trusted version's (row hashes would not be comparable).
     """
     v = resolve_version(store, trusted_version)
-    cols, hashes = row_hashes(data_frame)
+    cols, hashes = row_hashes(data_frame, canon=_canon_of(v))
     if cols != v.payload["canonical_columns"]:
         missing = sorted(set(v.payload["canonical_columns"]) - set(cols))
         extra = sorted(set(cols) - set(v.payload["canonical_columns"]))

@@ -1,6 +1,6 @@
 """Format-independent table fingerprints: canonical row values, per-row hashes, digests.
 
-Canonical form of one cell (``CANON_VERSION`` 1)
+Canonical form of one cell (``CANON_VERSION`` 2)
 -------------------------------------------------
 Each column gets a kind: ``n`` numeric, ``b`` boolean, ``s`` string, ``t`` datetime or
 ``m`` mixed (an object column holding several types, whose cells then carry their own
@@ -11,6 +11,10 @@ kind letter). Each cell becomes text:
 * numbers: integers and *integral* finite floats serialize as the decimal integer, so
   ``3`` and ``3.0`` are the same value (``-0.0`` is ``0``); other floats as the shortest
   round-trip text in their own precision (a float32 ``0.1`` is ``0.1``, as a CSV holds it);
+* text that is a number literal once surrounding whitespace is stripped (``" 2.5"``,
+  ``"2.5 "``) loses that whitespace, as a numeric column's cells do when a CSV is
+  parsed (canon 2; canon 1 kept it, so leading and trailing spaces hashed differently);
+  other text keeps its whitespace;
 * booleans as ``true``/``false``; strings NFC-normalized; datetimes as ISO 8601 (UTC when
   tz-aware); anything else as ``str(value)``.
 
@@ -21,6 +25,11 @@ digest is SHA-256 over a header (canon version, ordered flag, sorted column name
 count) and the 16-byte row hashes: sorted (order-independent, the default) or in row
 order (``ordered=True``). A CSV and a Parquet file of the same table therefore share
 their digest.
+
+Versions record the canon they were hashed with (``"canon"``; absent means 1) and are
+re-hashed with it, so ledgers written before canon 2 keep verifying. The row-hash
+personalization is the same for both canons: rows the change does not touch hash
+alike, so versions of either canon stay comparable row by row.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,7 +58,9 @@ __all__ = [
     "file_sha256",
 ]
 
-CANON_VERSION = 1
+CANON_VERSION = 2
+_NUMBER_RE = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_NUMBER = re.compile(_NUMBER_RE)
 ROW_HASH_SIZE = 16
 _SEP = "\x1f"
 _INT_SAFE = 2.0**63
@@ -135,7 +147,7 @@ def _canon_number(f: float) -> str:
     return pc.cast(pa.array([f]), pa.string())[0].as_py()
 
 
-def _canon_object_value(v: Any) -> str:
+def _canon_object_value(v: Any, canon: int = CANON_VERSION) -> str:
     """Self-tagged canonical text of one value of a mixed column."""
     if v is None or v is pd.NA or v is pd.NaT:
         return ""
@@ -149,6 +161,8 @@ def _canon_object_value(v: Any) -> str:
         )
         return "n" + txt if txt else ""
     if isinstance(v, str):
+        if canon >= 2 and v != v.strip() and _NUMBER.match(v.strip()):
+            v = v.strip()
         return "s" + unicodedata.normalize("NFC", v) if v != "" else ""
     if isinstance(v, bytes):
         return "x" + v.hex()
@@ -181,7 +195,14 @@ def _column_kind(col: pd.Series) -> str:
             "mixed-integer-float": "n", "decimal": "n"}.get(inferred, "m")
 
 
-def _canon_column(col: pd.Series) -> tuple[str, pa.Array]:
+def _strip_numbers(arr: pa.Array) -> pa.Array:
+    """Strip surrounding whitespace from the cells that are number literals once stripped (canon 2)."""
+    stripped = pc.utf8_trim_whitespace(arr)
+    is_number = pc.fill_null(pc.match_substring_regex(stripped, _NUMBER_RE), False)
+    return pc.if_else(is_number, stripped, arr)
+
+
+def _canon_column(col: pd.Series, canon: int = CANON_VERSION) -> tuple[str, pa.Array]:
     """Kind tag and canonical, escaped text of one column (null cells are empty text)."""
     kind = _column_kind(col)
     if kind == "b":
@@ -208,13 +229,15 @@ def _canon_column(col: pd.Series) -> tuple[str, pa.Array]:
             arr = pa.array(col.to_numpy(dtype=object), type=_L, from_pandas=True)
         else:
             arr = pc.cast(pa.array(col), _L)
+        if canon >= 2:
+            arr = _strip_numbers(arr)
         return kind, pc.fill_null(_escape(_nfc(arr)), "")
     if kind == "t":
         return kind, pa.array([_canon_object_value(v)[1:] for v in col.tolist()], type=_L)
     if kind == "n":  # numeric values in an object column
         return kind, pa.array([_canon_object_value(v)[1:] for v in col.tolist()], type=_L)
     # mixed object column: slow path, each value tagged by its own type
-    return kind, _escape(pa.array([_canon_object_value(v) for v in col.tolist()], type=_L))
+    return kind, _escape(pa.array([_canon_object_value(v, canon) for v in col.tolist()], type=_L))
 
 
 def _hash_rows(joined: pa.Array, n: int, person: bytes) -> np.ndarray:
@@ -230,10 +253,11 @@ def _hash_rows(joined: pa.Array, n: int, person: bytes) -> np.ndarray:
 
 def _person(kinds: list[str]) -> bytes:
     """BLAKE2b personalization binding every row hash to the column kinds (16 bytes)."""
-    return hashlib.sha256(("poisonguard-row-v%d:" % CANON_VERSION + "".join(kinds)).encode()).digest()[:16]
+    # "v1" for every canon: rows that canon 2 does not change must hash as under canon 1
+    return hashlib.sha256(("poisonguard-row-v1:" + "".join(kinds)).encode()).digest()[:16]
 
 
-def row_hashes(df: pd.DataFrame, *, threads: int | None = None) -> tuple[list[str], np.ndarray]:
+def row_hashes(df: pd.DataFrame, *, threads: int | None = None, canon: int = CANON_VERSION) -> tuple[list[str], np.ndarray]:
     """Canonical column order and BLAKE2b-128 row hashes (``(n_rows, 16)`` uint8).
 
     Columns are canonicalized in a thread pool (Arrow kernels release the GIL).
@@ -246,9 +270,9 @@ def row_hashes(df: pd.DataFrame, *, threads: int | None = None) -> tuple[list[st
     workers = threads or min(4, os.cpu_count() or 1)
     if workers > 1 and len(columns) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(lambda c: _canon_column(df[by_name[c]]), columns))
+            parts = list(pool.map(lambda c: _canon_column(df[by_name[c]], canon), columns))
     else:
-        parts = [_canon_column(df[by_name[c]]) for c in columns]
+        parts = [_canon_column(df[by_name[c]], canon) for c in columns]
     kinds = [kind for kind, _ in parts]
     texts = [text for _, text in parts]
     joined = pc.binary_join_element_wise(*texts, pa.scalar(_SEP, _L)) if len(texts) > 1 else texts[0]
@@ -267,10 +291,10 @@ def sort_hashes(hashes: np.ndarray) -> np.ndarray:
     return hashes[order]
 
 
-def content_digest(columns: list[str], hashes: np.ndarray, *, ordered: bool) -> str:
+def content_digest(columns: list[str], hashes: np.ndarray, *, ordered: bool, canon: int = CANON_VERSION) -> str:
     """SHA-256 content digest over the header and the (sorted unless ``ordered``) row hashes."""
     header = json.dumps(
-        {"canon": CANON_VERSION, "ordered": bool(ordered), "columns": columns, "n_rows": int(hashes.shape[0])},
+        {"canon": canon, "ordered": bool(ordered), "columns": columns, "n_rows": int(hashes.shape[0])},
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )
     h = hashlib.sha256(b"poisonguard-content\x00" + header.encode("utf-8") + b"\x00")
@@ -279,7 +303,7 @@ def content_digest(columns: list[str], hashes: np.ndarray, *, ordered: bool) -> 
     return h.hexdigest()
 
 
-def fingerprint_frame(df: pd.DataFrame, *, ordered: bool = False) -> Fingerprint:
+def fingerprint_frame(df: pd.DataFrame, *, ordered: bool = False, canon: int = CANON_VERSION) -> Fingerprint:
     """Fingerprint a DataFrame: canonical row hashes and content digests.
 
     Parameters
@@ -288,8 +312,10 @@ def fingerprint_frame(df: pd.DataFrame, *, ordered: bool = False) -> Fingerprint
     ordered : bool, default False
         Make ``digest`` depend on row order.
     """
-    columns, hashes = row_hashes(df)
-    ordered_digest = content_digest(columns, hashes, ordered=True)
-    digest = ordered_digest if ordered else content_digest(columns, hashes, ordered=False)
+    if canon not in (1, 2):
+        raise ValueError(f"unknown canon version {canon}; this poisonguard knows 1 and {CANON_VERSION}")
+    columns, hashes = row_hashes(df, canon=canon)
+    ordered_digest = content_digest(columns, hashes, ordered=True, canon=canon)
+    digest = ordered_digest if ordered else content_digest(columns, hashes, ordered=False, canon=canon)
     return Fingerprint(columns=columns, n_rows=int(hashes.shape[0]), row_hashes=hashes,
                        digest=digest, ordered_digest=ordered_digest, ordered=bool(ordered))
