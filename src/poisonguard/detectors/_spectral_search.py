@@ -75,9 +75,15 @@ class SpectralSearch:
 
 
 def fit_representation(
-    X: np.ndarray, *, n_components: int, max_fit_rows: int, random_state: int, rng: np.random.Generator
+    X: np.ndarray, *, n_components: int, max_fit_rows: int, random_state: int, rng: np.random.Generator,
+    whiten: bool = True,
 ) -> Representation:
-    """Whitened PCA of ``X`` with at most ``n_components`` dimensions, fitted on at most ``max_fit_rows`` rows."""
+    """PCA of ``X`` with at most ``n_components`` dimensions, fitted on at most ``max_fit_rows`` rows.
+
+    Whitened (unit variance per component) unless ``whiten=False``, which keeps the
+    components' scale, so that a regularised model on the projection penalises the
+    directions as it would on the raw columns: the form for a label model on a wide table.
+    """
     from sklearn.utils.extmath import randomized_svd
 
     n, d = X.shape
@@ -91,7 +97,7 @@ def fit_representation(
     if not keep.any():
         keep[:] = True
         sd = np.ones_like(sd)
-    return Representation(mean=mean, components=vt[keep], scale=sd[keep])
+    return Representation(mean=mean, components=vt[keep], scale=sd[keep] if whiten else np.ones(int(keep.sum())))
 
 
 def fit_mixture_1d(z: np.ndarray, random_state: int) -> Mixture1D:
