@@ -128,6 +128,14 @@ def test_predict_logs_and_feedback_is_checked_against_it(api):
     assert again["results"][0]["replayed"] and again["results"][0]["feedback_id"] == out["results"][0]["feedback_id"]
 
 
+def test_predict_refuses_rows_missing_features(api):
+    client, toks, loop = api
+    f, _ = _features(loop)
+    del f["f0"]
+    r = client.post("/v1/predict", json={"rows": [f]}, headers=_h(toks["predict"]))
+    assert r.status_code == 422 and "f0" in r.json()["detail"]
+
+
 def test_token_rate_limit_is_429(loop):
     from poisonguard.feedback import FeedbackPolicy
 

@@ -31,11 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import func, insert, select, tuple_, update
 
-from ..errors import InputError, RateLimitError
+from ..errors import DataError, InputError, RateLimitError
 from ..store import Store
 from ._models import FeedbackItem, FeedbackUser, PredictionLog, TrustedLabel
 from ._policy import FeedbackPolicy, reputation
@@ -105,7 +104,12 @@ class ChampionView:
 
         if not rows:
             return [], []
-        labels, conf = predict_with_confidence(self.model, pd.DataFrame(list(rows)))
+        for i, row in enumerate(rows):
+            missing = [f for f in self.features if f not in row]
+            if missing:
+                raise DataError(f"row {i} lacks feature(s) {missing[:10]} the champion (version {self.version}) needs")
+        # only the model's columns, in its order
+        labels, conf = predict_with_confidence(self.model, pd.DataFrame.from_records(list(rows), columns=self.features))
         return [str(x) for x in labels], [float(c) for c in conf]
 
 
