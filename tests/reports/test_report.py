@@ -17,7 +17,7 @@ from monitor_traffic import DAY, T0, traffic  # noqa: E402
 
 from poisonguard.errors import DataError  # noqa: E402
 from poisonguard.monitoring import Monitor  # noqa: E402
-from poisonguard.reports import history_frame, render_report, write_report  # noqa: E402
+from poisonguard.reports import history_frame, render_report, write_report  # noqa: F401  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,12 @@ def monitor(tmp_path_factory):
     mon.close()
 
 
+@pytest.fixture(scope="module")
+def page(monitor, tmp_path_factory) -> Path:
+    """The report, rendered once for the tests below (matplotlib drawing is the slow part)."""
+    return write_report(monitor, tmp_path_factory.mktemp("page") / "report.html")
+
+
 def test_history_frame(monitor):
     frame = history_frame(monitor.history())
     assert list(frame["status"]) == ["ok"] * 4 + ["alert"] * 2
@@ -42,8 +48,8 @@ def test_history_frame(monitor):
     assert "metric:recall[2]:drop" in frame["alerts"].iloc[4]
 
 
-def test_report_is_self_contained(monitor, tmp_path):
-    page = write_report(monitor, tmp_path / "r.html").read_text(encoding="utf-8")
+def test_report_is_self_contained(page):
+    page = page.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page)  # nothing fetched from the network
     assert "<script" not in page
@@ -66,8 +72,7 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="no chromium on this machine (Debian: apt-get install chromium)")
-def test_report_renders_in_headless_chromium(monitor, tmp_path):
-    page = write_report(monitor, tmp_path / "report.html")
+def test_report_renders_in_headless_chromium(page, tmp_path):
     shot = tmp_path / "report.png"
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000", f"--screenshot={shot}",
