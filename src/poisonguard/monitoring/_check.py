@@ -24,12 +24,17 @@ __all__ = ["Window", "Evaluation", "evaluate"]
 
 @dataclass(frozen=True)
 class Window:
-    """The rows of one window, as arrays (class codes; ``-1`` = missing label or confidence)."""
+    """The rows of one window, as arrays of class codes (``-1`` = missing label; row order is not kept).
+
+    ``conf`` holds traffic confidences (a systematic sample on big windows) and
+    ``conf_pred`` the predicted class of each.
+    """
 
     pred: np.ndarray
-    conf: np.ndarray
     label: np.ndarray
     probe: np.ndarray  # probe-set id, -1 for production traffic
+    conf_pred: np.ndarray
+    conf: np.ndarray
     features: pd.DataFrame | None = None
     probe_sets: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)  # id -> (name, expected shares)
 
@@ -98,10 +103,9 @@ def drift_tests(baseline: dict[str, Any], classes: list[str], w: Window, traffic
         out.append(categorical_drift("predictions", "predictions", np.asarray(baseline["pred_counts"], float), counts,
                                      psi_threshold=d.psi, alpha=d.alpha))
     conf_ref = baseline.get("confidence")
-    conf = w.conf[traffic]
-    if d.confidence and conf_ref is not None and np.any(conf >= 0):
+    if d.confidence and conf_ref is not None and w.conf.size:
         out.append(numeric_drift("confidence", "confidence", np.asarray(conf_ref["sample"]),
-                                 np.asarray(conf_ref["edges"]), np.asarray(conf_ref["counts"]), conf[conf >= 0],
+                                 np.asarray(conf_ref["edges"]), np.asarray(conf_ref["counts"]), w.conf,
                                  psi_threshold=d.psi, alpha=d.alpha))
     feats = baseline.get("features", {})
     if d.inputs and w.features is not None and len(w.features):
@@ -129,11 +133,9 @@ def signature_tests(baseline: dict[str, Any], classes: list[str], w: Window, tra
         base = np.asarray(baseline["pred_counts"], dtype=float)
         out += class_share_tests(classes, base / base.sum(), np.bincount(pred, minlength=len(classes)), alpha=s.alpha,
                                  min_increase=s.min_share_increase)
-    conf = w.conf[traffic]
     ref = (baseline.get("confidence") or {}).get("by_class")
-    if ref and np.any(conf >= 0):
-        has = conf >= 0
-        out += confidence_collapse_tests(classes, ref, pred[has], conf[has], alpha=s.alpha,
+    if ref and w.conf.size:
+        out += confidence_collapse_tests(classes, ref, w.conf_pred, w.conf, alpha=s.alpha,
                                          min_drop=s.min_confidence_drop, min_rows=s.min_rows)
     for pid, (name, expected) in sorted(w.probe_sets.items()):
         mine = w.probe == pid

@@ -169,7 +169,12 @@ def _alert_table(alerts: Sequence[dict[str, Any]], bodies: Sequence[dict[str, An
     for a in alerts[-200:]:
         t = window_end.get(a["check_id"]) or a["at"]
         when = _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        sent = "suppressed (cooldown)" if a["suppressed"] else ("delivered" if a["delivered"] else "NOT delivered")
+        if a["suppressed"]:
+            sent = "suppressed (cooldown)"
+        elif not a["deliveries"]:
+            sent = "not sent (notifications off)"
+        else:
+            sent = "delivered" if a["delivered"] else "NOT delivered"
         failed = [d for d in a["deliveries"] if not d["ok"]]
         if failed:
             sent += "; failed: " + ", ".join(f"{d['channel']} ({d['error']})" for d in failed)
