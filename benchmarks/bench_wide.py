@@ -1,7 +1,7 @@
 """Wide-table benchmark: a default scan of 784- and 2048-column tables against two anchors.
 
-Tables (generated, see ``tests/detectors/_wide_helpers.py``; no pip package here
-ships a real 28x28 image table that loads offline):
+Tables (generated, see ``tests/detectors/_wide_helpers.py``; no installed package
+ships a real 28x28 image table):
 
 * ``digits784``: 5,000 generated 28x28 digit images (0-255 pixels), clean, with 10%
   label flips, and with a 3x3 patch backdoor (pixel 255, bottom-right) on 6% of rows;

@@ -1,8 +1,8 @@
 """Generated wide tables: 28x28 digit images and model-like embeddings (no download).
 
-No pip package available here ships a real 28x28 image table that loads without
-network (the MNIST packages download at run time), so the 784-column table is made
-from scikit-learn's 8x8 digits: two digits of one class blended with a random weight,
+No installed package ships a real 28x28 image table (the MNIST packages on the
+registry's name list were not installed or checked for bundled data), so the
+784-column table is made from scikit-learn's 8x8 digits: two digits of one class blended with a random weight,
 upsampled 3.5x to 28x28, shifted by up to 1.5 pixels, given noise on the ink, and
 quantised to 0-255 with exact zeros for the background, as MNIST has. Every row is a
 new image (no copies), so exact value ties come from the background and saturation,
