@@ -487,6 +487,8 @@ def _encode_labels(col: pd.Series, name: str, where: str) -> tuple[np.ndarray, n
 
 #: A float label with more distinct non-integer values than this is a measurement, not a class.
 _MAX_FLOAT_CLASSES = 20
+#: From this many rows, a label column whose every value is distinct is refused.
+_MIN_ROWS_UNIQUE = 10
 
 
 def _check_class_label(col: pd.Series, name: str, where: str, *, n_classes: int) -> None:
@@ -497,7 +499,9 @@ def _check_class_label(col: pd.Series, name: str, where: str, *, n_classes: int)
     detector sees each row as disagreeing with its neighbours and flags all of them.
     """
     n = len(col)
-    if n_classes * 2 > n:
+    # Small tables may legitimately hold few rows of many classes; refuse only what
+    # is clearly not a label: every value distinct, or many classes of under 2 rows.
+    if (n_classes == n and n >= _MIN_ROWS_UNIQUE) or (n_classes > _MAX_FLOAT_CLASSES and n_classes * 2 > n):
         raise DataError(
             f"{where}: label column {name!r} has {n_classes:,} distinct values in {n:,} rows "
             f"(fewer than 2 rows per class); it looks like an id or a measurement, not a class label"
