@@ -44,6 +44,7 @@ def test_train_predict_and_tamper(tmp_path, data, capsys):
 
 
 def test_train_dp_reports_spent_epsilon(tmp_path, data, capsys):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     out = tmp_path / "m"
     code = main(["train", str(data), "--label", "y", "--out", str(out), "--dp", "--epsilon", "2",
                  "--delta", "1e-4", "--epochs", "2", "--batch-size", "32"])
@@ -80,6 +81,7 @@ def test_bagging_certificate_cli(tmp_path, data, capsys):
 
 
 def test_privacy_sweep_with_flip_attack(tmp_path, data, capsys):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     out = tmp_path / "s"
     code = main(["privacy-sweep", str(data), "--label", "y", "--epsilons", "4,none", "--epochs", "2",
                  "--batch-size", "32", "--delta", "1e-4", "--model", "logreg", "--attack", "flip",
@@ -134,6 +136,7 @@ def test_other_bad_inputs(tmp_path, data, capsys):
 
 
 def test_train_dp_recipe_with_explicit_overrides(tmp_path, data, capsys):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     from poisonguard.training import load_model
 
     out = tmp_path / "m"

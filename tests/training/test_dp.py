@@ -56,6 +56,7 @@ def test_delta_is_checked_against_the_training_rows(blobs):
 
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
 def test_dp_training_records_the_spent_epsilon(tmp_path, blobs, accountant):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     s = dataclasses.replace(DP, dp=DPSettings(epsilon=2.0, delta=1e-4, accountant=accountant))
     m = train_model(blobs, label="label", settings=s)
     p = m.metadata["privacy"]
@@ -71,6 +72,7 @@ def test_dp_training_records_the_spent_epsilon(tmp_path, blobs, accountant):
 
 
 def test_noise_multiplier_reports_epsilon(blobs):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     s = dataclasses.replace(DP, model="mlp", hidden=(8,), dp=DPSettings(noise_multiplier=1.2, delta=1e-4))
     m = train_model(blobs, label="label", settings=s)
     p = m.metadata["privacy"]
@@ -80,6 +82,7 @@ def test_noise_multiplier_reports_epsilon(blobs):
 
 @pytest.mark.slow  # Opacus searches a long way before giving up
 def test_unreachable_budget_is_an_input_error(blobs):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     s = dataclasses.replace(DP, epochs=50, batch_size=256, dp=DPSettings(epsilon=1e-3, delta=1e-4))
     with pytest.raises(InputError, match="cannot reach epsilon"):
         train_model(blobs, label="label", settings=s)
@@ -93,6 +96,7 @@ def test_unreachable_budget_is_an_input_error(blobs):
     accountant=st.sampled_from(["rdp", "prv"]),
 )
 def test_spent_epsilon_never_exceeds_the_target(blobs, epsilon, batch_size, epochs, accountant):
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     s = TrainSettings(
         model="logreg", epochs=epochs, batch_size=batch_size, val_fraction=0.0,
         dp=DPSettings(epsilon=epsilon, delta=1e-4, accountant=accountant),
@@ -128,6 +132,7 @@ def test_input_clip_is_refused_where_no_torch_model_is_trained(model):
 
 def test_ghost_clipping_trains_the_same_model_as_per_sample_gradients(blobs):
     """Ghost clipping is exact: same clipped gradient, same noise, same accounting."""
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     from poisonguard.encoding import TableEncoder
     from poisonguard.training._torch import fit_torch
 
@@ -148,6 +153,7 @@ def test_ghost_clipping_trains_the_same_model_as_per_sample_gradients(blobs):
 
 def test_empty_poisson_batches_are_trained_through():
     """A sampling rate of 1/40 on 40 rows draws empty batches; each is still a (noise-only) accounted step."""
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     from poisonguard.training._torch import fit_torch
 
     rng = np.random.default_rng(0)
@@ -159,6 +165,7 @@ def test_empty_poisson_batches_are_trained_through():
 
 def test_dp_recipe_quality_floor_and_round_trip(tmp_path, digits_small):
     """The recipe's tanh MLP with clamped inputs reaches a useful accuracy at epsilon 3, and saves/loads as trained."""
+    pytest.importorskip("opacus")  # DP-SGD needs torch and opacus (extras torch, dp)
     from poisonguard.training import dp_recipe
 
     s = dp_recipe(3.0, batch_size=190)  # 560 training rows: sampling rate 1/3, as with the default batch on digits
@@ -173,6 +180,7 @@ def test_dp_recipe_quality_floor_and_round_trip(tmp_path, digits_small):
 
 
 def test_architectures_saved_before_activation_existed_load_as_relu():
+    pytest.importorskip("torch")
     from poisonguard.training._torch import build_net
 
     net = build_net({"n_in": 3, "hidden": [4], "n_out": 2})

@@ -60,6 +60,8 @@ def test_mixed_table_with_strings_and_gaps(tmp_path, mixed):
     ("tree", "skops", {"model.skops"}),
 ])
 def test_other_models_round_trip(tmp_path, cancer, model, kind, files):
+    if model == "mlp":
+        pytest.importorskip("torch")
     s = TrainSettings(model=model, epochs=5, gbdt_iter=10, hidden=(16,))
     m = train_model(cancer, label="label", settings=s)
     assert m.kind == kind
