@@ -70,3 +70,14 @@ def test_any_finite_column_encodes_finite_and_bounded(values):
     assert np.isfinite(X).all() and np.abs(X).max() <= CLIP
     if len(set(values)) > 1:  # a column with two different values is never zeroed
         assert np.abs(X).max() > 0
+
+
+def test_a_model_trained_on_a_table_with_1e308_cells_saves_and_predicts(tmp_path):
+    from poisonguard.training import TrainSettings, load_model, save_model, train_model
+
+    df = _table(120).assign(label=np.tile([0, 1], 60))
+    df.loc[5, "a"], df.loc[9, "b"] = 1e308, -1e308  # the old scale overflowed: inf in the saved JSON
+    model = train_model(df, label="label", settings=TrainSettings(model="logreg"))
+    save_model(model, tmp_path / "m")
+    pred = load_model(tmp_path / "m").predict(df.drop(columns="label"))
+    assert len(pred) == 120 and set(np.unique(pred)) <= {0, 1}

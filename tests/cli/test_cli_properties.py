@@ -259,3 +259,12 @@ def test_ledger_and_source_never_exit_1(tmp_path_factory, capsys, data, table):
 )
 def test_fixed_commands_never_exit_1(capsys, argv):
     _check(*_run(argv, capsys), argv)
+
+
+def test_predict_out_over_its_input_or_model_exits_2(tmp_path, capsys, model_dir):
+    src = _write(tmp_path, b"a,b\n1,2\n3,4\n5,6\n")
+    before = src.read_bytes()
+    for out, message in [(src, "--out and DATA are the same file"), (model_dir / "x.csv", "is inside MODEL_DIR")]:
+        rc, text = _run(["predict", str(model_dir), str(src), "--out", str(out)], capsys)
+        assert rc == 2 and message in " ".join(text.split())
+    assert src.read_bytes() == before and not (model_dir / "x.csv").exists()
