@@ -1,3 +1,6 @@
+"""``python -m poisonguard``: the same CLI as the ``poisonguard`` console script."""
+
 from poisonguard.cli import main
 
-main()
+if __name__ == "__main__":
+    main()
