@@ -252,3 +252,29 @@ def test_noise_aware_logistic_is_not_bent_by_a_deep_flip():
     robust = NoiseAwareLogistic(C=1.0, noise_rate=0.1).fit(X, y).predict_proba(X)
     # the flipped rows' given label gets less probability once the channel explains them
     assert robust[deep, 1].mean() < plain[deep, 1].mean()
+
+
+def test_confident_projects_wide_tables_and_keeps_its_quality():
+    """Above ``max_features`` columns the fold models see a PCA projection; flips still rank first."""
+    from sklearn.datasets import make_classification
+    from sklearn.metrics import roc_auc_score
+
+    from poisonguard.detectors._confident import ConfidentLearningDetector
+
+    X, y = make_classification(n_samples=1200, n_features=300, n_informative=20, n_classes=3,
+                               n_clusters_per_class=1, class_sep=2.0, random_state=0)
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(y), size=60, replace=False)
+    y_noisy = y.copy()
+    y_noisy[flipped] = (y[flipped] + 1) % 3
+    truth = np.zeros(len(y), dtype=bool)
+    truth[flipped] = True
+    wide = ConfidentLearningDetector(max_features=128).fit(X, y_noisy)
+    raw = ConfidentLearningDetector(max_features=0).fit(X, y_noisy)
+    assert wide.projection_ is not None and wide.projection_.components.shape == (64, 300)
+    assert raw.projection_ is None
+    auc_wide = roc_auc_score(truth, wide.score_samples(X, y_noisy))
+    auc_raw = roc_auc_score(truth, raw.score_samples(X, y_noisy))
+    assert auc_wide >= 0.95 and auc_wide >= auc_raw - 0.02
+    # new rows go through the same projection
+    assert wide.score_samples(X[:10] + 0.0, y_noisy[:10]).shape == (10,)

@@ -409,3 +409,13 @@ def test_default_rule_flags_little_on_clean_tables(name):
 
 def test_package_exports_scan():
     assert poisonguard.scan is scan and poisonguard.ScanResult is ScanResult
+
+
+
+def test_library_scan_refuses_output_column_names_and_fractional_top():
+    """The library checks what the CLI checks, before any detector runs."""
+    frame = load_dataset("wine").frame
+    with pytest.raises(InputError, match="'row'"):
+        poisonguard.scan(frame.assign(row=1), label="label")
+    with pytest.raises(InputError, match="2.5"):
+        poisonguard.scan(frame, label="label", top=2.5)

@@ -19,7 +19,7 @@ from .._io import atomic_write_table
 from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError
-from ..validation import PreparedTable, check_fraction, prepare_table
+from ..validation import PreparedTable, check_count, check_fraction, check_output_columns, prepare_table
 from ._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
 
 __all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "ProgressCallback"]
@@ -196,9 +196,7 @@ def _parse_rule(contamination: str | float | None, top: int | None) -> tuple[str
     if top is not None:
         if contamination not in (None, "auto"):
             raise InputError("give either --top or --contamination, not both")
-        if int(top) < 1:
-            raise InputError(f"--top must be >= 1, got {top}")
-        return "top", int(top)
+        return "top", check_count(top, "--top")
     if contamination is None or contamination == "auto":
         return "auto", None
     if isinstance(contamination, str):
@@ -360,6 +358,8 @@ def _prepare(
     """Validate the rule and the table, choose and seed the detectors, encode the features."""
     rule, rule_arg = _parse_rule(contamination, top)
     table = prepare_table(data, label=label, id_col=id_col, source_col=source_col, features=features)
+    # before any work: an input column named like an output column would be overwritten
+    check_output_columns(table.frame.columns)
     names = detectors.split(",") if isinstance(detectors, str) else detectors
     names = [n.strip() for n in names if n.strip()] if names is not None else None
     chosen = resolve_settings(names, settings, labeled=table.y is not None)
