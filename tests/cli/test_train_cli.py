@@ -294,3 +294,25 @@ def test_dp_gets_the_recipe_by_default(tmp_path, data, capsys):
                  "--epochs", "2", "--batch-size", "32", "--no-dp-recipe"]) == 0
     got3 = load_model(out3).metadata["settings"]
     assert (got3["activation"], got3["input_clip"], got3["dp"]["max_grad_norm"]) == ("relu", None, 1.0)
+
+
+@pytest.mark.parametrize("command", ["train", "privacy-sweep"])
+def test_out_over_the_training_table_is_refused_before_any_work(tmp_path, capsys, command):
+    """`train x.csv --out x.csv` (and privacy-sweep): the one output guard names both, before any work."""
+    data = tmp_path / "x.csv"
+    pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 5, "label": [0, 1] * 10}).to_csv(data, index=False)
+    before = data.read_bytes()
+    assert main([command, str(data), "--label", "label", "--out", str(data)]) == 2
+    assert data.read_bytes() == before
+    err = capsys.readouterr().err
+    assert "--out" in err and "DATA" in err
+
+
+def test_certify_out_inside_the_model_directory_is_refused(tmp_path, capsys):
+    data = tmp_path / "x.csv"
+    pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 5, "label": [0, 1] * 10}).to_csv(data, index=False)
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    assert main(["certify", str(model_dir), str(data), "--out", str(model_dir / "cert")]) == 2
+    assert not (model_dir / "cert").exists()
+    assert "MODEL_DIR" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from .._io import check_outputs
 from ..errors import InputError
 from ._app import app, console, err_console
 
@@ -64,6 +65,7 @@ def train_cmd(
     from ..training import CertifiedSettings, DPSettings, TrainSettings, check_model_out, save_model, train_model
     from ..training import dp_recipe as make_recipe
 
+    check_outputs({"--out": out}, {"DATA": data})
     if not dp and (epsilon is not None or noise_multiplier is not None or delta is not None
                    or dp_recipe is not None or max_grad_norm is not None):
         raise InputError("--epsilon, --delta, --noise-multiplier, --max-grad-norm and --dp-recipe need --dp")
@@ -133,7 +135,6 @@ def predict_cmd(
     """Batch predictions from a saved model (every model file's hash is verified first)."""
     import pandas as pd
 
-    from .._io import check_outputs
     from ..training import certify, load_model
     from ..validation import load_table, save_table
 
@@ -168,6 +169,7 @@ def certify_cmd(
     from ..training import certify, load_model
     from ..validation import load_table
 
+    check_outputs({"--out": out}, {"DATA": data}, input_dirs={"MODEL_DIR": model_dir})
     m = load_model(model_dir)
     res = certify(m, load_table(data), label=label)
     paths = res.write(out)
@@ -229,6 +231,7 @@ def privacy_sweep_cmd(
     """Accuracy, and an attack's damage, at each privacy budget (table + PNG)."""
     from ..training import TrainSettings, privacy_sweep
 
+    check_outputs({"--out": out}, {"DATA": data})
     if model not in ("logreg", "mlp"):
         raise InputError(f"privacy-sweep trains torch models: --model logreg or mlp, not {model!r}")
     if attack is not None and attack not in ("flip", "backdoor"):
