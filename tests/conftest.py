@@ -58,3 +58,34 @@ def digits_flipped(digits_small, digits_features) -> Flipped:
     """``digits_small`` with 10% of labels flipped (seed 0) and the mask of flipped rows."""
     pt = flip_labels(digits_small, "label", 0.1, seed=0)
     return Flipped(frame=pt.frame, mask=pt.mask, features=digits_features)
+
+
+# --- the feedback loop (tests/feedback, gate, registry, service) -----------------------
+# A small loop per test: generated table, logistic-regression champion, fresh store.
+
+
+@pytest.fixture(scope="session")
+def loop_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Base (200 rows), feedback pool (1,000) and held-out validation rows of one generated table."""
+    from poisonguard.feedback import loop_table
+
+    df = loop_table(2600, seed=0, class_sep=1.5)
+    return df.iloc[:200].reset_index(drop=True), df.iloc[200:1200].reset_index(drop=True), df.iloc[1200:].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def champion_dir(tmp_path_factory, loop_tables):
+    from poisonguard.training import TrainSettings, save_model, train_model
+
+    d = tmp_path_factory.mktemp("champ") / "model"
+    save_model(train_model(loop_tables[0], label="y", settings=TrainSettings(model="logreg", val_fraction=0.0)), d)
+    return d
+
+
+@pytest.fixture
+def loop(tmp_path, loop_tables, champion_dir):
+    from poisonguard.feedback import demo_loop
+
+    lp = demo_loop(tmp_path, tables=loop_tables, champion_dir=champion_dir)
+    yield lp
+    lp.store.dispose()
