@@ -272,19 +272,9 @@ def _predict(store: Store, champ: ChampionView, rows: list[dict[str, Any]], toke
 
 
 def _monitor_routes(app: Any, fastapi: Any) -> None:
-    """Include the monitoring router (``service/_monitor_routes.py``) when it exists, behind the same auth."""
-    import importlib
+    """Include the monitoring router (``service/_monitor_routes.py``) behind the same token auth."""
+    from . import _monitor_routes as mod
 
-    try:
-        mod = importlib.import_module(f"{__package__}._monitor_routes")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}._monitor_routes":
-            raise  # the module exists but one of its imports is missing: do not hide that
-        log.info("monitoring routes not available (no %s._monitor_routes)", __package__)
-        return
-    router = getattr(mod, "router", None)
-    if router is None:
-        log.warning("%s._monitor_routes has no `router`; monitoring routes not included", __package__)
-        return
-    scope = getattr(mod, "REQUIRED_SCOPE", "predict")
+    router = mod.router
+    scope = mod.REQUIRED_SCOPE
     app.include_router(router, dependencies=[fastapi.Depends(require_scope(scope))])

@@ -20,11 +20,15 @@ import json
 import logging
 from typing import Any, Optional, Union
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
-
 from .._optional import import_optional
-from ..store import Store, open_store
+
+# a direct import without the extra names it instead of a bare ImportError
+import_optional("fastapi", "serve")
+
+from fastapi import APIRouter, Depends, Request, Response  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from ..store import Store, open_store  # noqa: E402
 
 __all__ = ["router", "REQUIRED_SCOPE", "get_store", "render_metrics"]
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from .._optional import import_optional
+
+# a direct import without the extra names it instead of a bare ImportError
+import_optional("pydantic", "serve")
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr  # noqa: E402
 
 __all__ = ["FeedbackItemIn", "FeedbackBatchIn", "FeedbackResult", "FeedbackOut", "PredictIn", "PredictionOut",
            "PredictOut", "MAX_ITEMS"]
