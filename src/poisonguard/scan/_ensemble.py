@@ -59,9 +59,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom, norm
+from scipy.stats import norm
 
 from ..detectors._presence import ClassPresence
+from ._label_rules import (
+    LABEL_CAP,
+    LABEL_FDR,
+    PREDICTABLE_Q75,
+    label_group_flags,
+    conflict_flags,
+    label_presence,
+    mixture_weights,
+    posterior_fdr_flags,
+)
 
 __all__ = [
     "calibrate",
@@ -89,18 +99,8 @@ __all__ = [
 AUTO_THRESHOLD = 0.5
 #: robust standard deviations at which an anomaly score reaches strength AUTO_THRESHOLD
 Z_MID = 8.0
-#: expected share of wrongly flagged rows the label group's auto rule allows
-LABEL_FDR = 0.05
-#: a row whose label is more likely right than this is never flagged by the label group
-LABEL_CAP = 0.5
 #: the group name of the averaged label-probability detectors
 LABEL_GROUP = "label"
-#: a class is predictable when its upper-quartile row has P(label correct) at least this
-PREDICTABLE_Q75 = 0.85
-#: family-wise level of the per-class label presence tests (Bonferroni over classes)
-LABEL_ALPHA = 0.05
-#: a class needs at least this many near-certain errors to be judged poisoned
-MIN_LABEL_SUSPECTS = 3
 #: robust z of the tail test of an anomaly detector: the plateau is measured between these
 TAIL_LOW, TAIL_HIGH = 4.0, 6.0
 #: share of the rows above TAIL_LOW that must also lie above TAIL_HIGH (a plateau)
@@ -138,99 +138,6 @@ def calibrate(raw: np.ndarray, score_kind: str) -> np.ndarray:
     if score_kind == "anomaly":
         return norm.cdf(robust_z(raw) - Z_MID)
     raise ValueError(f"unknown score_kind {score_kind!r}; expected 'probability' or 'anomaly'")
-
-
-def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: float = LABEL_CAP) -> np.ndarray:
-    """Flag the largest set of least-likely-correct rows whose mean P(correct) is <= ``fdr``."""
-    p = np.asarray(p_correct, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    running_mean = np.cumsum(p[order]) / np.arange(1, p.size + 1)
-    ok = (running_mean <= fdr) & (p[order] <= cap)
-    mask = np.zeros(p.size, dtype=bool)
-    if ok.any():
-        mask[order[: int(np.flatnonzero(ok).max()) + 1]] = True
-    return mask
-
-
-def mixture_weights(p_correct: np.ndarray, *, iterations: int = 200, floor: float = 1e-3) -> np.ndarray:
-    """Weights of a mixture of estimators of P(label correct), fitted by EM.
-
-    Parameters
-    ----------
-    p_correct : ndarray of shape (n_rows, n_estimators)
-        Each estimator's probability of the row's given label.
-
-    Returns
-    -------
-    ndarray of shape (n_estimators,)
-        Non-negative weights summing to 1 that (locally) maximise
-        ``sum_i log(sum_k w_k p_ik)``. Flipped rows lower every estimator alike, so the
-        weights follow which estimator models the clean rows better.
-    """
-    P = np.maximum(np.asarray(p_correct, dtype=np.float64), floor)
-    w = np.full(P.shape[1], 1.0 / P.shape[1])
-    for _ in range(iterations):
-        r = P * w
-        r /= r.sum(axis=1, keepdims=True)
-        new = r.mean(axis=0)
-        if np.max(np.abs(new - w)) < 1e-6:
-            return new
-        w = new
-    return w
-
-
-def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | None = None) -> list[ClassPresence]:
-    """Per class: is there an excess of near-certain label errors beyond the class's own uncertainty?
-
-    Parameters
-    ----------
-    p_correct : ndarray of shape (n_rows,)
-        The label group's estimate of P(label correct) per row.
-    y : ndarray of int
-        Class codes.
-
-    Returns
-    -------
-    list of ClassPresence
-        One per class code; ``statistic`` is the share of the class's doubtful rows
-        (P <= ``LABEL_CAP``) that are near-certain errors (P <= ``LABEL_FDR``),
-        ``p_value`` its one-sided binomial p-value against a ``LABEL_FDR`` share,
-        ``poisoned`` the decision (see the module docstring).
-    """
-    p = np.asarray(p_correct, dtype=np.float64)
-    y = np.asarray(y)
-    k = int(n_classes if n_classes is not None else (y.max() + 1 if y.size else 0))
-    level = LABEL_ALPHA / max(k, 1)
-    out: list[ClassPresence] = []
-    for c in range(k):
-        pc = p[y == c]
-        if pc.size == 0:
-            out.append(ClassPresence(c, 0, 0.0, _LABEL_STAT, 1.0, level, False, 0, "no rows"))
-            continue
-        errors = int((pc <= LABEL_FDR).sum())
-        doubtful = int((pc <= LABEL_CAP).sum())
-        q75 = float(np.quantile(pc, 0.75))
-        share = errors / doubtful if doubtful else 0.0
-        # P(X >= errors) for X ~ Binomial(doubtful, LABEL_FDR)
-        p_value = float(binom.sf(errors - 1, doubtful, LABEL_FDR)) if errors else 1.0
-        predictable = q75 >= PREDICTABLE_Q75
-        # a cleanly separated class: every row it doubts is a near-certain error (too few
-        # doubtful rows for the binomial test to reach the level, e.g. one flip in 60 rows)
-        separated = errors >= 1 and errors == doubtful
-        poisoned = predictable and (separated or (errors >= MIN_LABEL_SUSPECTS and p_value < level))
-        if not predictable:
-            why = (f"not judged: the features explain this class weakly (its upper-quartile row has "
-                   f"P(label correct) {q75:.2f} < {PREDICTABLE_Q75}), so low probabilities are its normal state")
-        else:
-            verdict = "poisoned" if poisoned else "clean"
-            why = (f"{verdict}: {errors} of its {doubtful} doubtful rows are near-certain errors "
-                   f"(share {share:.2f}, binomial p = {p_value:.2g} against a {LABEL_FDR} share; level {level:.2g})")
-        out.append(ClassPresence(c, int(pc.size), float(share), _LABEL_STAT, p_value, level, bool(poisoned),
-                                 errors, why))
-    return out
-
-
-_LABEL_STAT = "share of doubtful rows that are near-certain errors"
 
 
 @dataclass(frozen=True)
@@ -344,38 +251,19 @@ def combine(
     group_flags: dict[str, np.ndarray] = {}
     for g, strength in group_strength.items():
         if g == LABEL_GROUP:
-            p_correct = 1.0 - strength
-            if y is not None:
-                presence = label_presence(p_correct, y, n_classes=n_classes)
-                poisoned = np.array([c.poisoned for c in presence] or [False], dtype=bool)
-                eligible = poisoned[np.minimum(np.asarray(y), poisoned.size - 1)]
-                # rows of classes judged clean take no part in the false-discovery rule
-                p_correct = np.where(eligible, p_correct, 1.0)
-            group_flags[g] = posterior_fdr_flags(p_correct)
+            decided = label_group_flags(1.0 - strength, y, n_classes=n_classes)
+            presence = decided.presence
+            group_flags[g] = decided.flags
         elif g in anomaly_flags:
             group_flags[g] = anomaly_flags[g]
         elif y is not None and all(families[n] == "duplicate" for n in groups[g]):
-            # identical rows with different labels are the normal state of a class that the
-            # features explain weakly (an insurance table's buyers and non-buyers share
-            # profiles); a conflicting twin is evidence only in a predictable class, and only
-            # against the row whose own label the label group doubts
             p_label = 1.0 - group_strength.get(LABEL_GROUP, np.zeros_like(strength))
-            group_flags[g] = (strength >= AUTO_THRESHOLD) & _predictable_rows(p_label, y) & (p_label <= LABEL_CAP)
+            group_flags[g] = conflict_flags(strength, p_label, y, threshold=AUTO_THRESHOLD)
         else:
             group_flags[g] = strength >= AUTO_THRESHOLD
     suspicion = np.max(np.stack(list(group_strength.values()), axis=1), axis=1)
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
-
-
-def _predictable_rows(p_correct: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per row: is the row's class predictable (upper-quartile P(label correct) >= ``PREDICTABLE_Q75``)?"""
-    y = np.asarray(y)
-    out = np.zeros(y.shape[0], dtype=bool)
-    for c in np.unique(y):
-        rows = y == c
-        out[rows] = float(np.quantile(np.asarray(p_correct)[rows], 0.75)) >= PREDICTABLE_Q75
-    return out
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:

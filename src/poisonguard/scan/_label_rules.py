@@ -1,0 +1,182 @@
+"""The label group's rules: mixing label estimators, per-class presence tests, flags.
+
+The label detectors (neighbour vote, confident learning, ...) all estimate P(label
+correct). This module owns what the scan does with that estimate; see
+:mod:`poisonguard.scan._ensemble` for the whole combination. The rules are described
+in that module's docstring (label group, per class; the posterior false-discovery rule;
+conflicting duplicates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from ..detectors._presence import ClassPresence
+
+__all__ = [
+    "LABEL_FDR",
+    "LABEL_CAP",
+    "PREDICTABLE_Q75",
+    "LABEL_ALPHA",
+    "MIN_LABEL_SUSPECTS",
+    "LabelFlags",
+    "label_group_flags",
+    "conflict_flags",
+    "label_presence",
+    "mixture_weights",
+    "posterior_fdr_flags",
+]
+
+#: expected share of wrongly flagged rows the label group's auto rule allows
+LABEL_FDR = 0.05
+#: a row whose label is more likely right than this is never flagged by the label group
+LABEL_CAP = 0.5
+#: the group name of the averaged label-probability detectors
+LABEL_GROUP = "label"
+#: a class is predictable when its upper-quartile row has P(label correct) at least this
+PREDICTABLE_Q75 = 0.85
+#: family-wise level of the per-class label presence tests (Bonferroni over classes)
+LABEL_ALPHA = 0.05
+#: a class needs at least this many near-certain errors to be judged poisoned
+MIN_LABEL_SUSPECTS = 3
+
+
+def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: float = LABEL_CAP) -> np.ndarray:
+    """Flag the largest set of least-likely-correct rows whose mean P(correct) is <= ``fdr``."""
+    p = np.asarray(p_correct, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    running_mean = np.cumsum(p[order]) / np.arange(1, p.size + 1)
+    ok = (running_mean <= fdr) & (p[order] <= cap)
+    mask = np.zeros(p.size, dtype=bool)
+    if ok.any():
+        mask[order[: int(np.flatnonzero(ok).max()) + 1]] = True
+    return mask
+
+
+def mixture_weights(p_correct: np.ndarray, *, iterations: int = 200, floor: float = 1e-3) -> np.ndarray:
+    """Weights of a mixture of estimators of P(label correct), fitted by EM.
+
+    Parameters
+    ----------
+    p_correct : ndarray of shape (n_rows, n_estimators)
+        Each estimator's probability of the row's given label.
+
+    Returns
+    -------
+    ndarray of shape (n_estimators,)
+        Non-negative weights summing to 1 that (locally) maximise
+        ``sum_i log(sum_k w_k p_ik)``. Flipped rows lower every estimator alike, so the
+        weights follow which estimator models the clean rows better.
+    """
+    P = np.maximum(np.asarray(p_correct, dtype=np.float64), floor)
+    w = np.full(P.shape[1], 1.0 / P.shape[1])
+    for _ in range(iterations):
+        r = P * w
+        r /= r.sum(axis=1, keepdims=True)
+        new = r.mean(axis=0)
+        if np.max(np.abs(new - w)) < 1e-6:
+            return new
+        w = new
+    return w
+
+
+def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | None = None) -> list[ClassPresence]:
+    """Per class: is there an excess of near-certain label errors beyond the class's own uncertainty?
+
+    Parameters
+    ----------
+    p_correct : ndarray of shape (n_rows,)
+        The label group's estimate of P(label correct) per row.
+    y : ndarray of int
+        Class codes.
+
+    Returns
+    -------
+    list of ClassPresence
+        One per class code; ``statistic`` is the share of the class's doubtful rows
+        (P <= ``LABEL_CAP``) that are near-certain errors (P <= ``LABEL_FDR``),
+        ``p_value`` its one-sided binomial p-value against a ``LABEL_FDR`` share,
+        ``poisoned`` the decision (see the module docstring).
+    """
+    p = np.asarray(p_correct, dtype=np.float64)
+    y = np.asarray(y)
+    k = int(n_classes if n_classes is not None else (y.max() + 1 if y.size else 0))
+    level = LABEL_ALPHA / max(k, 1)
+    out: list[ClassPresence] = []
+    for c in range(k):
+        pc = p[y == c]
+        if pc.size == 0:
+            out.append(ClassPresence(c, 0, 0.0, _LABEL_STAT, 1.0, level, False, 0, "no rows"))
+            continue
+        errors = int((pc <= LABEL_FDR).sum())
+        doubtful = int((pc <= LABEL_CAP).sum())
+        q75 = float(np.quantile(pc, 0.75))
+        share = errors / doubtful if doubtful else 0.0
+        # P(X >= errors) for X ~ Binomial(doubtful, LABEL_FDR)
+        p_value = float(binom.sf(errors - 1, doubtful, LABEL_FDR)) if errors else 1.0
+        predictable = q75 >= PREDICTABLE_Q75
+        # a cleanly separated class: every row it doubts is a near-certain error (too few
+        # doubtful rows for the binomial test to reach the level, e.g. one flip in 60 rows)
+        separated = errors >= 1 and errors == doubtful
+        poisoned = predictable and (separated or (errors >= MIN_LABEL_SUSPECTS and p_value < level))
+        if not predictable:
+            why = (f"not judged: the features explain this class weakly (its upper-quartile row has "
+                   f"P(label correct) {q75:.2f} < {PREDICTABLE_Q75}), so low probabilities are its normal state")
+        else:
+            verdict = "poisoned" if poisoned else "clean"
+            why = (f"{verdict}: {errors} of its {doubtful} doubtful rows are near-certain errors "
+                   f"(share {share:.2f}, binomial p = {p_value:.2g} against a {LABEL_FDR} share; level {level:.2g})")
+        out.append(ClassPresence(c, int(pc.size), float(share), _LABEL_STAT, p_value, level, bool(poisoned),
+                                 errors, why))
+    return out
+
+
+_LABEL_STAT = "share of doubtful rows that are near-certain errors"
+
+
+@dataclass(frozen=True)
+class LabelFlags:
+    """The label group's auto flags and the per-class presence tests behind them."""
+
+    flags: np.ndarray
+    presence: list[ClassPresence]
+
+
+def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes: int | None = None) -> LabelFlags:
+    """Flag label errors: per-class presence test, then the posterior FDR rule within poisoned classes.
+
+    Without ``y`` every row counts as belonging to a class judged poisoned.
+    """
+    p = np.asarray(p_correct, dtype=np.float64)
+    presence: list[ClassPresence] = []
+    if y is not None:
+        presence = label_presence(p, y, n_classes=n_classes)
+        poisoned = np.array([c.poisoned for c in presence] or [False], dtype=bool)
+        eligible = poisoned[np.minimum(np.asarray(y), poisoned.size - 1)]
+        # rows of classes judged clean take no part in the false-discovery rule
+        p = np.where(eligible, p, 1.0)
+    return LabelFlags(flags=posterior_fdr_flags(p), presence=presence)
+
+
+def conflict_flags(strength: np.ndarray, p_label: np.ndarray, y: np.ndarray, *, threshold: float) -> np.ndarray:
+    """Flags of the conflicting-duplicates detector.
+
+    Identical rows with different labels are the normal state of a class that the
+    features explain weakly (an insurance table's buyers and non-buyers share
+    profiles); a conflicting twin is evidence only in a predictable class, and only
+    against the row whose own label the label group doubts.
+    """
+    return (np.asarray(strength) >= threshold) & _predictable_rows(p_label, y) & (np.asarray(p_label) <= LABEL_CAP)
+
+
+def _predictable_rows(p_correct: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per row: is the row's class predictable (upper-quartile P(label correct) >= ``PREDICTABLE_Q75``)?"""
+    y = np.asarray(y)
+    out = np.zeros(y.shape[0], dtype=bool)
+    for c in np.unique(y):
+        rows = y == c
+        out[rows] = float(np.quantile(np.asarray(p_correct)[rows], 0.75)) >= PREDICTABLE_Q75
+    return out
