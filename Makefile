@@ -13,7 +13,7 @@ install:
 
 install-dev:
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e ".[dev,dp,mlflow,bench,skops,serve,monitor]"
+	$(PIP) install -q -e ".[dev,dp,mlflow,bench,skops,serve,monitor,dask]"
 
 demo: install
 	mkdir -p demo
