@@ -121,9 +121,9 @@ def test_prepare_table_roles_and_label_codes(table):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"label": "nope"}, InputError, "data: --label column 'nope' not found; columns are: id, x, c, src, y"),
-        ({"id_col": "nope"}, InputError, "--id column 'nope' not found"),
-        ({"source_col": "nope"}, InputError, "--source column 'nope' not found"),
+        ({"label": "nope"}, InputError, "data: label column 'nope' not found; columns are: id, x, c, src, y"),
+        ({"id_col": "nope"}, InputError, "id_col column 'nope' not found"),
+        ({"source_col": "nope"}, InputError, "source_col column 'nope' not found"),
         ({"label": "y", "id_col": "y"}, InputError, "the same column was given two roles: ['y', 'y']"),
         ({"label": "y", "features": "x,zz"}, InputError, "unknown feature column(s) ['zz']"),
         ({"label": "y", "features": "x,x"}, InputError, "a feature column is listed twice in --features"),
@@ -380,7 +380,7 @@ def test_label_that_is_continuous_or_unique_is_refused():
 
 def test_label_given_as_an_array_is_a_clear_input_error():
     X = np.random.default_rng(0).normal(size=(20, 3))
-    with pytest.raises(InputError, match=r"--label must name a column of the table, got a ndarray of values"):
+    with pytest.raises(InputError, match=r"^label must name a column of the table, got a ndarray of values"):
         prepare_table(X, label=np.arange(20) % 2)
     with pytest.raises(InputError, match=r"--id must be a column name \(str\), got int 3"):
         prepare_table(X, id_col=3)

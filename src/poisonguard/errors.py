@@ -8,6 +8,8 @@ service uses, so the mapping is declared once, here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 __all__ = [
     "PoisonguardError",
     "InputError",
@@ -28,10 +30,35 @@ __all__ = [
 
 
 class PoisonguardError(ValueError):
-    """Base class of every deliberate poisonguard error."""
+    """Base class of every deliberate poisonguard error.
+
+    Parameters
+    ----------
+    message : str
+        The one-line message. A parameter the caller passed appears as ``{name}``
+        (e.g. ``"{top} must be >= 1, got 0"``) and is listed in ``params``: the library
+        renders it as the parameter name (``top``), the CLI as its option (``--top``),
+        so library errors name parameters and CLI errors name flags.
+    params : sequence of str
+        The parameter names that appear in ``message`` as ``{name}``.
+    """
 
     exit_code: int = 1
     http_status: int = 400
+
+    def __init__(self, message: str = "", *, params: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.params = tuple(params)
+
+    def render(self, names: Mapping[str, str] | None = None) -> str:
+        """The message with each ``{param}`` replaced by ``names[param]`` (default: the name itself)."""
+        text = super().__str__()
+        for p in self.params:
+            text = text.replace("{" + p + "}", (names or {}).get(p, p))
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class InputError(PoisonguardError):

@@ -339,7 +339,8 @@ def prepare_table(
     DataError
         NaN/empty labels (rows named), a single class, inf values, too few rows.
     """
-    roles = {"--label": label, "--id": id_col, "--source": source_col}
+    # library errors name the parameter; the CLI renders it as its option (errors.PoisonguardError)
+    roles = {"label": label, "id_col": id_col, "source_col": source_col}
     for opt, col in roles.items():
         check_column_name(col, opt)
     df = as_frame(data, where=where)
@@ -348,7 +349,8 @@ def prepare_table(
         df = df.set_axis(columns, axis=1)
     for opt, col in roles.items():
         if col is not None and col not in columns:
-            raise InputError(f"{where}: {opt} column {col!r} not found; columns are: {_preview(columns)}")
+            raise InputError(f"{where}: {{{opt}}} column {col!r} not found; columns are: {_preview(columns)}",
+                             params=[opt])
     given = [c for c in roles.values() if c is not None]
     if len(set(given)) != len(given):
         raise InputError(f"{where}: the same column was given two roles: {given}")
@@ -399,10 +401,11 @@ def check_column_name(value: Any, option: str) -> None:
         return
     if isinstance(value, (np.ndarray, pd.Series, list, tuple)):
         raise InputError(
-            f"{option} must name a column of the table, got a {type(value).__name__} of values; "
-            "add the values as a column (e.g. df.assign(label=y)) and pass its name"
+            f"{{{option}}} must name a column of the table, got a {type(value).__name__} of values; "
+            "add the values as a column (e.g. df.assign(label=y)) and pass its name", params=[option],
         )
-    raise InputError(f"{option} must be a column name (str), got {type(value).__name__} {value!r}")
+    raise InputError(f"{{{option}}} must be a column name (str), got {type(value).__name__} {value!r}",
+                     params=[option])
 
 
 #: Columns that ``scan`` adds to ``suspicious_samples.csv`` beside the input's own columns.
@@ -439,11 +442,11 @@ def check_count(value: Any, name: str, *, minimum: int = 1) -> int:
         Naming ``name`` and the value.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
-        raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise InputError(f"{{{name}}} must be a whole number >= {minimum}, got {value!r}", params=[name])
     if isinstance(value, (float, np.floating)) and not (np.isfinite(value) and float(value).is_integer()):
-        raise InputError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise InputError(f"{{{name}}} must be a whole number >= {minimum}, got {value!r}", params=[name])
     if int(value) < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value!r}")
+        raise InputError(f"{{{name}}} must be >= {minimum}, got {value!r}", params=[name])
     return int(value)
 
 
@@ -565,7 +568,7 @@ def check_fraction(value: float, name: str, *, inclusive_zero: bool = False) -> 
     lo_ok = v >= 0 if inclusive_zero else v > 0
     if not (lo_ok and v < 1):
         bound = "[0, 1)" if inclusive_zero else "(0, 1)"
-        raise InputError(f"{name} must be in {bound}, got {value}")
+        raise InputError(f"{{{name}}} must be in {bound}, got {value}", params=[name])
     return v
 
 

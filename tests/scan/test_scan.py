@@ -57,17 +57,17 @@ def test_input_frame_is_not_mutated(wine):
 
 
 def test_bad_inputs_raise_typed_errors(wine):
-    with pytest.raises(InputError, match="--label column 'nope' not found"):
+    with pytest.raises(InputError, match="data: label column 'nope' not found"):
         scan(wine, label="nope")
     with pytest.raises(InputError, match="must be a path, DataFrame or 2-D array, got list"):
         scan([[1, 2], [3, 4]])
-    with pytest.raises(InputError, match="give either --top or --contamination, not both"):
+    with pytest.raises(InputError, match="give either top or contamination, not both"):
         scan(wine, label="label", top=5, contamination=0.1)
-    with pytest.raises(InputError, match="--contamination must be 'auto' or a fraction in \\(0, 1\\), got 'lots'"):
+    with pytest.raises(InputError, match="^contamination must be 'auto' or a fraction in \\(0, 1\\), got 'lots'"):
         scan(wine, label="label", contamination="lots")
-    with pytest.raises(InputError, match="--contamination must be in \\(0, 1\\), got 1.5"):
+    with pytest.raises(InputError, match="^contamination must be in \\(0, 1\\), got 1.5"):
         scan(wine, label="label", contamination=1.5)
-    with pytest.raises(InputError, match="--top must be >= 1, got 0"):
+    with pytest.raises(InputError, match="^top must be >= 1, got 0"):
         scan(wine, label="label", top=0)
     with pytest.raises(ConfigError, match="unknown detector 'nope'"):
         scan(wine, label="label", detectors="knn_label,nope")

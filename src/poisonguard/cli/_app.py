@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"poisonguard: error: {exc.format_message()}", highlight=False, markup=False)
         code = getattr(exc, "exit_code", 2) or 2
     except PoisonguardError as exc:
-        err_console.print(f"poisonguard: error: {exc}", highlight=False, markup=False)
+        try:
+            text = exc.render(_option_names(args))
+        except Exception:  # the rendering of an error must never raise another one
+            text = str(exc)
+        err_console.print(f"poisonguard: error: {text}", highlight=False, markup=False)
         code = exc.exit_code
     except MissingExtraError as exc:
         err_console.print(f"poisonguard: error: {exc}", highlight=False, markup=False)
@@ -89,3 +93,38 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _option_names(args: list[str]) -> dict[str, str]:
+    """Parameter name -> how the invoked command spells it (``top`` -> ``--top``, ``data`` -> ``DATA``).
+
+    Library errors name parameters (``{top} must be >= 1``); the command the user typed
+    is found by walking ``args`` down the command tree, and its options give the flags.
+    """
+    try:
+        node = typer.main.get_command(app)
+    except Exception:  # never let the rendering of an error raise another one
+        return {}
+    chain = [node]
+    for tok in args:
+        commands = getattr(node, "commands", None)
+        if tok.startswith("-") or not commands:
+            if not commands:
+                break
+            continue
+        if tok not in commands:
+            break
+        node = commands[tok]
+        chain.append(node)
+    names: dict[str, str] = {}
+    for cmd in chain:
+        for param in getattr(cmd, "params", []):
+            opts = list(getattr(param, "opts", []) or [])
+            if not param.name:
+                continue
+            if param.param_type_name == "option":
+                long = [o for o in opts if o.startswith("--")]
+                names[param.name] = (long or opts or [param.name])[0]
+            else:
+                names[param.name] = param.name.upper()
+    return names

@@ -195,16 +195,17 @@ def _jsonable(v: Any) -> Any:
 def _parse_rule(contamination: str | float | None, top: int | None) -> tuple[str, Any]:
     if top is not None:
         if contamination not in (None, "auto"):
-            raise InputError("give either --top or --contamination, not both")
-        return "top", check_count(top, "--top")
+            raise InputError("give either {top} or {contamination}, not both", params=["top", "contamination"])
+        return "top", check_count(top, "top")
     if contamination is None or contamination == "auto":
         return "auto", None
     if isinstance(contamination, str):
         try:
             contamination = float(contamination)
         except ValueError:
-            raise InputError(f"--contamination must be 'auto' or a fraction in (0, 1), got {contamination!r}") from None
-    return "contamination", check_fraction(contamination, "--contamination")
+            raise InputError(f"{{contamination}} must be 'auto' or a fraction in (0, 1), got {contamination!r}",
+                             params=["contamination"]) from None
+    return "contamination", check_fraction(contamination, "contamination")
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,8 @@ class _Run:
     fitted: dict[str, BaseDetector] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: perf_counter when the first detector started (the end of encoding)
+    started: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ def scan(
                     detectors=detectors, settings=settings, contamination=contamination, top=top,
                     random_state=random_state, candidates=candidates)
     run = _run(prep, progress)
-    run.timings = {"encode": time.perf_counter() - t0, **run.timings}
+    run.timings = {"encode": run.started - t0, **run.timings}
     total = len(prep.chosen) + 2
     if progress:
         progress("combine", len(prep.chosen), total)
@@ -379,7 +382,7 @@ def _prepare(
 
 def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
     """Fit and score every detector; a crash is recorded in ``failures`` and never dropped."""
-    out = _Run()
+    out = _Run(started=time.perf_counter())
     total = len(prep.chosen) + 2
     # One BLAS thread: the detectors' linear algebra is on small blocks, where thread
     # start-up and oversubscription (e.g. with pytest-xdist or a busy host) cost up to
