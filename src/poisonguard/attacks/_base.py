@@ -29,7 +29,7 @@ class PoisonedTable:
     mask : ndarray of bool
         ``True`` for every poisoned row of ``frame``, in order.
     kind : str
-        ``"flip"``, ``"targeted"``, ``"outlier"`` or ``"backdoor"``.
+        The attack's kind, one of :data:`~poisonguard.attacks.ATTACK_KINDS`.
     params : dict
         The attack's resolved settings (JSON-serializable), including ``seed``,
         ``rate`` and ``n_poisoned``.
@@ -38,7 +38,7 @@ class PoisonedTable:
         poisoning. Clean rows have ``triggered=False``; copies of the non-target
         rows with the trigger stamped (true labels kept) have ``triggered=True``.
     target : object or None
-        The class the attack pushes rows to (targeted flip, backdoor).
+        The class the attack pushes rows to (targeted, pair and boundary flips, backdoor).
     label : str
         Name of the label column.
     trigger : Trigger or None

@@ -1,4 +1,4 @@
-"""Label-flipping attacks: random flips, boundary-targeted flips a -> b, and flips of the rows most like a target class."""
+"""Label-flipping attacks: random flips, random pair flips a -> b, boundary-targeted flips a -> b, and flips of the rows most like a target class."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..validation import resolve_class
 from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _with_labels
 
-__all__ = ["flip_labels", "targeted_flip", "boundary_flip"]
+__all__ = ["flip_labels", "pair_flip", "targeted_flip", "boundary_flip"]
 
 
 def flip_labels(frame: pd.DataFrame, label: str, rate: float, seed: int = 0) -> PoisonedTable:
@@ -60,6 +60,67 @@ def flip_labels(frame: pd.DataFrame, label: str, rate: float, seed: int = 0) -> 
     mask[rows] = True
     params = {"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n)}
     return PoisonedTable(frame=out, mask=mask, kind="flip", params=params, label=label)
+
+
+def pair_flip(
+    frame: pd.DataFrame,
+    label: str,
+    source_class: Any,
+    target_class: Any,
+    rate: float,
+    seed: int = 0,
+    *,
+    features: Sequence[str] | None = None,
+) -> PoisonedTable:
+    """Relabel randomly chosen rows of ``source_class`` as ``target_class`` (class-conditional noise).
+
+    Unlike :func:`flip_labels` only one pair of classes is touched, and unlike
+    :func:`targeted_flip` the rows are drawn uniformly within the source class, not
+    nearest the boundary: the noise of a labeller who systematically confuses two
+    classes, or an attacker hiding rows of one class (fraud relabelled as legitimate).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The clean table (not mutated).
+    label : str
+        The label column.
+    source_class, target_class : object
+        Class values (matched exactly or by their text, so ``"3"`` finds ``3``).
+    rate : float
+        Fraction of the *whole* table to flip: ``k = round(rate * n_rows)``, capped
+        (with a warning) at the size of the source class.
+    seed : int, default=0
+        Seed of the row choice.
+    features : sequence of str, optional
+        Feature columns (only validated; the choice of rows does not look at them).
+
+    Returns
+    -------
+    PoisonedTable
+        Same rows in the same order; ``kind`` is ``"pair"``, ``target`` the target class.
+    """
+    chk = _check(frame, label, features)
+    a = resolve_class(source_class, chk.classes, option="source class", label=label)
+    b = resolve_class(target_class, chk.classes, option="target class", label=label)
+    if a == b:
+        raise InputError(f"source class and target class are both {chk.classes[a]!r}; give two different classes")
+    n = chk.frame.shape[0]
+    src = np.flatnonzero(chk.y == a)
+    k = _cap(_count(rate, n), src.size, f"rows of class {chk.classes[a]!r}")
+    rows = np.sort(np.random.default_rng(seed).choice(src, size=k, replace=False))
+    codes = chk.y.copy()
+    codes[rows] = b
+    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    params = _jsonable(
+        {
+            "rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n),
+            "source_class": chk.classes[a], "target_class": chk.classes[b],
+        }
+    )
+    return PoisonedTable(frame=out, mask=mask, kind="pair", params=params, target=chk.classes[b], label=label)
 
 
 def targeted_flip(

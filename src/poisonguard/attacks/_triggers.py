@@ -209,9 +209,11 @@ def make_trigger(
     trigger_features : sequence of str, optional
         Tabular: columns to set (default: ``n_trigger_features`` numeric features
         drawn with ``seed``).
-    trigger_values : sequence of float or {"p99.9", "outside"}, optional
+    trigger_values : sequence of float or {"p99.9", "pNN", "outside"}, optional
         Tabular: the values. ``"p99.9"`` (default) uses each feature's 99.9th
-        percentile, a rare but in-range value; ``"outside"`` uses
+        percentile, a rare but in-range value; any ``"pNN"`` (``"p90"``, ``"p50"``) the
+        NN-th percentile, so on several columns common values can form a rare
+        combination; ``"outside"`` uses
         ``max + 10% of the range`` (``max + 1`` for a constant column).
     n_trigger_features : int, default=2
         Tabular: how many features to draw when ``trigger_features`` is not given.
@@ -268,13 +270,14 @@ def make_trigger(
             vals = []
             for f in chosen:
                 col = frame[f].to_numpy(dtype=float, na_value=np.nan)
-                if mode == "p99.9":
-                    vals.append(float(np.nanpercentile(col, 99.9)))
+                q = _percentile_rule(mode)
+                if q is not None:
+                    vals.append(float(np.nanpercentile(col, q)))
                 elif mode == "outside":
                     mx, mn = float(np.nanmax(col)), float(np.nanmin(col))
                     vals.append(mx + (0.1 * (mx - mn) if mx > mn else 1.0))
                 else:
-                    raise InputError(f"unknown trigger value rule {mode!r}; use 'p99.9', 'outside' or numbers")
+                    raise InputError(f"unknown trigger value rule {mode!r}; use 'p99.9' (any 'pNN'), 'outside' or numbers")
         else:
             vals = [float(v) for v in trigger_values]
             if len(vals) != len(chosen):
@@ -284,6 +287,17 @@ def make_trigger(
         raise InputError(f"unknown trigger kind {kind!r}; choose one of: patch, blend, tabular")
     _validate(t)
     return t
+
+
+def _percentile_rule(mode: str) -> float | None:
+    """``"p99.9"`` -> 99.9, ``"p90"`` -> 90.0; ``None`` for anything else."""
+    if len(mode) < 2 or mode[0] != "p":
+        return None
+    try:
+        q = float(mode[1:])
+    except ValueError:
+        return None
+    return q if 0.0 <= q <= 100.0 else None
 
 
 def apply_trigger(frame: pd.DataFrame, trigger: Trigger | Mapping[str, Any]) -> pd.DataFrame:

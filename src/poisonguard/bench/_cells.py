@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..datasets import HOLDOUT_TABLES
 from ..errors import ConfigError
 
 __all__ = [
@@ -30,6 +31,9 @@ __all__ = [
     "speed_cells",
     "real_cells",
     "REAL_TABLES",
+    "HOLDOUT_TABLES",
+    "HOLDOUT_ATTACKS",
+    "holdout_cells",
 ]
 
 #: Tables of the benchmark matrix (``poisonguard.datasets`` names).
@@ -236,3 +240,64 @@ def speed_cells(*, big: bool = False, seed: int = 0) -> list[Cell]:
     """Default scans of synthetic 100k x 32 (and 1M x 32 with ``big``), 5% flips, no anchors."""
     sizes = [100_000] + ([1_000_000] if big else [])
     return [Cell("synthetic", "flip", 0.05, "flip", n_rows=n, seed=seed, anchors=False) for n in sizes]
+
+
+#: Source -> target class codes of the pair flip on each held-out table: on the binary
+#: tables the positive class relabelled as the negative (hiding the class a user cares
+#: about), on the others one class relabelled as a neighbouring one. Other tables: 1 -> 0.
+_HOLDOUT_PAIRS: dict[str, tuple[int, int]] = {
+    "fair": (1, 0), "anes96": (1, 0), "seattle_weather": (2, 4), "cars": (1, 0),
+    "phishing": (1, 0), "image_segments": (6, 2), "shuttle": (1, 0), "pima": (1, 0),
+}
+
+#: Attack variants of the held-out matrix: none of them is one the detectors were
+#: designed against (other rates, class-conditional flips, blobs, edited copies,
+#: relabelled twins, other triggers, rescaled rows). Backdoors target class 1.
+HOLDOUT_ATTACKS: tuple[AttackSpec, ...] = (
+    AttackSpec("flip", "flip", rates=(0.02, 0.20)),
+    AttackSpec("pair", "pair", rates=(0.03,), params=lambda t: dict(
+        zip(("source_class", "target_class"), _HOLDOUT_PAIRS.get(t, (1, 0))))),
+    AttackSpec("outlier-cluster", "outlier", rates=(0.03,), params={"placement": "cluster"}),
+    AttackSpec("outlier-cluster-in-range", "outlier", rates=(0.03,), params={"placement": "cluster_in_range"}),
+    AttackSpec("perturbed-copies", "perturbed", rates=(0.05,), params={"n_columns": 3}),
+    AttackSpec("duplicate-flip", "duplicate_flip", rates=(0.03,)),
+    # three columns at their 90th percentile: each value common, the combination rare
+    AttackSpec("backdoor-tabular-p90x3", "backdoor", rates=(0.05,), params={
+        "target": 1, "trigger": "tabular", "trigger_options": {"n_trigger_features": 3, "trigger_values": "p90"}}),
+    # one column just outside its range
+    AttackSpec("backdoor-tabular-1out", "backdoor", rates=(0.05,), params={
+        "target": 1, "trigger": "tabular", "trigger_options": {"n_trigger_features": 1, "trigger_values": "outside"}}),
+    AttackSpec("scaled", "scaled", rates=(0.02,), params={"factor": 10.0}),
+)
+
+
+def holdout_cells(
+    *, seed: int = 0, tables: Sequence[str] = HOLDOUT_TABLES, attacks: Sequence[str] | None = None
+) -> list[Cell]:
+    """The held-out matrix: per held-out table, a clean cell then every variant of :data:`HOLDOUT_ATTACKS`.
+
+    Parameters
+    ----------
+    seed : int, default=0
+        Seed of the attacks and the scans.
+    tables : sequence of str
+        Tables (default: :data:`~poisonguard.datasets.HOLDOUT_TABLES`).
+    attacks : sequence of str, optional
+        Names of :data:`HOLDOUT_ATTACKS` to run (default: all).
+
+    Raises
+    ------
+    ConfigError
+        An unknown variant name.
+    """
+    specs = {a.name: a for a in HOLDOUT_ATTACKS}
+    names = list(specs) if attacks is None else list(attacks)
+    unknown = [a for a in names if a not in specs]
+    if unknown:
+        raise ConfigError(f"unknown held-out attack(s) {unknown}; known: {', '.join(specs)}")
+    cells: list[Cell] = []
+    for table in tables:
+        cells.append(Cell(table, "clean", 0.0, "clean", seed=seed, anchors=False))
+        for name in names:
+            cells.extend(specs[name].cells(table, seed=seed))
+    return cells

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["auroc", "precision_at_k", "flag_metrics", "FlagMetrics", "class_damage"]
+__all__ = [
+    "auroc",
+    "precision_at_k",
+    "flag_metrics",
+    "FlagMetrics",
+    "class_damage",
+    "FusionCheck",
+    "fusion_check",
+    "FUSION_TOLERANCE",
+    "CLEAN_ROW_LIMIT",
+    "CLEAN_CLASS_LIMIT",
+]
+
+#: The scan's AUROC may trail its best single detector's by at most this (issue 9, item 2).
+FUSION_TOLERANCE = 0.005
+#: A clean table may have at most this share of its rows flagged ...
+CLEAN_ROW_LIMIT = 0.01
+#: ... and at most this share of any one class's rows.
+CLEAN_CLASS_LIMIT = 0.05
 
 
 def _pair(scores: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,3 +131,54 @@ def class_damage(flagged: np.ndarray, poisoned: np.ndarray, y: np.ndarray | None
     y = np.asarray(y)
     shares = [float(flagged[clean & (y == c)].mean()) for c in np.unique(y[clean])]
     return max(shares) if shares else 0.0
+
+
+@dataclass(frozen=True)
+class FusionCheck:
+    """Whether the combined score kept the signal of its best single detector.
+
+    Attributes
+    ----------
+    detector_auroc : dict
+        Detector name -> AUROC of its raw score (``None`` when it has non-finite values).
+    best_detector : str or None
+        The detector with the highest AUROC (the first in the given order on ties).
+    best_auroc : float
+        Its AUROC (``nan`` when no detector could be scored).
+    scan_auroc : float
+        AUROC of the combined suspicion.
+    gap : float
+        ``scan_auroc - best_auroc``.
+    ok : bool
+        ``gap >= -FUSION_TOLERANCE`` (``True`` when there is nothing to compare).
+    """
+
+    detector_auroc: dict[str, float | None]
+    best_detector: str | None
+    best_auroc: float
+    scan_auroc: float
+    gap: float
+    ok: bool
+
+
+def fusion_check(
+    suspicion: np.ndarray, detector_scores: Mapping[str, np.ndarray], mask: np.ndarray,
+    *, tolerance: float = FUSION_TOLERANCE,
+) -> FusionCheck:
+    """Compare the AUROC of the combined suspicion with that of each detector's own score.
+
+    A detector's own score is its raw ``score_samples`` output (higher = more
+    suspicious), i.e. what a user running that detector alone would rank by. A
+    detector whose score is constant gets 0.5, as it should: it ranks nothing.
+    """
+    scan = auroc(suspicion, mask)
+    per: dict[str, float | None] = {}
+    for name, values in detector_scores.items():
+        v = np.asarray(values, dtype=float)
+        per[name] = auroc(v, mask) if np.isfinite(v).all() else None
+    scored = {k: v for k, v in per.items() if v is not None and not math.isnan(v)}
+    if not scored or math.isnan(scan):
+        return FusionCheck(per, None, math.nan, scan, math.nan, True)
+    best = max(scored, key=lambda k: scored[k])  # max keeps the first of equal values
+    gap = scan - scored[best]
+    return FusionCheck(per, best, scored[best], scan, gap, bool(gap >= -tolerance))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ._anchors import ANCHORS, anchors_for
+from ._metrics import CLEAN_CLASS_LIMIT, CLEAN_ROW_LIMIT, FUSION_TOLERANCE
 from ._run import BenchReport
 
-__all__ = ["to_markdown"]
+__all__ = ["to_markdown", "breaks"]
 
 _DASH = "–"
 
@@ -48,12 +49,37 @@ def _columns(report: BenchReport) -> list[tuple[str, str]]:
     return [(n, titles.get(n, n)) for n in names]
 
 
-def to_markdown(report: BenchReport) -> str:
-    """The matrix table, the speed table and notes, as GitHub markdown."""
-    lines: list[str] = []
+def _detector_names(report: BenchReport) -> list[str]:
+    """Detectors that ran in any cell, in order of first appearance."""
+    names: list[str] = []
+    for r in report.rows:
+        for name in ((r.get("scan") or {}).get("detector_auroc") or {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _gap(s: dict[str, Any]) -> str:
+    gap = s.get("fusion_gap")
+    if gap is None:
+        return _DASH
+    return f"{gap:+.3f}" + (" ✗" if gap < -FUSION_TOLERANCE else "")
+
+
+def _best(s: dict[str, Any]) -> str:
+    if s.get("best_auroc") is None:
+        return _DASH
+    return f"{s['best_detector']} {s['best_auroc']:.3f}"
+
+
+def to_markdown(report: BenchReport, *, title: str | None = None) -> str:
+    """The matrix table, the speed table, what breaks, and notes, as GitHub markdown."""
+    lines: list[str] = [f"## {title}", ""] if title else []
     anchors = _columns(report)
-    head = ["table", "attack", "rate", "rows", "poisoned", "AUROC", "P@k", "flag recall", "flag precision",
-            "flagged", "class damage", "scan s", "peak RSS MiB"] + [f"{title} AUROC / P@k" for _, title in anchors]
+    detectors = _detector_names(report)
+    head = (["table", "attack", "rate", "rows", "poisoned", "AUROC", "best single", "scan − best", "P@k",
+             "flag recall", "flag precision", "flagged", "class damage", "scan s", "peak RSS MiB"]
+            + [f"{title} AUROC / P@k" for _, title in anchors] + [f"{d} AUROC" for d in detectors])
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
     for r in report.rows:
@@ -65,10 +91,12 @@ def to_markdown(report: BenchReport) -> str:
         s = r["scan"]
         cells = [
             r["table"], r["attack"], rate, str(r["n_rows"]), str(r["n_poisoned"]),
-            _f(s["auroc"]), _f(s["p_at_k"]),
+            _f(s["auroc"]), _best(s), _gap(s), _f(s["p_at_k"]),
             *((_DASH, _DASH) if r.get("kind") == "clean" else (_f(s["flag_recall"]), _f(s["flag_precision"]))),
             _pct(s["flagged_frac"]), _pct(s.get("class_damage")), _secs(s["time_s"]), _mib(r.get("memory")),
-        ] + [_anchor_cell(r, name) for name, _ in anchors]
+        ] + [_anchor_cell(r, name) for name, _ in anchors] + [
+            _f((s.get("detector_auroc") or {}).get(d)) for d in detectors
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if report.speed:
         lines += ["", "| speed: table | rows x features | poisoned | scan s | peak RSS MiB | RSS before scan MiB | AUROC | flagged |",
@@ -83,17 +111,57 @@ def to_markdown(report: BenchReport) -> str:
                 f"{_secs(s['time_s'])} | {_mib(r.get('memory'))} | {_mib(r.get('memory'), 'base_rss_mib')} | "
                 f"{_f(s['auroc'])} | {_pct(s['flagged_frac'])} |"
             )
+    found = breaks(report)
+    lines += ["", f"What breaks ({len(found)} cell(s)):" if found else "What breaks: nothing."]
+    lines += [f"- {b}" for b in found]
     m = report.meta
     lines += [
         "",
-        "AUROC: of `suspicion` against the poisoned-row mask. P@k: precision among the k highest scores, "
+        "AUROC: of `suspicion` against the poisoned-row mask. best single: the registered detector whose own raw "
+        f"score has the highest AUROC; scan − best: the scan's AUROC minus it (✗: below −{FUSION_TOLERANCE}, "
+        "the combination lost a detector's signal); the last columns: each detector's own AUROC.  P@k: precision among the k highest scores, "
         "k = number of poisoned rows (ties at the cut count at their expected value). flag recall / precision: "
         "of the default flag rule (`res.flagged`). flagged: share of rows flagged; on a *clean* row this is the "
         "false-flag rate. class damage: the largest share of any one class's clean rows that the default rule "
         "flagged. Anchors: IsolationForest (contamination 0.01, score = -score_samples), cleanlab label "
         "quality from 5-fold CV logistic regression (1 - quality), PyOD ECOD, and the share of the 10 nearest "
-        "neighbours (standardized features) with another label.",
+        "neighbours (standardized features) with another label. What breaks: clean cells that flag more than "
+        f"{CLEAN_ROW_LIMIT:.0%} of rows or {CLEAN_CLASS_LIMIT:.0%} of a class; attacked cells where the scan trails "
+        f"its best single detector or an anchor by more than {FUSION_TOLERANCE}; failed cells.",
         f"Memory: {m.get('memory_method', _DASH)}. Machine: {m.get('machine', _DASH)}, Python {m.get('python', _DASH)}; "
         "timings are wall-clock on a shared machine and noisy.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _flagged_by(s: dict[str, Any]) -> str:
+    by = s.get("flagged_by") or {}
+    return ", ".join(f"{k} {v}" for k, v in list(by.items())[:3]) or "nothing named"
+
+
+def breaks(report: BenchReport) -> list[str]:
+    """One line per cell that misses a target: clean-table damage, lost fusion signal, losing to an anchor, failure."""
+    out: list[str] = []
+    for r in report.rows:
+        where = f"{r['table']} / {r['attack']}" + ("" if r.get("kind") == "clean" else f" {r['rate']:.0%}")
+        if r.get("status") != "ok":
+            out.append(f"{where}: FAILED ({str(r.get('error', ''))[:120]})")
+            continue
+        s = r["scan"]
+        if r.get("kind") == "clean":
+            frac, damage = s.get("flagged_frac") or 0.0, s.get("class_damage") or 0.0
+            if frac > CLEAN_ROW_LIMIT or damage > CLEAN_CLASS_LIMIT:
+                out.append(f"{where}: clean table, {s['n_flagged']} rows flagged ({_pct(frac)}), class damage "
+                           f"{_pct(damage)}; flagged rows name {_flagged_by(s)}")
+            continue
+        problems = []
+        if s.get("fusion_gap") is not None and s["fusion_gap"] < -FUSION_TOLERANCE:
+            problems.append(f"scan AUROC {_f(s['auroc'])} < {s['best_detector']} alone {_f(s['best_auroc'])}")
+        scan_auc = s.get("auroc")
+        for name, a in (r.get("anchors") or {}).items():
+            if a.get("status") == "ok" and a.get("auroc") is not None and scan_auc is not None \
+                    and a["auroc"] > scan_auc + FUSION_TOLERANCE:
+                problems.append(f"anchor {name} {a['auroc']:.3f} > scan {scan_auc:.3f}")
+        if problems:
+            out.append(f"{where}: " + "; ".join(problems))
+    return out

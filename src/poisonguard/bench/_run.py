@@ -31,9 +31,9 @@ import numpy as np
 
 from ._anchors import Anchor, anchor_available, anchors_for
 from ._cells import Cell
-from ._metrics import auroc, class_damage, flag_metrics, precision_at_k
+from ._metrics import auroc, class_damage, flag_metrics, fusion_check, precision_at_k
 
-__all__ = ["run_cell", "run_cell_isolated", "run_benchmark", "BenchReport", "MEMORY_METHOD", "scan_available"]
+__all__ = ["run_cell", "run_cell_isolated", "run_benchmark", "BenchReport", "MEMORY_METHOD", "scan_available", "bench_meta"]
 
 MEMORY_METHOD = "peak RSS of a fresh worker process (getrusage RUSAGE_SELF ru_maxrss, read after the scan)"
 
@@ -107,6 +107,9 @@ def run_cell(
             "flagged_frac": flags.n_flagged / len(frame),
             "false_flag_rate": _num(flags.false_flag_rate),
             "time_s": elapsed,
+            **_fusion_fields(res, suspicion, mask),
+            "flagged_by": _flagged_by(res),
+            "per_class": _per_class(np.asarray(res.flagged, dtype=bool), mask, res.table.y),
         }
         row["memory"] = (
             {"peak_rss_mib": peak, "base_rss_mib": base, "method": MEMORY_METHOD} if measure_memory else None
@@ -116,6 +119,47 @@ def run_cell(
         return row
     row["anchors"] = _run_anchors(frame, mask, cell, anchors) if cell.anchors else {}
     return row
+
+
+def _fusion_fields(res: Any, suspicion: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    """Per-detector AUROC (raw scores and calibrated strengths), the best single detector and ``scan - best``."""
+    if not mask.any() or mask.all():
+        return {"detector_auroc": {}, "strength_auroc": {}, "best_detector": None, "best_auroc": None,
+                "fusion_gap": None, "fusion_ok": None}
+    raw = {str(c): res.detector_scores[c].to_numpy() for c in res.detector_scores.columns}
+    check = fusion_check(suspicion, raw, mask)
+    strengths = fusion_check(suspicion, {str(c): res.strengths[c].to_numpy() for c in res.strengths.columns}, mask)
+    return {
+        "detector_auroc": {k: _num(v) if v is not None else None for k, v in check.detector_auroc.items()},
+        "strength_auroc": {k: _num(v) if v is not None else None for k, v in strengths.detector_auroc.items()},
+        "best_detector": check.best_detector,
+        "best_auroc": _num(check.best_auroc),
+        "fusion_gap": _num(check.gap),
+        "fusion_ok": check.ok,
+    }
+
+
+def _flagged_by(res: Any) -> dict[str, int]:
+    """How many flagged rows name each detector in ``row_detectors`` (which rule flagged them)."""
+    counts: dict[str, int] = {}
+    flagged = np.flatnonzero(np.asarray(res.flagged, dtype=bool))
+    for i in flagged:
+        names = [n.strip() for n in str(res.row_detectors[i]).split(",") if n.strip()] or ["(none given)"]
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _per_class(flagged: np.ndarray, mask: np.ndarray, y: np.ndarray | None) -> list[dict[str, int]]:
+    """Per class code: clean rows and clean rows flagged (what ``class damage`` is the worst of)."""
+    if y is None:
+        return []
+    y = np.asarray(y)
+    clean = ~mask
+    return [
+        {"class": int(c), "clean_rows": int((clean & (y == c)).sum()), "clean_flagged": int((flagged & clean & (y == c)).sum())}
+        for c in np.unique(y)
+    ]
 
 
 def _run_anchors(frame: Any, mask: np.ndarray, cell: Cell, anchors: Sequence[Anchor]) -> dict[str, Any]:
@@ -198,7 +242,8 @@ class BenchReport:
         return p
 
 
-def _meta(isolate: bool, anchors: Sequence[Anchor]) -> dict[str, Any]:
+def bench_meta(isolate: bool, anchors: Sequence[Anchor]) -> dict[str, Any]:
+    """Versions, machine and settings of a run (the ``meta`` of :class:`BenchReport`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -247,7 +292,7 @@ def run_benchmark(
         Per-cell timeout in seconds (isolated runs only).
     """
     anchors = anchors_for("scan") if anchors is None else tuple(anchors)
-    report = BenchReport(meta=_meta(isolate, anchors))
+    report = BenchReport(meta=bench_meta(isolate, anchors))
     todo = [("row", c) for c in cells] + [("speed", c) for c in speed]
 
     def one(cell: Cell) -> dict[str, Any]:
