@@ -119,7 +119,8 @@ def to_markdown(report: BenchReport, *, title: str | None = None) -> str:
         "",
         "AUROC: of `suspicion` against the poisoned-row mask. best single: the registered detector whose own raw "
         f"score has the highest AUROC; scan − best: the scan's AUROC minus it (✗: below −{FUSION_TOLERANCE}, "
-        "the combination lost a detector's signal); the last columns: each detector's own AUROC.  P@k: precision among the k highest scores, "
+        "the combination lost a detector's signal); the last columns: each detector's own AUROC. "
+        "P@k: precision among the k highest scores, "
         "k = number of poisoned rows (ties at the cut count at their expected value). flag recall / precision: "
         "of the default flag rule (`res.flagged`). flagged: share of rows flagged; on a *clean* row this is the "
         "false-flag rate. class damage: the largest share of any one class's clean rows that the default rule "
