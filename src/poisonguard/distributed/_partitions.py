@@ -11,10 +11,14 @@ import glob as _glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 
-__all__ = ["PartitionedDataset", "is_partitioned", "resolve_partitions"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PartitionedDataset", "is_partitioned", "resolve_partitions", "load_partitioned"]
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -81,3 +85,26 @@ def resolve_partitions(path: str | Path) -> PartitionedDataset:
         raise InputError(f"{len(bad)} file(s) in {text} are not Parquet (.parquet/.pq), e.g. {bad[0]}")
     files = sorted(matches, key=lambda m: _natural_key(m.relative_to(root).as_posix() if m.is_relative_to(root) else m.as_posix()))
     return PartitionedDataset(root=root, files=tuple(files), spec=text)
+
+
+def load_partitioned(path: str | Path) -> pd.DataFrame:
+    """Read every partition of a directory or glob into one DataFrame, in dataset order (single machine).
+
+    Raises
+    ------
+    InputError
+        Nothing found, an unreadable file, or partitions with different columns.
+    """
+    import pandas as pd
+
+    from ..validation import load_table
+
+    ds = resolve_partitions(path)
+    frames = []
+    for f in ds.files:
+        df = load_table(f)
+        if frames and list(df.columns) != list(frames[0].columns):
+            raise InputError(f"{ds.spec}: partition {f} has other columns than {ds.files[0]}: "
+                             f"{list(df.columns)[:8]} vs {list(frames[0].columns)[:8]}")
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

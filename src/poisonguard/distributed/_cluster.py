@@ -1,0 +1,77 @@
+"""Connect to a Dask scheduler, or start a small local cluster for the length of one command."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from .._optional import import_optional
+from ..errors import InputError
+
+__all__ = ["dask_client", "DEFAULT_MEMORY_LIMIT", "DEFAULT_WORKERS"]
+
+log = logging.getLogger(__name__)
+
+#: workers of the LocalCluster started without --scheduler: one process per core of a small machine
+DEFAULT_WORKERS = 2
+#: memory limit per worker of that cluster (Dask spills, pauses and finally restarts a worker above it)
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+
+@contextlib.contextmanager
+def dask_client(
+    scheduler: str | None = None,
+    *,
+    n_workers: int = DEFAULT_WORKERS,
+    memory_limit: str | int | None = DEFAULT_MEMORY_LIMIT,
+    processes: bool = True,
+) -> Iterator[Any]:
+    """A ``distributed.Client``: connected to ``scheduler``, or to a new ``LocalCluster``.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Scheduler address (``tcp://host:8786``). Without it a ``LocalCluster`` of
+        ``n_workers`` single-threaded workers is started (no dashboard) and closed on exit.
+    memory_limit : str or int, optional
+        Per-worker memory limit of the local cluster (``"4GB"``); ignored with ``scheduler``.
+    processes : bool, default=True
+        Local workers as processes (``False``: threads in this process, for tests).
+
+    Raises
+    ------
+    MissingExtraError
+        Dask is not installed (extra ``dask``).
+    InputError
+        The scheduler cannot be reached, or a bad memory limit.
+    """
+    distributed = import_optional("distributed", "dask")
+    import_optional("dask", "dask")
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if n_workers < 1:
+        raise InputError(f"n_workers must be >= 1, got {n_workers}")
+    try:
+        from dask.utils import parse_bytes
+
+        if isinstance(memory_limit, str) and memory_limit.lower() not in ("auto", "0"):
+            parse_bytes(memory_limit)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--memory-limit must be a size such as 4GB or 1500MiB, got {memory_limit!r}") from exc
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, processes=processes,
+            dashboard_address=None, silence_logs=logging.ERROR,
+        ))
+        client = stack.enter_context(distributed.Client(cluster))
+        yield client

@@ -1,0 +1,757 @@
+"""``scan`` on Dask: fit on a bounded stratified sample, score every partition on the workers.
+
+The steps, each a map over the partitions or a step on the client:
+
+1. **summarise** (map, then reduce): rows, label counts and the encoder's statistics of
+   every partition (:mod:`._stats`). The encoder, the class codes and every count are
+   those of the whole dataset, as a single machine would compute them.
+2. **sample** (map): a stratified sample of at most ``sample_rows`` rows, each class
+   in its share of the dataset (at least 2 rows of every class); the encoded rows go to
+   the client.
+3. **fit** (client): every detector is fitted on the sample, and the sample's own rows
+   are scored there, on the matrix the detectors were fitted on: the *fit path* of the
+   detector contract (leave-one-out neighbour votes, out-of-fold probabilities).
+4. **score** (map): the fitted detectors are broadcast to the workers once; each
+   partition's other rows are scored against them (the *query path*: neighbours among
+   the sample, the fold models' mean). The two paths estimate the same quantity for a
+   row the detector did not learn from, which is why a sample row must never be scored
+   on the query path: it would find itself among its neighbours and vouch for its own
+   label. The raw scores (float32) come back to the client.
+5. **combine** (client): :func:`poisonguard.scan.calibrate` and
+   :func:`poisonguard.scan.combine` over every row: the robust z-scores, presence
+   tests and the false-discovery rule need the whole table's scores, and an n x d
+   float32 matrix is small (10M x 7: 280 MB).
+6. **explain and write** (map): each partition explains its flagged rows and returns
+   them with their original columns; per-partition score files are written into a
+   temporary sibling directory that is renamed into place only when every partition
+   succeeded.
+
+Fail closed: an error in any task (a detector that raises, a worker that dies) makes
+the scan *failed* (:class:`~poisonguard.errors.DetectorFailedError`, exit 5) and nothing
+is written; an unreadable partition or bad column roles are input errors (exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from .._io import atomic_write_table, table_bytes
+from ..detectors import BaseDetector, resolve_settings
+from ..encoding import TableEncoder
+from ..errors import DetectorFailedError, InputError, PoisonguardError
+from ..scan._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
+from ..validation import PreparedTable, check_count
+from ._partitions import PartitionedDataset, is_partitioned, resolve_partitions
+from ._stats import (
+    DatasetStats,
+    PartitionStats,
+    Roles,
+    build_encoder,
+    check_roles,
+    label_codes,
+    partition_stats,
+    read_partition,
+    reduce_stats,
+)
+
+__all__ = ["scan_dask", "DaskScanResult", "DEFAULT_SAMPLE_ROWS", "resolve_dataset"]
+
+log = logging.getLogger(__name__)
+
+#: rows the detectors are fitted on. The label detectors' own fits are capped lower
+#: (20,000 rows per fold model); the neighbour vote is the part that gains from a denser
+#: reference, and its cost on the client grows ~ n log n with this number.
+DEFAULT_SAMPLE_ROWS = 200_000
+#: rows of the summary's "top" list (as the local scan)
+TOP = 10
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+# ----------------------------------------------------------------------------- data
+def resolve_dataset(data: str | Path) -> PartitionedDataset:
+    """A single Parquet file, a directory or a glob, as one partitioned dataset.
+
+    Raises
+    ------
+    InputError
+        Nothing found, a non-Parquet file, or a single file that is not Parquet.
+    """
+    if is_partitioned(data):
+        return resolve_partitions(data)
+    p = Path(data)
+    if not p.exists():
+        raise InputError(f"file not found: {p}")
+    if p.suffix.lower() not in (".parquet", ".pq"):
+        raise InputError(f"--engine dask reads Parquet (a file, a directory or a glob), got {p}")
+    return PartitionedDataset(root=p.parent, files=(p,), spec=str(p))
+
+
+@dataclass(frozen=True)
+class Coding:
+    """What every worker needs to turn a partition into ``(X, y)``: roles, encoder, classes."""
+
+    roles: Roles
+    encoder: TableEncoder
+    classes: np.ndarray
+    labels_as_text: bool
+
+    def encode(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        X = self.encoder.transform(df)
+        y = None
+        if self.roles.label is not None:
+            y = label_codes(df[self.roles.label], self.classes, as_text=self.labels_as_text)
+        return X, y
+
+
+@dataclass(frozen=True)
+class SampleBlock:
+    """One partition's share of the sample: local row positions, encoded rows, class codes."""
+
+    index: int
+    positions: np.ndarray
+    X: np.ndarray
+    y: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ScoreBlock:
+    """One partition's raw scores (NaN at its sample rows, which the client fills in)."""
+
+    index: int
+    raw: np.ndarray
+    y: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class FinishRequest:
+    """What the client sends back to a partition: its combined results and the rows to explain."""
+
+    index: int
+    offset: int
+    suspicion: np.ndarray
+    flagged: np.ndarray
+    raw: np.ndarray
+    strengths: np.ndarray
+    explain: np.ndarray
+    top: np.ndarray
+    sample_positions: np.ndarray
+    scores_dir: str | None
+    scores_frame: bool
+
+
+@dataclass(frozen=True)
+class FinishBlock:
+    """A partition's outputs: flagged rows (original columns and reasons), top rows, per-source counts."""
+
+    index: int
+    suspicious: pd.DataFrame
+    top: pd.DataFrame
+    per_source: pd.DataFrame
+    scores: pd.DataFrame | None
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass
+class DaskScanResult:
+    """The outcome of :func:`scan_dask`: the same summary as the local scan, rows in dataset order.
+
+    Attributes
+    ----------
+    suspicion, flagged : ndarray, shape (n_rows,)
+        As :class:`poisonguard.scan.ScanResult`, over every row of the dataset.
+    detector_scores : DataFrame
+        Raw score of each detector (float32, one column per detector).
+    suspicious : DataFrame
+        The flagged rows with their original columns plus ``row``, ``suspicion``,
+        ``detectors`` and ``reason``, most suspicious first (what the local scan writes).
+    engine : dict
+        Partitions, workers, sample rows and scheduler.
+    """
+
+    detectors: list[str]
+    label: str | None
+    n_features: int
+    suspicion: np.ndarray = field(repr=False)
+    flagged: np.ndarray = field(repr=False)
+    detector_scores: pd.DataFrame = field(repr=False)
+    suspicious: pd.DataFrame = field(repr=False)
+    flag_rule: str
+    threshold: float
+    flagged_by_detector: dict[str, int]
+    per_source: pd.DataFrame = field(repr=False)
+    presence: list[dict[str, Any]]
+    detector_info: dict[str, dict[str, Any]]
+    top: list[dict[str, Any]]
+    engine: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failures else "ok"
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.suspicion.shape[0])
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.flagged.sum())
+
+    def summary(self) -> dict[str, Any]:
+        """The local scan's JSON summary (same keys) plus ``engine``."""
+        return {
+            "status": self.status,
+            "rows": self.n_rows,
+            "flagged": self.n_flagged,
+            "flag_rate": round(self.n_flagged / max(self.n_rows, 1), 6),
+            "flag_rule": self.flag_rule,
+            "threshold": round(float(self.threshold), 6),
+            "label": self.label,
+            "features": self.n_features,
+            "detectors": self.detectors,
+            "failures": dict(self.failures),
+            "flagged_by_detector": dict(self.flagged_by_detector),
+            "per_source": [
+                {"source": str(r.source), "rows": int(r.rows), "flagged": int(r.flagged),
+                 "flag_rate": round(float(r.flag_rate), 6)}
+                for r in self.per_source.itertuples(index=False)
+            ],
+            "per_class": list(self.presence),
+            "detector_info": self.detector_info,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "warnings": list(self.warnings),
+            "top": list(self.top),
+            "engine": dict(self.engine),
+            "outputs": dict(self.outputs),
+        }
+
+
+# ----------------------------------------------------------------------------- worker tasks
+def _task_sample(index: int, path: str, coding: Coding, take: np.ndarray, seed: int) -> SampleBlock:
+    """Encode one partition and keep ``take[c]`` random rows of each class ``c``."""
+    df = read_partition(path)
+    X, y = coding.encode(df)
+    rng = np.random.default_rng([seed, index])
+    if y is None:
+        pos = np.sort(rng.choice(X.shape[0], size=int(take[0]), replace=False))
+    else:
+        chosen = [rng.choice(np.flatnonzero(y == c), size=int(k), replace=False) for c, k in enumerate(take) if k]
+        pos = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    return SampleBlock(index=index, positions=pos.astype(np.int64), X=X[pos], y=None if y is None else y[pos])
+
+
+def _task_score(index: int, path: str, coding: Coding, fitted: Mapping[str, BaseDetector],
+                sample_positions: np.ndarray) -> ScoreBlock:
+    """Score one partition's rows that are not in the sample (the query path of every detector)."""
+    df = read_partition(path)
+    X, y = coding.encode(df)
+    keep = np.ones(X.shape[0], dtype=bool)
+    keep[sample_positions] = False
+    raw = np.full((X.shape[0], len(fitted)), np.nan, dtype=np.float32)
+    if keep.any():
+        Xq, yq = X[keep], (None if y is None else y[keep])
+        with threadpool_limits(limits=1, user_api="blas"):
+            for j, (name, det) in enumerate(fitted.items()):
+                try:
+                    raw[keep, j] = det.score_samples(Xq, yq)
+                except Exception as exc:  # fail closed: the partition, hence the scan, fails
+                    raise DetectorFailedError(
+                        f"detector {name} failed on partition {path}: {type(exc).__name__}: {exc}") from exc
+    return ScoreBlock(index=index, raw=raw, y=y)
+
+
+def _task_finish(path: str, coding: Coding, fitted: Mapping[str, BaseDetector], req: FinishRequest) -> FinishBlock:
+    """Explain one partition's flagged and top rows (not the sample's: the client does those), write its scores."""
+    df = read_partition(path)
+    roles = coding.roles
+    names = list(fitted)
+    reasons = np.full(df.shape[0], "", dtype=object)
+    row_detectors = np.full(df.shape[0], "", dtype=object)
+    in_sample = np.zeros(df.shape[0], dtype=bool)
+    in_sample[req.sample_positions] = True
+    rows = np.setdiff1d(np.union1d(req.explain, req.top), req.sample_positions)
+    if rows.size:
+        sub = df.iloc[rows]
+        X, y = coding.encode(sub)
+        r_reasons, r_det = explain_rows(fitted, X, y, {n: req.strengths[rows, j].astype(np.float64) for j, n in enumerate(names)},
+                                        {n: req.raw[rows, j].astype(np.float64) for j, n in enumerate(names)},
+                                        coding, sub)
+        reasons[rows], row_detectors[rows] = r_reasons, r_det
+    glob = req.offset + np.arange(df.shape[0], dtype=np.int64)
+    flagged_rows = req.explain
+    sus = df.iloc[flagged_rows].copy()
+    sus.insert(0, "row", glob[flagged_rows])
+    sus["suspicion"] = req.suspicion[flagged_rows]
+    sus["detectors"] = row_detectors[flagged_rows]
+    sus["reason"] = reasons[flagged_rows]
+    top = pd.DataFrame({"row": glob[req.top], "position": req.top, "detectors": row_detectors[req.top],
+                        "reason": reasons[req.top]})
+    if roles.id_col is not None:
+        top["id"] = df[roles.id_col].to_numpy()[req.top]
+    if roles.label is not None:
+        top["label"] = df[roles.label].to_numpy()[req.top]
+    if roles.source_col is not None:
+        src = df[roles.source_col].astype("string").fillna("<missing>").to_numpy(dtype=object)
+        per_source = (pd.DataFrame({"source": src, "flagged": req.flagged})
+                      .groupby("source", sort=True)["flagged"].agg(["size", "sum"]).reset_index())
+        per_source.columns = ["source", "rows", "flagged"]
+    else:
+        per_source = pd.DataFrame(columns=["source", "rows", "flagged"])
+    scores = None
+    if req.scores_dir is not None or req.scores_frame:
+        scores = _scores_frame(df, roles, glob, req, names)
+    if req.scores_dir is not None:
+        part = Path(req.scores_dir) / f"part-{req.index:05d}.parquet"
+        part.write_bytes(table_bytes(scores, part))
+        scores = None
+    return FinishBlock(index=req.index, suspicious=sus, top=top, per_source=per_source, scores=scores)
+
+
+def _scores_frame(df: pd.DataFrame, roles: Roles, glob: np.ndarray, req: FinishRequest, names: list[str]) -> pd.DataFrame:
+    """The local scan's scores frame (row, id, source, suspicion, flagged, one column per detector)."""
+    out = pd.DataFrame({"row": glob})
+    if roles.id_col is not None:
+        out["id"] = df[roles.id_col].to_numpy()
+    if roles.source_col is not None:
+        out["source"] = df[roles.source_col].astype("string").fillna("<missing>").to_numpy(dtype=object)
+    out["suspicion"] = req.suspicion
+    out["flagged"] = req.flagged
+    for j, n in enumerate(names):
+        out[n] = req.raw[:, j].astype(np.float64)
+    return out
+
+
+def explain_rows(fitted: Mapping[str, BaseDetector], X: np.ndarray, y: np.ndarray | None,
+                 strengths: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray], coding: Coding,
+                 frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Reasons and driving detectors for every row of ``X``, through the local scan's explainer."""
+    from ..scan._scan import _explain
+
+    n = X.shape[0]
+    reasons, row_detectors = [""] * n, [""] * n
+    table = PreparedTable(frame=frame, features=list(coding.roles.features), label=coding.roles.label, y=y,
+                          classes=coding.classes)
+    _explain(fitted, X, y, strengths, np.arange(n), raw, table, coding.encoder, reasons, row_detectors)
+    return reasons, row_detectors
+
+
+# ----------------------------------------------------------------------------- client steps
+def _allocate(stats: DatasetStats, sample_rows: int) -> np.ndarray:
+    """Rows to sample per (partition, class): each class in its share, at least 2 rows of each.
+
+    Largest-remainder rounding within each class, so the totals are exact.
+    """
+    counts = stats.class_counts if stats.roles.label is not None else np.asarray(stats.rows, dtype=np.int64)[:, None]
+    total = int(counts.sum())
+    if total <= sample_rows:
+        return counts.copy()
+    frac = sample_rows / total
+    take = np.zeros_like(counts)
+    for c in range(counts.shape[1]):
+        col = counts[:, c]
+        k = min(int(col.sum()), max(2, int(round(frac * col.sum()))))
+        share = col * (k / max(int(col.sum()), 1))
+        base = np.minimum(np.floor(share).astype(np.int64), col)
+        rest = k - int(base.sum())
+        if rest > 0:
+            room = col - base
+            order = np.argsort(-(share - base), kind="stable")
+            order = order[room[order] > 0][:rest]
+            base[order] += 1
+        take[:, c] = base
+    return take
+
+
+def _raise_failure(exc: BaseException, step: str) -> None:
+    """Input errors keep their exit code (2); anything else fails the scan (exit 5)."""
+    if isinstance(exc, (InputError, DetectorFailedError)):
+        raise exc
+    if isinstance(exc, PoisonguardError):
+        raise exc
+    raise DetectorFailedError(f"scan failed while {step}: {type(exc).__name__}: {exc}") from exc
+
+
+def _gather(client: Any, futures: list[Any], step: str, progress: ProgressCallback | None,
+            on_result: Callable[[Any], None]) -> None:
+    """Wait for ``futures`` in completion order, hand each result to ``on_result``; fail on the first error."""
+    from distributed import as_completed
+
+    done = 0
+    if progress:
+        progress(step, 0, len(futures))
+    try:
+        for fut in as_completed(futures):
+            if fut.status == "error":
+                exc = fut.exception()
+                raise exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
+            on_result(fut.result())
+            fut.release()
+            done += 1
+            if progress:
+                progress(step, done, len(futures))
+    except BaseException as exc:
+        client.cancel(futures)
+        _raise_failure(exc, step)
+
+
+def _choose_detectors(detectors: str | Sequence[str] | None, settings: Mapping[str, Mapping[str, Any]] | None,
+                      labeled: bool, random_state: int | None) -> list[BaseDetector]:
+    names = detectors.split(",") if isinstance(detectors, str) else detectors
+    names = [n.strip() for n in names if n.strip()] if names is not None else None
+    chosen = resolve_settings(names, settings, labeled=labeled)
+    if random_state is not None:
+        for det in chosen:
+            if "random_state" in det.get_params() and "random_state" not in (settings or {}).get(det.name, {}):
+                det.set_params(random_state=random_state)
+    return chosen
+
+
+@dataclass(frozen=True)
+class _Flags:
+    strengths: dict[str, np.ndarray]
+    combined: Combined | None
+    suspicion: np.ndarray
+    flagged: np.ndarray
+    threshold: float
+    rule_text: str
+
+
+def _flag(raw: Mapping[str, np.ndarray], fitted: Mapping[str, BaseDetector], y: np.ndarray | None,
+          n_classes: int | None, rule: str, rule_arg: Any) -> _Flags:
+    """Calibrate, presence tests, combine and the flag rule over every row (as the local scan's flag step)."""
+    n = next(iter(raw.values())).shape[0]
+    kinds = {k: fitted[k].score_kind for k in raw}
+    families = {k: fitted[k].family for k in raw}
+    strengths = {k: calibrate(raw[k], kinds[k]) for k in raw}
+    combined = combine(strengths, kinds, families, raw=raw, y=y, n_classes=n_classes)
+    strengths = combined.strengths
+    suspicion = combined.suspicion
+    if rule == "auto":
+        flagged = combined.auto_flags
+        rule_text = (f"auto (label: per-class presence test, then FDR {LABEL_FDR} within poisoned classes; "
+                     f"other detectors: their presence test, else strength >= {AUTO_THRESHOLD})")
+    elif rule == "contamination":
+        flagged = flag_top(suspicion, int(np.ceil(rule_arg * n)))
+        rule_text = f"contamination={rule_arg}"
+    else:
+        flagged = flag_top(suspicion, min(rule_arg, n))
+        rule_text = f"top={rule_arg}"
+    threshold = float(suspicion[flagged].min()) if flagged.any() else 1.0
+    return _Flags(strengths=dict(strengths), combined=combined, suspicion=suspicion, flagged=flagged,
+                  threshold=threshold, rule_text=rule_text)
+
+
+def _tmp_dir_for(final: Path) -> Path:
+    return final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.pgtmp.d"
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished directory ``tmp`` into place; an older ``final`` is removed only after."""
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.pgold.d"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def is_directory_output(path: str | Path) -> bool:
+    """``--scores`` names a directory (one file per partition): an existing directory or a name without a table suffix."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(os.sep):
+        return True
+    return not any(s.lower() in (".csv", ".parquet", ".pq", ".tsv", ".txt", ".gz", ".bz2", ".xz", ".zip")
+                   for s in p.suffixes)
+
+
+# ----------------------------------------------------------------------------- the scan
+def scan_dask(
+    data: str | Path,
+    *,
+    client: Any,
+    label: str | None = None,
+    id_col: str | None = None,
+    source_col: str | None = None,
+    features: str | Sequence[str] | None = None,
+    detectors: str | Sequence[str] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    contamination: str | float | None = "auto",
+    top: int | None = None,
+    random_state: int | None = 0,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    out: str | Path | None = None,
+    scores: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> DaskScanResult:
+    """Scan a partitioned Parquet dataset on a Dask cluster (see the module docstring).
+
+    Parameters
+    ----------
+    data : path
+        A Parquet file, a directory of Parquet files or a glob (dataset order:
+        :func:`poisonguard.distributed.resolve_partitions`).
+    client : distributed.Client
+        The cluster to run on (:func:`poisonguard.distributed.dask_client`).
+    label, id_col, source_col, features, detectors, settings, contamination, top, random_state
+        As :func:`poisonguard.scan.scan`.
+    sample_rows : int, default=DEFAULT_SAMPLE_ROWS
+        Rows the detectors are fitted on (a stratified sample); with fewer rows in the
+        dataset every row is a sample row and the result is the local scan's.
+    out : path, optional
+        Write the flagged rows here (CSV or Parquet by suffix), atomically.
+    scores : path, optional
+        Write every row's scores: one file (CSV or Parquet by suffix), or a directory of
+        one Parquet file per partition (a name without a table suffix), written by the
+        workers into a temporary sibling directory that is renamed into place at the end
+        (workers must share the client's filesystem; use a single file otherwise).
+
+    Returns
+    -------
+    DaskScanResult
+
+    Raises
+    ------
+    InputError
+        Unreadable data or bad column roles (exit 2).
+    DetectorFailedError
+        A detector or a worker failed (exit 5); nothing is written.
+    """
+    from ..scan._scan import _info, _parse_rule, _presence_info
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    rule, rule_arg = _parse_rule(contamination, top)
+    sample_rows = check_count(sample_rows, "sample_rows", minimum=100)
+    dataset = resolve_dataset(data)
+    where = dataset.spec
+    files = [str(f) for f in dataset.files]
+    import pyarrow.parquet as pq
+
+    try:
+        columns = [str(c) for c in pq.read_schema(files[0]).names]
+    except Exception as exc:
+        raise InputError(f"cannot read partition {files[0]} as Parquet: {type(exc).__name__}: {exc}") from exc
+    columns = [c for c in columns if c != "__index_level_0__"]
+    roles = check_roles(columns, label=label, id_col=id_col, source_col=source_col, features=features, where=where)
+    chosen = _choose_detectors(detectors, settings, labeled=label is not None, random_state=random_state)
+    seed = int(random_state or 0)
+
+    # 1. summarise
+    t = time.perf_counter()
+    parts: list[PartitionStats] = []
+    futs = [client.submit(partition_stats, i, f, roles, seed, pure=False) for i, f in enumerate(files)]
+    _gather(client, futs, "summarise", progress, parts.append)
+    stats = reduce_stats(parts, roles, where=where)
+    del parts
+    encoder = build_encoder(stats)
+    coding = Coding(roles=roles, encoder=encoder, classes=stats.classes, labels_as_text=stats.labels_as_text)
+    [coding_f] = client.scatter([coding], broadcast=True)
+    timings["summarise"] = time.perf_counter() - t
+
+    # 2. sample
+    t = time.perf_counter()
+    take = _allocate(stats, sample_rows)
+    blocks: dict[int, SampleBlock] = {}
+    futs = [client.submit(_task_sample, i, f, coding_f, take[i], seed, pure=False)
+            for i, f in enumerate(files) if take[i].sum() > 0]
+    _gather(client, futs, "sample", progress, lambda b: blocks.__setitem__(b.index, b))
+    order = sorted(blocks)
+    sample_pos = {i: np.zeros(0, dtype=np.int64) for i in range(len(files))}
+    sample_pos.update({i: blocks[i].positions for i in order})
+    Xs = np.concatenate([blocks[i].X for i in order])
+    ys = np.concatenate([blocks[i].y for i in order]) if label is not None else None
+    del blocks
+    timings["sample"] = time.perf_counter() - t
+
+    # 3. fit on the sample; its rows are scored on the fit path
+    fitted: dict[str, BaseDetector] = {}
+    raw_sample: dict[str, np.ndarray] = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i, det in enumerate(chosen):
+            if progress:
+                progress(f"fit {det.name}", i, len(chosen))
+            t = time.perf_counter()
+            try:
+                det.fit(Xs, ys)
+                raw_sample[det.name] = det.score_samples(Xs, ys)
+            except Exception as exc:  # fail closed
+                raise DetectorFailedError(f"scan failed, detector {det.name} crashed while fitting on the "
+                                          f"sample: {type(exc).__name__}: {exc}") from exc
+            fitted[det.name] = det
+            timings[f"fit {det.name}"] = time.perf_counter() - t
+    names = list(fitted)
+
+    # 4. score every partition's other rows on the workers
+    t = time.perf_counter()
+    [fitted_f] = client.scatter([fitted], broadcast=True)
+    n = stats.n_rows
+    offsets = stats.offsets
+    raw = np.empty((n, len(names)), dtype=np.float32)
+    y_all = np.empty(n, dtype=np.int64) if label is not None else None
+    sample_global = np.concatenate([offsets[i] + sample_pos[i] for i in range(len(files))])
+    raw[sample_global] = np.stack([raw_sample[k] for k in names], axis=1)
+
+    def place(b: ScoreBlock) -> None:
+        lo, hi = offsets[b.index], offsets[b.index] + b.raw.shape[0]
+        keep = ~np.isnan(b.raw[:, 0]) if b.raw.shape[1] else np.zeros(b.raw.shape[0], dtype=bool)
+        raw[lo:hi][keep] = b.raw[keep]
+        if y_all is not None and b.y is not None:
+            y_all[lo:hi] = b.y
+
+    futs = [client.submit(_task_score, i, f, coding_f, fitted_f, sample_pos[i], pure=False) for i, f in enumerate(files)]
+    _gather(client, futs, "score", progress, place)
+    del raw_sample
+    timings["score"] = time.perf_counter() - t
+
+    # 5. combine over every row
+    t = time.perf_counter()
+    if progress:
+        progress("combine", 0, 1)
+    raw_cols = {k: raw[:, j].astype(np.float64) for j, k in enumerate(names)}
+    flags = _flag(raw_cols, fitted, y_all, len(stats.classes) if label is not None else None, rule, rule_arg)
+    del raw_cols
+    strengths = np.stack([flags.strengths[k] for k in names], axis=1).astype(np.float32)
+    timings["combine"] = time.perf_counter() - t
+
+    # 6. explain and write
+    t = time.perf_counter()
+    top_rows = np.argsort(-flags.suspicion, kind="stable")[:TOP]
+    scores_path = Path(scores) if scores is not None else None
+    scores_dir = scores_path is not None and is_directory_output(scores_path)
+    tmp_dir = _tmp_dir_for(scores_path) if scores_dir and scores_path is not None else None
+    finished: dict[int, FinishBlock] = {}
+    try:
+        if tmp_dir is not None:
+            tmp_dir.mkdir(parents=True)
+        futs = []
+        for i, f in enumerate(files):
+            lo, hi = int(offsets[i]), int(offsets[i] + stats.rows[i])
+            fl = flags.flagged[lo:hi]
+            req = FinishRequest(
+                index=i, offset=lo, suspicion=flags.suspicion[lo:hi], flagged=fl, raw=raw[lo:hi],
+                strengths=strengths[lo:hi], explain=np.flatnonzero(fl),
+                top=np.sort(top_rows[(top_rows >= lo) & (top_rows < hi)] - lo), sample_positions=sample_pos[i],
+                scores_dir=str(tmp_dir) if tmp_dir is not None else None,
+                scores_frame=scores_path is not None and not scores_dir,
+            )
+            futs.append(client.submit(_task_finish, f, coding_f, fitted_f, req, pure=False))
+        _gather(client, futs, "explain", progress, lambda b: finished.__setitem__(b.index, b))
+        # the sample's flagged and top rows are explained here, on the matrix the detectors were fitted on
+        sample_explain = np.flatnonzero(flags.flagged[sample_global] | np.isin(sample_global, top_rows))
+        s_reasons, s_det = [""] * Xs.shape[0], [""] * Xs.shape[0]
+        if sample_explain.size:
+            from ..scan._scan import _explain
+
+            table = PreparedTable(frame=pd.DataFrame(index=pd.RangeIndex(Xs.shape[0])), features=list(roles.features),
+                                  label=label, y=ys, classes=stats.classes)
+            _explain(fitted, Xs, ys, {k: strengths[sample_global, j].astype(np.float64) for j, k in enumerate(names)},
+                     sample_explain, raw_sample_cols(raw, sample_global, names), table, encoder, s_reasons, s_det)
+        by_row = {int(sample_global[r]): (s_reasons[r], s_det[r]) for r in sample_explain}
+        suspicious = _assemble_suspicious(finished, by_row)
+        top_list = _assemble_top(finished, by_row, flags, top_rows, stats)
+        per_source = _assemble_sources(finished)
+        timings["explain"] = time.perf_counter() - t
+        outputs: dict[str, str | None] = {"suspicious": str(out) if out is not None else None,
+                                          "scores": str(scores) if scores is not None else None}
+        if out is not None:
+            atomic_write_table(suspicious, Path(out))
+        if scores_path is not None:
+            if tmp_dir is not None:
+                _replace_dir(tmp_dir, scores_path)
+                tmp_dir = None
+            else:
+                frames = [finished[i].scores for i in sorted(finished)]
+                atomic_write_table(pd.concat(frames, ignore_index=True), scores_path)
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    timings["total"] = time.perf_counter() - t0
+    if progress:
+        progress("done", 1, 1)
+    y_for_presence = y_all
+    presence_table = PreparedTable(frame=pd.DataFrame(), features=list(roles.features), label=label, y=y_for_presence,
+                                   classes=stats.classes)
+    return DaskScanResult(
+        detectors=names, label=label, n_features=len(roles.features),
+        suspicion=flags.suspicion, flagged=flags.flagged,
+        detector_scores=pd.DataFrame(raw, columns=names), suspicious=suspicious,
+        flag_rule=flags.rule_text, threshold=flags.threshold,
+        flagged_by_detector={k: int(((strengths[:, j] >= AUTO_THRESHOLD) & flags.flagged).sum())
+                             for j, k in enumerate(names)},
+        per_source=per_source,
+        presence=_presence_info(flags.combined, presence_table, flags.flagged),
+        detector_info=_info(fitted, flags.combined), top=top_list,
+        engine={"name": "dask", "partitions": len(files), "workers": len(client.scheduler_info().get("workers", {})),
+                "sample_rows": int(Xs.shape[0]), "scheduler": str(getattr(client, "scheduler", None) and client.scheduler.address)},
+        timings=timings, outputs=outputs,
+    )
+
+
+def raw_sample_cols(raw: np.ndarray, sample_global: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    return {k: raw[sample_global, j].astype(np.float64) for j, k in enumerate(names)}
+
+
+def _assemble_suspicious(finished: Mapping[int, FinishBlock], by_row: Mapping[int, tuple[str, str]]) -> pd.DataFrame:
+    frames = [finished[i].suspicious for i in sorted(finished)]
+    sus = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(sus) and by_row:
+        hit = sus["row"].isin(list(by_row))
+        if hit.any():
+            sus.loc[hit, "reason"] = [by_row[int(r)][0] for r in sus.loc[hit, "row"]]
+            sus.loc[hit, "detectors"] = [by_row[int(r)][1] for r in sus.loc[hit, "row"]]
+    if len(sus):
+        # most suspicious first; ties in dataset order (the local scan's stable order)
+        sus = sus.sort_values(["suspicion", "row"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return sus
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+
+
+def _assemble_top(finished: Mapping[int, FinishBlock], by_row: Mapping[int, tuple[str, str]], flags: _Flags,
+                  top_rows: np.ndarray, stats: DatasetStats) -> list[dict[str, Any]]:
+    tops = pd.concat([finished[i].top for i in sorted(finished)], ignore_index=True)
+    info = {int(r.row): r for r in tops.itertuples(index=False)}
+    out = []
+    for g in top_rows:
+        r = info.get(int(g))
+        reason, dets = by_row.get(int(g), (getattr(r, "reason", ""), getattr(r, "detectors", "")))
+        entry: dict[str, Any] = {"row": int(g), "suspicion": round(float(flags.suspicion[g]), 4),
+                                 "flagged": bool(flags.flagged[g]), "detectors": dets, "reason": reason}
+        if r is not None and hasattr(r, "id"):
+            entry["id"] = _jsonable(r.id)
+        if r is not None and hasattr(r, "label"):
+            entry["label"] = _jsonable(r.label)
+        out.append(entry)
+    return out
+
+
+def _assemble_sources(finished: Mapping[int, FinishBlock]) -> pd.DataFrame:
+    frames = [finished[i].per_source for i in sorted(finished) if len(finished[i].per_source)]
+    if not frames:
+        return pd.DataFrame(columns=["source", "rows", "flagged", "flag_rate"])
+    g = pd.concat(frames).groupby("source", sort=True)[["rows", "flagged"]].sum().reset_index()
+    g["rows"] = g["rows"].astype(int)
+    g["flagged"] = g["flagged"].astype(int)
+    g["flag_rate"] = g["flagged"] / g["rows"]
+    return g.sort_values("flag_rate", ascending=False, kind="stable").reset_index(drop=True)
