@@ -8,7 +8,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ from ..store import Store
 from ..validation import load_table
 from ._diff import RowDiff, diff_hashes, unmatched
 from ._index import check_index
-from ._fingerprint import CANON_VERSION, ROW_HASH_SIZE, file_sha256, fingerprint_frame, row_hashes
+from ._fingerprint import CANON_VERSION, ROW_HASH_SIZE, Fingerprint, file_sha256, fingerprint_frame, row_hashes
 from ._ledger import AlreadyInitialisedError, ChainProblem, Entry, append_entry, check_chain, check_key, read_entries
 from ._models import RowHashesRow, ScanRow, SourceRow, VersionRow
 from ._signing import Signer, load_key
 from ._trust import SOURCE_KINDS, TrustScore, trust_score
 
 __all__ = [
-    "KeyLike", "SourceInfo", "VersionInfo", "DataCheck", "VerifyReport", "SinceResult", "ScanInfo",
+    "KeyLike", "SourceInfo", "VersionInfo", "DataCheck", "PartitionCheck", "is_partitioned_version", "VerifyReport", "SinceResult", "ScanInfo",
     "init_ledger", "add_source", "list_sources", "get_source", "add_version", "resolve_version",
     "list_versions", "version_hashes", "version_ids", "verify_ledger", "verify_data", "diff_versions",
     "record_scan", "record_verification", "rows_since", "list_scans", "load_version_frame",
@@ -190,31 +190,38 @@ def add_version(
     ordered: bool = False,
     key: Any = None,
     frame: pd.DataFrame | None = None,
+    engine: str = "local",
+    scheduler: Any = None,
 ) -> VersionInfo:
-    """Fingerprint a data file and record it as the next version of ``name``.
+    """Fingerprint a data file or a partitioned dataset and record it as the next version of ``name``.
 
     Records the file's SHA-256, schema, row count, the content digest and per-row hashes,
     the parent version and transform, the code file's SHA-256, who/when/which tool, and
     per-source row counts when ``source_col`` is given.
 
+    ``path`` may be a directory or a glob of Parquet files: the partitions are hashed one
+    by one (``engine="local"``) or on a Dask cluster (``engine="dask"``, ``scheduler``
+    an address or a LocalCluster by default), and the digest is the one of a single file
+    holding the partitions' rows in dataset order. The entry then lists the partitions
+    (name, rows, SHA-256, digest), so :func:`verify_data` can name the one that changed.
+
     Raises
     ------
     InputError
-        Missing data or code file, bad name, unknown ``id_col``/``source_col``.
+        Missing data or code file, bad name, unknown ``id_col``/``source_col``, a
+        partitioned dataset whose partitions differ in schema, an engine for a single file.
     NotFoundError
         Unknown source or parent version.
     KeyMissingError
         No signing key.
+    PartitionFailedError
+        A partition failed on the Dask cluster (nothing is recorded).
     """
+    from ..distributed import is_partitioned
+
     _check_name(name, "dataset name")
     signer = _signer(key)  # fail before any heavy work: a missing key, or not the ledger's key
     check_key(store, signer)
-    p = Path(path)
-    df = frame if frame is not None else load_table(p)
-    file_sha = file_sha256(p)
-    for opt, col in (("--id", id_col), ("--source-col", source_col)):
-        if col is not None and col not in df.columns:
-            raise InputError(f"{p}: {opt} column {col!r} not found; columns are: {', '.join(map(str, df.columns[:12]))}")
     code_info = None
     if code is not None:
         cp = Path(code)
@@ -223,24 +230,25 @@ def add_version(
         code_info = {"path": str(cp.resolve()), "sha256": file_sha256(cp)}
     get_source(store, source)
     parent_info = resolve_version(store, parent) if parent else None
-    fp = fingerprint_frame(df, ordered=ordered)
+    if is_partitioned(path) and frame is None:
+        rec = _record_partitioned(path, id_col=id_col, source_col=source_col, ordered=ordered, engine=engine,
+                                  scheduler=scheduler)
+    else:
+        _check_single_file_engine(path, engine, scheduler)
+        rec = _record_file(Path(path), frame, id_col=id_col, source_col=source_col, ordered=ordered)
+    fp = rec.fingerprint
     blob = fp.blob
-    ids_blob = _ids_blob(df[id_col].to_numpy()) if id_col else None
-    source_counts = None
-    if source_col:
-        counts = df[source_col].astype("string").fillna("<missing>").value_counts()
-        source_counts = {str(k): int(v) for k, v in counts.sort_index().items()}
+    ids_blob = _ids_blob(rec.ids) if rec.ids is not None else None
     payload = {
         "name": name,
         "source": source,
         "parent": parent_info.version_id if parent_info else None,
         "transform": transform,
         "code": code_info,
-        "file": {"path": str(p.resolve()), "sha256": file_sha, "bytes": p.stat().st_size,
-                 "format": "parquet" if p.suffix.lower() in {".parquet", ".pq"} else "csv"},
-        "schema": [{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()],
+        "file": rec.file,
+        "schema": rec.schema,
         "n_rows": fp.n_rows,
-        "n_cols": int(df.shape[1]),
+        "n_cols": rec.n_cols,
         "canonical_columns": fp.columns,
         "ordered": ordered,
         "canon": CANON_VERSION,
@@ -251,8 +259,10 @@ def add_version(
         "id_col": id_col,
         "ids_sha256": hashlib.sha256(ids_blob).hexdigest() if ids_blob is not None else None,
         "source_col": source_col,
-        "source_counts": source_counts,
+        "source_counts": rec.source_counts,
     }
+    if rec.partitions is not None:
+        payload["partitions"] = rec.partitions
 
     def prepare(s: Session) -> dict[str, Any]:
         if s.get(SourceRow, source) is None:
@@ -264,13 +274,82 @@ def add_version(
         full = body["payload"]
         vid = full["version_id"]
         s.add(VersionRow(version_id=vid, name=name, number=full["number"], source=source, parent=full["parent"],
-                         entry_seq=seq, digest=fp.digest, file_sha256=file_sha, file_path=full["file"]["path"],
+                         entry_seq=seq, digest=fp.digest, file_sha256=rec.file["sha256"], file_path=full["file"]["path"],
                          n_rows=fp.n_rows, recorded_at=body["at"]))
         s.flush()
         s.add(RowHashesRow(version_id=vid, hashes=blob, ids=ids_blob))
 
     entry = append_entry(store, signer, "version", payload, prepare=prepare, apply=apply)
     return _version_from_entry(entry)
+
+
+PARTITIONED_FORMAT = "parquet-partitioned"
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What :func:`add_version` records about the data, for a file or a partitioned dataset."""
+
+    fingerprint: Fingerprint
+    file: dict[str, Any]
+    schema: list[dict[str, str]]
+    n_cols: int
+    ids: np.ndarray | None
+    source_counts: dict[str, int] | None
+    partitions: list[dict[str, Any]] | None = None
+
+
+def _check_single_file_engine(path: Any, engine: str, scheduler: Any) -> None:
+    if engine != "local" or scheduler is not None:
+        raise InputError(f"{path} is one file: the Dask engine runs on a partitioned dataset (a directory or a "
+                         "glob of Parquet files); drop {engine}", params=("engine",))
+
+
+def _record_file(p: Path, frame: pd.DataFrame | None, *, id_col: str | None, source_col: str | None,
+                 ordered: bool) -> _Recorded:
+    df = frame if frame is not None else load_table(p)
+    file_sha = file_sha256(p)
+    for opt, col in (("--id", id_col), ("--source-col", source_col)):
+        if col is not None and col not in df.columns:
+            raise InputError(f"{p}: {opt} column {col!r} not found; columns are: {', '.join(map(str, df.columns[:12]))}")
+    fp = fingerprint_frame(df, ordered=ordered)
+    source_counts = None
+    if source_col:
+        counts = df[source_col].astype("string").fillna("<missing>").value_counts()
+        source_counts = {str(k): int(v) for k, v in counts.sort_index().items()}
+    return _Recorded(
+        fingerprint=fp,
+        file={"path": str(p.resolve()), "sha256": file_sha, "bytes": p.stat().st_size,
+              "format": "parquet" if p.suffix.lower() in {".parquet", ".pq"} else "csv"},
+        schema=[{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()],
+        n_cols=int(df.shape[1]), ids=df[id_col].to_numpy() if id_col else None, source_counts=source_counts)
+
+
+def _record_partitioned(path: Any, *, id_col: str | None, source_col: str | None, ordered: bool, engine: str,
+                        scheduler: Any) -> _Recorded:
+    from ..distributed._ledger import fingerprint_partitions
+
+    pf = fingerprint_partitions(path, ordered=ordered, engine=engine, scheduler=scheduler, id_col=id_col,
+                                source_col=source_col)
+    # the dataset's "file" digest is over the partition list (names and file SHA-256s); the
+    # schema is the Parquet (Arrow) one, since pandas dtypes may differ between partitions
+    return _Recorded(
+        fingerprint=pf.fingerprint,
+        file={"path": _dataset_path(path), "sha256": pf.manifest_sha256, "bytes": pf.n_bytes,
+              "format": PARTITIONED_FORMAT, "n_partitions": len(pf.partitions)},
+        schema=[{"name": n, "dtype": t} for n, t in pf.plan.schema],
+        n_cols=len(pf.plan.schema), ids=pf.ids, source_counts=pf.source_counts,
+        partitions=[p.to_json() for p in pf.partitions])
+
+
+def _dataset_path(path: Any) -> str:
+    """The absolute form of a directory or glob, as recorded and looked up by ``verify``."""
+    return str(Path(path).resolve())
+
+
+def is_partitioned_version(v: VersionInfo) -> bool:
+    """Whether ``v`` was recorded from a partitioned dataset (its entry lists the partitions)."""
+    return v.payload.get("file", {}).get("format") == PARTITIONED_FORMAT
 
 
 def _version_from_entry(e: Entry) -> VersionInfo:
@@ -338,8 +417,16 @@ def version_ids(store: Store, version: VersionInfo) -> np.ndarray | None:
 
 def load_version_frame(version: VersionInfo, *, path: str | os.PathLike[str] | None = None,
                        check: bool = True) -> pd.DataFrame:
-    """Load the data file of ``version``; with ``check``, refuse a file whose bytes changed."""
-    p = Path(path) if path is not None else Path(version.file_path)
+    """Load the data of ``version``; with ``check``, refuse a file (or partition list) whose bytes changed.
+
+    A partitioned dataset is read whole (its partitions concatenated in dataset order).
+    """
+    from ..distributed import is_partitioned
+
+    p_text = str(path) if path is not None else version.file_path
+    if is_partitioned(p_text) or (path is None and is_partitioned_version(version)):
+        return _load_partitioned(version, p_text, check=check)
+    p = Path(p_text)
     if not p.exists():
         raise InputError(f"data file of {version.version_id} not found: {p}")
     if check and file_sha256(p) != version.payload["file"]["sha256"]:
@@ -347,11 +434,104 @@ def load_version_frame(version: VersionInfo, *, path: str | os.PathLike[str] | N
     return load_table(p)
 
 
+def _load_partitioned(version: VersionInfo, spec: str, *, check: bool) -> pd.DataFrame:
+    from ..distributed import resolve_partitions
+    from ..distributed._ledger import PartitionInfo, manifest_sha256
+
+    ds = resolve_partitions(spec)
+    if check:
+        now = [PartitionInfo(name=f.relative_to(ds.root).as_posix() if f.is_relative_to(ds.root) else f.as_posix(),
+                             rows=0, sha256=file_sha256(f), bytes=0, digest="") for f in ds.files]
+        if manifest_sha256(now) != version.payload["file"]["sha256"]:
+            raise IntegrityError(f"the partitions of {spec} changed since {version.version_id} was recorded; "
+                                 f"run: poisonguard ledger verify {version.version_id}")
+    frames = []
+    for f in ds.files:
+        try:
+            frames.append(pd.read_parquet(f))
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise InputError(f"cannot read {f} as Parquet: {exc}") from exc
+    return pd.concat(frames, ignore_index=True)
+
+
 # --------------------------------------------------------------------------- verification
 
 @dataclass(frozen=True)
+class PartitionCheck:
+    """How the partitions of a dataset compare with those a version recorded.
+
+    Partitions are matched by name (path relative to the dataset root). A recorded
+    partition that is gone while a new one holds the same rows (equal digest) counts as
+    renamed. Whether a change is a mismatch is the dataset digest's call (``DataCheck.ok``):
+    renamed or reordered partitions keep the digest unless the version was recorded with
+    ``--ordered``; they are then reported as notes.
+
+    Attributes
+    ----------
+    changed : list of str
+        Partitions present in both whose rows differ.
+    missing, added : list of str
+        Recorded partitions that are gone; partitions that are new.
+    renamed : list of (str, str)
+        ``(recorded name, name now)`` pairs holding the same rows.
+    reordered : bool
+        The partitions present in both are in another dataset order.
+    schema_problem : str or None
+        The partitions no longer share one schema (nothing was hashed).
+    """
+
+    changed: list[str]
+    missing: list[str]
+    added: list[str]
+    renamed: list[tuple[str, str]]
+    reordered: bool
+    names_now: tuple[str, ...] = ()
+    offsets_now: tuple[int, ...] = (0,)
+    names_recorded: tuple[str, ...] = ()
+    offsets_recorded: tuple[int, ...] = (0,)
+    rows_recorded: dict[str, int] = field(default_factory=dict)
+    rows_now: dict[str, int] = field(default_factory=dict)
+    schema_problem: str | None = None
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.changed or self.missing or self.added or self.renamed or self.reordered
+                    or self.schema_problem)
+
+    def lines(self) -> list[str]:
+        """One line per changed, missing, added or renamed partition (and one if reordered)."""
+        if self.schema_problem:
+            return [f"partition schema: {self.schema_problem}"]
+        out = []
+        for n in self.changed:
+            i = self.names_now.index(n)
+            out.append(f"partition {n} changed (rows {self.offsets_now[i]}-{self.offsets_now[i + 1] - 1} of the "
+                       f"dataset now; {self.rows_recorded.get(n, 0)} rows recorded, {self.rows_now.get(n, 0)} now)")
+        out += [f"partition {n} missing ({self.rows_recorded.get(n, 0)} rows recorded)" for n in self.missing]
+        out += [f"partition {n} added ({self.rows_now.get(n, 0)} rows)" for n in self.added]
+        out += [f"partition {a} renamed to {b} (same rows)" for a, b in self.renamed]
+        if self.reordered:
+            out.append("partitions reordered: " + ", ".join(self.names_now))
+        return out
+
+    def _locate(self, pos: int, names: tuple[str, ...], offsets: tuple[int, ...]) -> str:
+        if not names:
+            return ""
+        i = int(np.searchsorted(np.asarray(offsets), pos, side="right")) - 1
+        if i < 0 or i >= len(names):
+            return ""
+        return f" [{names[i]} row {pos - offsets[i]}]"
+
+    def where_now(self, pos: int) -> str:
+        return self._locate(pos, self.names_now, self.offsets_now)
+
+    def where_recorded(self, pos: int) -> str:
+        return self._locate(pos, self.names_recorded, self.offsets_recorded)
+
+
+@dataclass(frozen=True)
 class DataCheck:
-    """Re-hash of a data file against a recorded version."""
+    """Re-hash of a data file (or a partitioned dataset) against a recorded version."""
 
     version_id: str
     path: str
@@ -363,17 +543,27 @@ class DataCheck:
     diff: RowDiff
     ids_now: np.ndarray | None = None
     ids_recorded: np.ndarray | None = None
+    partitions: PartitionCheck | None = None
 
     @property
     def ok(self) -> bool:
         return self.digest_ok and self.schema_ok
 
+    def notes(self) -> list[str]:
+        """Partition changes that keep the digest (renamed or reordered partitions of an unordered version)."""
+        return self.partitions.lines() if self.ok and self.partitions is not None else []
+
     def describe(self, limit: int = 20) -> list[str]:
         """One line per difference (at most ``limit`` per category, then a count)."""
         lines: list[str] = []
-        if not self.schema_ok:
+        pc_ = self.partitions
+        if pc_ is not None:
+            lines.extend(pc_.lines())
+        if not self.schema_ok and not (pc_ is not None and pc_.schema_problem):
             lines.append(f"{self.version_id}: the columns differ from the recorded schema")
         d = self.diff
+        now = pc_.where_now if pc_ is not None else (lambda pos: "")
+        rec = pc_.where_recorded if pc_ is not None else (lambda pos: "")
 
         def _cap(items: list[str], total: int, what: str) -> None:
             lines.extend(items[:limit])
@@ -383,13 +573,14 @@ class DataCheck:
         def _id(pos: int, ids: np.ndarray | None) -> str:
             return f" (id={_py(ids[pos])!r})" if ids is not None and pos < len(ids) else ""
 
-        ch = [f"row {int(n)} changed" + (f" (was row {int(o)})" if o != n else "")
+        ch = [f"row {int(n)} changed" + (f" (was row {int(o)})" if o != n else "") + now(int(n))
               + (_id(int(n), self.ids_now) if self.ids_now is not None else
                  (f" (id={_py(d.changed_ids[i])!r})" if d.changed_ids is not None else ""))
               for i, (o, n) in enumerate(zip(d.changed_old[:limit], d.changed_new[:limit]))]
         _cap(ch, d.n_changed, "changed rows")
-        _cap([f"row {int(r)} added{_id(int(r), self.ids_now)}" for r in d.added[:limit]], int(d.added.size), "added rows")
-        _cap([f"row {int(r)} removed (position in {self.version_id}){_id(int(r), self.ids_recorded)}"
+        _cap([f"row {int(r)} added{now(int(r))}{_id(int(r), self.ids_now)}" for r in d.added[:limit]],
+             int(d.added.size), "added rows")
+        _cap([f"row {int(r)} removed (position in {self.version_id}){rec(int(r))}{_id(int(r), self.ids_recorded)}"
               for r in d.removed[:limit]], int(d.removed.size), "removed rows")
         if not lines and not self.digest_ok:
             lines.append(f"{self.version_id}: the rows were reordered (the version was recorded with --ordered)")
@@ -424,24 +615,83 @@ class VerifyReport:
 
 
 def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.PathLike[str] | None = None,
-                frame: pd.DataFrame | None = None) -> DataCheck:
-    """Re-hash a data file (default: the recorded path) and compare it with ``version`` row by row."""
+                frame: pd.DataFrame | None = None, engine: str = "local", scheduler: Any = None) -> DataCheck:
+    """Re-hash a data file (default: the recorded path) and compare it with ``version`` row by row.
+
+    ``path`` (or the recorded path) may be a partitioned dataset (a directory or a glob
+    of Parquet files): it is re-hashed partition by partition on ``engine`` and compared
+    with the version whatever form the version was recorded from, since the digest of
+    the partitions equals the one of a single file with the same rows. When the version
+    lists partitions too, the check says which partition changed, is missing or was added.
+    """
+    from ..distributed import is_partitioned
+
     v = resolve_version(store, version) if isinstance(version, str) else version
-    p = Path(path) if path is not None else Path(v.file_path)
-    df = frame if frame is not None else load_table(p)
-    sha_ok = file_sha256(p) == v.payload["file"]["sha256"] if p.exists() else False
-    fp = fingerprint_frame(df, ordered=bool(v.payload.get("ordered")), canon=_canon_of(v))
-    old = version_hashes(store, v)
+    p_text = str(path) if path is not None else v.file_path
+    ordered, canon = bool(v.payload.get("ordered")), _canon_of(v)
     id_col = v.payload.get("id_col")
+    parts: PartitionCheck | None = None
+    if frame is None and is_partitioned(p_text):
+        from ..distributed._ledger import SchemaMismatchError, fingerprint_partitions
+
+        try:
+            pf = fingerprint_partitions(p_text, ordered=ordered, canon=canon, engine=engine, scheduler=scheduler,
+                                        id_col=id_col if id_col else None)
+        except SchemaMismatchError as exc:
+            if not is_partitioned_version(v):
+                raise
+            check = PartitionCheck(changed=[exc.second], missing=[], added=[], renamed=[], reordered=False,
+                                   schema_problem=str(exc))
+            empty = np.zeros(0, dtype=np.int64)
+            return DataCheck(version_id=v.version_id, path=p_text, file_sha_ok=False, digest_ok=False,
+                             schema_ok=False, n_rows_recorded=v.n_rows, n_rows_now=0,
+                             diff=RowDiff(empty, empty, None, empty, empty, False), partitions=check)
+        fp, ids_now = pf.fingerprint, pf.ids
+        sha_ok = pf.manifest_sha256 == v.payload["file"]["sha256"]
+        if is_partitioned_version(v):
+            parts = _compare_partitions(v, pf)
+    else:
+        _check_single_file_engine(p_text, engine, scheduler)
+        p = Path(p_text)
+        df = frame if frame is not None else load_table(p)
+        sha_ok = file_sha256(p) == v.payload["file"]["sha256"] if p.exists() else False
+        fp = fingerprint_frame(df, ordered=ordered, canon=canon)
+        ids_now = df[id_col].to_numpy() if id_col and id_col in df.columns else None
+    old = version_hashes(store, v)
     ids_rec = version_ids(store, v) if id_col else None
-    ids_now = df[id_col].to_numpy() if id_col and id_col in df.columns else None
     if ids_rec is not None and ids_now is not None and ids_now.dtype != object:
         ids_now = pd.Series(ids_now).to_numpy()
     d = diff_hashes(old, fp.row_hashes, old_ids=_as_str(ids_rec), new_ids=_as_str(ids_now))
     schema_ok = fp.columns == v.payload["canonical_columns"]
-    return DataCheck(version_id=v.version_id, path=str(p), file_sha_ok=sha_ok, digest_ok=fp.digest == v.digest,
+    return DataCheck(version_id=v.version_id, path=p_text, file_sha_ok=sha_ok, digest_ok=fp.digest == v.digest,
                      schema_ok=schema_ok, n_rows_recorded=v.n_rows, n_rows_now=fp.n_rows, diff=d,
-                     ids_now=ids_now, ids_recorded=ids_rec)
+                     ids_now=ids_now, ids_recorded=ids_rec, partitions=parts)
+
+
+def _compare_partitions(v: VersionInfo, pf: Any) -> PartitionCheck:
+    """Match the partitions now with the recorded ones by name, then renamed ones by digest."""
+    recorded = [(str(p["name"]), str(p["digest"]), int(p["rows"])) for p in v.payload.get("partitions", [])]
+    now = [(p.name, p.digest, p.rows) for p in pf.partitions]
+    rec_by, now_by = {n: (d, r) for n, d, r in recorded}, {n: (d, r) for n, d, r in now}
+    changed = [n for n, d, _ in now if n in rec_by and rec_by[n][0] != d]
+    missing = [n for n, _, _ in recorded if n not in now_by]
+    added = [n for n, _, _ in now if n not in rec_by]
+    renamed: list[tuple[str, str]] = []
+    for m in list(missing):
+        match = next((a for a in added if now_by[a] == rec_by[m]), None)
+        if match is not None:
+            renamed.append((m, match))
+            missing.remove(m)
+            added.remove(match)
+    new_name = dict(renamed)
+    seq_rec = [new_name.get(n, n) for n, _, _ in recorded if new_name.get(n, n) in now_by]
+    seq_now = [n for n, _, _ in now if n in set(seq_rec)]
+    rec_offsets = tuple(int(x) for x in np.concatenate([[0], np.cumsum([r for _, _, r in recorded])]))
+    return PartitionCheck(
+        changed=changed, missing=missing, added=added, renamed=renamed, reordered=seq_rec != seq_now,
+        names_now=tuple(n for n, _, _ in now), offsets_now=tuple(int(x) for x in pf.offsets),
+        names_recorded=tuple(n for n, _, _ in recorded), offsets_recorded=rec_offsets,
+        rows_recorded={n: r for n, _, r in recorded}, rows_now={n: r for n, _, r in now})
 
 
 def _canon_of(v: VersionInfo) -> int:
@@ -463,7 +713,8 @@ def _as_str(ids: np.ndarray | None) -> np.ndarray | None:
 
 
 def verify_ledger(store: Store, key: Any = None, *, version: str | None = None,
-                  path: str | os.PathLike[str] | None = None, record: bool = True) -> VerifyReport:
+                  path: str | os.PathLike[str] | None = None, record: bool = True, engine: str = "local",
+                  scheduler: Any = None) -> VerifyReport:
     """Check the chain, signatures and index; with ``version``/``path``, re-hash the data too.
 
     ``path`` alone picks the latest version recorded for that file. A failed data check is
@@ -476,14 +727,14 @@ def verify_ledger(store: Store, key: Any = None, *, version: str | None = None,
     data = None
     if version is not None or path is not None:
         if version is None:
-            target = str(Path(path).resolve())  # type: ignore[arg-type]
+            target = _dataset_path(path)
             candidates = [v for v in list_versions(store) if v.file_path == target]
             if not candidates:
                 raise NotFoundError(f"no version was recorded for {path}; pass the version as well (--version NAME@N)")
             v = candidates[-1]
         else:
             v = resolve_version(store, version)
-        data = verify_data(store, v, path=path)
+        data = verify_data(store, v, path=path, engine=engine, scheduler=scheduler)
         if not data.ok and record and signer.can_sign:
             record_verification(store, v, ok=False, detail=data.describe(limit=5), key=signer)
     return VerifyReport(n_entries=n, problems=problems, data=data)

@@ -40,6 +40,7 @@ import os
 import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +49,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import DataError
+
 __all__ = [
     "CANON_VERSION",
     "ROW_HASH_SIZE",
     "Fingerprint",
+    "RowHashes",
     "fingerprint_frame",
+    "hash_frame",
     "row_hashes",
     "content_digest",
     "file_sha256",
@@ -257,26 +262,106 @@ def _person(kinds: list[str]) -> bytes:
     return hashlib.sha256(("poisonguard-row-v1:" + "".join(kinds)).encode()).digest()[:16]
 
 
+@dataclass(frozen=True)
+class RowHashes:
+    """Row hashes of one frame, with the column kinds that personalized them.
+
+    A partitioned dataset is hashed piece by piece; a column's kind is a property of the
+    whole table (the kind of its values), so the pieces must agree on it. A piece where a
+    column holds only nulls cannot tell its kind (every cell is empty text under any
+    kind), which is why ``empty`` is kept: such a piece is re-hashed with the kinds of
+    the pieces that hold values (see :func:`hash_frame`'s ``kinds``).
+
+    Attributes
+    ----------
+    columns : list of str
+        Column names in canonical (sorted) order.
+    kinds : list of str
+        The kind letter of each column, in ``columns`` order.
+    empty : frozenset of str
+        Columns whose every cell is empty text (null).
+    hashes : ndarray of shape (n_rows, 16), uint8
+    """
+
+    columns: list[str]
+    kinds: list[str]
+    empty: frozenset[str]
+    hashes: np.ndarray
+
+    @property
+    def kind_of(self) -> dict[str, str]:
+        return dict(zip(self.columns, self.kinds))
+
+
+def _canon_columns(df: pd.DataFrame, columns: list[str], canon: int, threads: int | None) -> list[tuple[str, pa.Array]]:
+    by_name = {str(c): c for c in df.columns}
+    workers = threads or min(4, os.cpu_count() or 1)
+    if workers > 1 and len(columns) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda c: _canon_column(df[by_name[c]], canon), columns))
+    return [_canon_column(df[by_name[c]], canon) for c in columns]
+
+
+def _join(texts: list[pa.Array]) -> pa.Array:
+    return pc.binary_join_element_wise(*texts, pa.scalar(_SEP, _L)) if len(texts) > 1 else texts[0]
+
+
 def row_hashes(df: pd.DataFrame, *, threads: int | None = None, canon: int = CANON_VERSION) -> tuple[list[str], np.ndarray]:
     """Canonical column order and BLAKE2b-128 row hashes (``(n_rows, 16)`` uint8).
 
     Columns are canonicalized in a thread pool (Arrow kernels release the GIL).
     """
     columns = sorted(str(c) for c in df.columns)
-    by_name = {str(c): c for c in df.columns}
     n = int(df.shape[0])
     if n == 0:
         return columns, np.zeros((0, ROW_HASH_SIZE), dtype=np.uint8)
-    workers = threads or min(4, os.cpu_count() or 1)
-    if workers > 1 and len(columns) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(lambda c: _canon_column(df[by_name[c]], canon), columns))
-    else:
-        parts = [_canon_column(df[by_name[c]], canon) for c in columns]
+    parts = _canon_columns(df, columns, canon, threads)
     kinds = [kind for kind, _ in parts]
-    texts = [text for _, text in parts]
-    joined = pc.binary_join_element_wise(*texts, pa.scalar(_SEP, _L)) if len(texts) > 1 else texts[0]
-    return columns, _hash_rows(joined, n, _person(kinds))
+    return columns, _hash_rows(_join([text for _, text in parts]), n, _person(kinds))
+
+
+def hash_frame(df: pd.DataFrame, *, canon: int = CANON_VERSION, kinds: Mapping[str, str] | None = None,
+               threads: int | None = None) -> RowHashes:
+    """Row hashes as :func:`row_hashes`, with the kinds used and the columns that are all null.
+
+    Parameters
+    ----------
+    df : DataFrame
+    canon : int
+        Canonical form (1 or 2).
+    kinds : mapping of column name to kind letter, optional
+        Kinds decided elsewhere (by the other pieces of the same table). They replace
+        the kind inferred here only for columns that are empty in ``df``, where the kind
+        cannot be inferred and does not change any cell's text; so the hashes are the
+        ones the whole table gives.
+
+    Raises
+    ------
+    DataError
+        ``kinds`` gives another kind for a column that holds values here.
+    """
+    columns = sorted(str(c) for c in df.columns)
+    n = int(df.shape[0])
+    if n == 0:
+        by_name = {str(c): c for c in df.columns}
+        natural = [_column_kind(df[by_name[c]]) for c in columns]
+        used = [(kinds or {}).get(c, k) for c, k in zip(columns, natural)]
+        return RowHashes(columns, used, frozenset(columns), np.zeros((0, ROW_HASH_SIZE), dtype=np.uint8))
+    parts = _canon_columns(df, columns, canon, threads)
+    empty = frozenset(c for c, (_, text) in zip(columns, parts)
+                      if pc.max(pc.binary_length(text)).as_py() == 0)
+    used = []
+    for c, (kind, _) in zip(columns, parts):
+        want = (kinds or {}).get(c, kind)
+        if want != kind and c not in empty:
+            raise DataError(f"column {c!r} holds values of kind {_KIND_NAMES.get(kind, kind)} here but of kind "
+                            f"{_KIND_NAMES.get(want, want)} in the rest of the table")
+        used.append(want)
+    hashes = _hash_rows(_join([text for _, text in parts]), n, _person(used))
+    return RowHashes(columns, used, empty, hashes)
+
+
+_KIND_NAMES = {"n": "numeric", "b": "boolean", "s": "string", "t": "datetime", "m": "mixed"}
 
 
 def sort_hashes(hashes: np.ndarray) -> np.ndarray:
