@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -26,6 +28,40 @@ _DB = typer.Option(None, "--db", envvar=ENV_DB,
                    help="Store: SQLAlchemy URL or SQLite path [default: .poisonguard/poisonguard.db].")
 _KEY = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY",
                     help="Signing key file [default: .poisonguard/ledger.key].")
+_ENGINE = typer.Option("local", "--engine",
+                       help="Partitioned DATA: 'local' (one partition after the other) or 'dask' (partitions "
+                            "hashed on a Dask cluster; extra poisonguard[dask]).")
+_SCHEDULER = typer.Option(None, "--scheduler",
+                          help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
+                               "local cluster. Workers must see DATA at the same path.")
+_WORKERS = typer.Option(None, "--workers", help="Workers of the local Dask cluster [default: 2].")
+
+
+def _check_engine(engine: str, scheduler: Optional[str], workers: Optional[int]) -> None:
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine must be 'local' or 'dask', got {engine!r}")
+    if engine == "local" and scheduler is not None:
+        raise InputError("--scheduler needs --engine dask")
+    if workers is not None and (engine != "dask" or scheduler is not None):
+        raise InputError("--workers sizes the local Dask cluster: it needs --engine dask and no --scheduler")
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    if engine == "dask" and not os.environ.get("POISONGUARD_DEBUG"):
+        _quiet_dask()
+
+
+def _quiet_dask() -> None:
+    """Keep Dask's cluster start/stop chatter (INFO, and a slow worker's stop as WARNING) off the terminal.
+
+    Dask sets levels on its own loggers when imported, so this imports it first (only
+    on the ``--engine dask`` path) and then raises every ``distributed`` logger to ERROR.
+    """
+    from .._optional import import_optional
+
+    import_optional("distributed", "dask")
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _store(db: Optional[str], *, create: bool = False):  # type: ignore[no-untyped-def]
@@ -65,7 +101,8 @@ def init_cmd(
 
 @ledger_app.command("add")
 def add_cmd(
-    file: Path = typer.Argument(..., help="Data file (CSV or Parquet)."),
+    file: Path = typer.Argument(..., help="Data file (CSV or Parquet), or a partitioned Parquet dataset: a "
+                                          "directory or a quoted glob ('data/part-*.parquet')."),
     name: str = typer.Option(..., "--name", help="Dataset name; versions are NAME@1, NAME@2, ..."),
     source: str = typer.Option(..., "--source", help="Registered source the data came from."),
     parent: Optional[str] = typer.Option(None, "--parent", help="Version this one was derived from."),
@@ -74,43 +111,67 @@ def add_cmd(
     id_col: Optional[str] = typer.Option(None, "--id", help="Id column (names changed rows by id)."),
     source_col: Optional[str] = typer.Option(None, "--source-col", help="Column holding each row's source."),
     ordered: bool = typer.Option(False, "--ordered", help="Make the content digest depend on row order."),
+    engine: str = _ENGINE,
+    scheduler: Optional[str] = _SCHEDULER,
+    workers: Optional[int] = _WORKERS,
     db: Optional[str] = _DB,
     key: Optional[Path] = _KEY,
 ) -> None:
-    """Fingerprint FILE and record it as a new signed dataset version."""
+    """Fingerprint FILE (or a partitioned dataset) and record it as a new signed dataset version.
+
+    A partitioned dataset gets the digest one file holding the same rows would get (the
+    partitions in dataset order); its entry lists each partition's name, rows and digest.
+    """
     from ..provenance import add_version, load_key
 
+    _check_engine(engine, scheduler, workers)
     signer = load_key(key)
     with _store(db) as store:
         v = add_version(store, file, name=name, source=source, parent=parent, transform=transform, code=code,
-                        id_col=id_col, source_col=source_col, ordered=ordered, key=signer)
-    console.print(f"{v.version_id}: {v.n_rows} rows, digest {v.digest} (entry {v.entry_seq})", highlight=False)
+                        id_col=id_col, source_col=source_col, ordered=ordered, key=signer, engine=engine,
+                        scheduler=scheduler, n_workers=workers)
+    parts = v.payload.get("partitions")
+    where = f" in {len(parts)} partitions" if parts is not None else ""
+    console.print(f"{v.version_id}: {v.n_rows} rows{where}, digest {v.digest} (entry {v.entry_seq})", highlight=False)
 
 
 @ledger_app.command("verify")
 def verify_cmd(
-    target: Optional[str] = typer.Argument(None, help="A data FILE or a VERSION; omit to check the ledger only."),
+    target: Optional[str] = typer.Argument(None, help="A data FILE, a partitioned dataset (directory or quoted "
+                                                        "glob) or a VERSION; omit to check the ledger only."),
     version: Optional[str] = typer.Option(None, "--version", help="Version to compare FILE against."),
+    engine: str = _ENGINE,
+    scheduler: Optional[str] = _SCHEDULER,
+    workers: Optional[int] = _WORKERS,
     db: Optional[str] = _DB,
     key: Optional[Path] = _KEY,
 ) -> None:
-    """Check the chain and signatures; with FILE or VERSION re-hash the data. Exit 4 on any mismatch."""
+    """Check the chain and signatures; with FILE or VERSION re-hash the data. Exit 4 on any mismatch.
+
+    A partitioned dataset is re-hashed partition by partition; against a version that
+    recorded partitions, each changed, missing or added partition is named.
+    """
+    from ..distributed import is_partitioned
     from ..provenance import load_key, verify_ledger
 
+    _check_engine(engine, scheduler, workers)
     signer = load_key(key)
     path = None
     if target is not None:
-        if Path(target).exists():
+        if Path(target).exists() or is_partitioned(target):
             path = target
         elif version is None and not any(target.lower().endswith(s) for s in (".csv", ".parquet", ".pq", ".tsv")):
             version = target
         else:
             raise InputError(f"file not found: {target}")
     with _store(db) as store:
-        report = verify_ledger(store, signer, version=version, path=path)
+        report = verify_ledger(store, signer, version=version, path=path, engine=engine, scheduler=scheduler,
+                               n_workers=workers)
     for line in report.lines():
         console.print(f"MISMATCH {line}", highlight=False, markup=False)
     report.raise_for_problems()
+    for line in report.data.notes() if report.data is not None else []:
+        console.print(f"note: {line}", highlight=False, markup=False)
     what = f"; {report.data.version_id} data matches ({report.data.n_rows_now} rows)" if report.data else ""
     if report.data is not None and report.data.diff.reordered:
         what += " (rows reordered; digest is order-independent)"

@@ -389,49 +389,34 @@ def _run_local(tasks: Sequence[PartitionTask]) -> list[PartitionHashes]:
 
 
 @contextmanager
-def _client(scheduler: Any) -> Iterator[Any]:
-    """A Dask client: the given one, one connected to ``scheduler`` (an address), or a LocalCluster."""
-    from .._optional import import_optional
-
-    distributed = import_optional("distributed", "dask")
+def _client(scheduler: Any, n_workers: int | None) -> Iterator[Any]:
+    """A Dask client: the given one (the caller owns it), or :func:`~._cluster.dask_client`'s."""
     if scheduler is not None and not isinstance(scheduler, str):
-        yield scheduler  # a Client the caller owns
+        yield scheduler
         return
-    if scheduler is not None:
-        try:
-            client = distributed.Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    n = max(1, min(4, os.cpu_count() or 1))
-    # Processes: the BLAKE2b loop holds the GIL. No dashboard: it needs a free port and bokeh.
-    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+    from ._cluster import DEFAULT_WORKERS, dask_client
+
+    with dask_client(scheduler, n_workers=n_workers or DEFAULT_WORKERS) as client:
         yield client
 
 
-def _run_dask(tasks: Sequence[PartitionTask], scheduler: Any = None) -> list[PartitionHashes]:
+def _run_dask(client: Any, tasks: Sequence[PartitionTask]) -> list[PartitionHashes]:
     """Hash the partitions on a Dask cluster; any failed partition fails the whole run."""
-    with _client(scheduler) as client:
-        futures = client.map(_task_entry, list(tasks), pure=False, key=[f"poisonguard-ledger-{os.getpid()}-{t.index}-{id(t)}" for t in tasks])
-        out: list[PartitionHashes] = []
-        try:
-            for task, fut in zip(tasks, futures):
-                try:
-                    out.append(fut.result())
-                except PoisonguardError:
-                    raise  # bad input found on a worker keeps its type (exit 2)
-                except Exception as exc:  # a dead worker (KilledWorker), an unexpected error on one
-                    raise PartitionFailedError(
-                        f"partition {task.path} failed on the Dask cluster ({type(exc).__name__}: {exc}); "
-                        "nothing was recorded") from exc
-        finally:
-            client.cancel(futures)
-        return out
+    futures = client.map(_task_entry, list(tasks), pure=False)
+    out: list[PartitionHashes] = []
+    try:
+        for task, fut in zip(tasks, futures):
+            try:
+                out.append(fut.result())
+            except PoisonguardError:
+                raise  # bad input found on a worker keeps its type (exit 2)
+            except Exception as exc:  # a dead worker (KilledWorker), an unexpected error on one
+                raise PartitionFailedError(
+                    f"partition {task.path} failed on the Dask cluster ({type(exc).__name__}: {exc}); "
+                    "nothing was recorded") from exc
+    finally:
+        client.cancel(futures)
+    return out
 
 
 def _task_entry(task: PartitionTask) -> PartitionHashes:
@@ -439,14 +424,20 @@ def _task_entry(task: PartitionTask) -> PartitionHashes:
     return hash_partition(task)
 
 
-def _runner(engine: str, scheduler: Any) -> Runner:
+@contextmanager
+def _runner(engine: str, scheduler: Any, n_workers: int | None) -> Iterator[Runner]:
+    """The engine as one function over a list of tasks (one Dask client for the whole command)."""
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "local":
         if scheduler is not None:
             raise InputError("a Dask scheduler was given but the engine is 'local'; pass --engine dask")
-        return _run_local
-    return lambda tasks: _run_dask(tasks, scheduler)
+        if n_workers is not None:
+            raise InputError("a number of Dask workers was given but the engine is 'local'; pass --engine dask")
+        yield _run_local
+        return
+    with _client(scheduler, n_workers) as client:
+        yield lambda tasks: _run_dask(client, tasks)
 
 
 # --------------------------------------------------------------------------- reduce
@@ -468,6 +459,7 @@ def fingerprint_partitions(
     canon: int = CANON_VERSION,
     engine: str = "local",
     scheduler: Any = None,
+    n_workers: int | None = None,
     id_col: str | None = None,
     source_col: str | None = None,
     batch_rows: int = BATCH_ROWS,
@@ -487,6 +479,8 @@ def fingerprint_partitions(
         partitions over a Dask cluster.
     scheduler : str or distributed.Client, optional
         The scheduler address (or a client) for ``engine="dask"``; a ``LocalCluster`` when omitted.
+    n_workers : int, optional
+        Workers of that ``LocalCluster`` (default :data:`~._cluster.DEFAULT_WORKERS`).
     id_col, source_col : str, optional
         Columns whose values (ids) or value counts (sources) are gathered too.
     batch_rows : int
@@ -507,7 +501,8 @@ def fingerprint_partitions(
         raise ValueError(f"unknown canon version {canon}; this poisonguard knows 1 and {CANON_VERSION}")
     if batch_rows < 1:
         raise InputError("{batch_rows} must be >= 1, got " + str(batch_rows), params=("batch_rows",))
-    run = _runner(engine, scheduler)
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     plan = plan_partitions(dataset)
     for opt, col in (("--id", id_col), ("--source-col", source_col)):
         if col is not None and col not in plan.column_names:
@@ -518,12 +513,13 @@ def fingerprint_partitions(
     tasks = [PartitionTask(index=i, path=str(f), canon=canon, promote=plan.promote, id_col=id_col,
                            source_col=source_col, batch_rows=batch_rows) for i, f in enumerate(plan.dataset.files)]
     log.info("hashing %d partitions of %s on the %s engine", len(tasks), plan.dataset.spec, engine)
-    results = sorted(run(tasks), key=lambda r: r.index)
-    kinds = _dataset_kinds(plan, results)
-    redo = [tasks[r.index] for r in results if any(r.rows.kind_of.get(c) != k for c, k in kinds.items())]
-    if redo:  # partitions where a column is all null: re-hash with the dataset's kinds
-        again = {r.index: r for r in run([replace(t, kinds=kinds) for t in redo])}
-        results = [again.get(r.index, r) for r in results]
+    with _runner(engine, scheduler, n_workers) as run:
+        results = sorted(run(tasks), key=lambda r: r.index)
+        kinds = _dataset_kinds(plan, results)
+        redo = [tasks[r.index] for r in results if any(r.rows.kind_of.get(c) != k for c, k in kinds.items())]
+        if redo:  # partitions where a column is all null: re-hash with the dataset's kinds
+            again = {r.index: r for r in run([replace(t, kinds=kinds) for t in redo])}
+            results = [again.get(r.index, r) for r in results]
     columns = results[0].rows.columns
     for r in results[1:]:
         if r.rows.columns != columns:

@@ -192,6 +192,7 @@ def add_version(
     frame: pd.DataFrame | None = None,
     engine: str = "local",
     scheduler: Any = None,
+    n_workers: int | None = None,
 ) -> VersionInfo:
     """Fingerprint a data file or a partitioned dataset and record it as the next version of ``name``.
 
@@ -232,9 +233,9 @@ def add_version(
     parent_info = resolve_version(store, parent) if parent else None
     if is_partitioned(path) and frame is None:
         rec = _record_partitioned(path, id_col=id_col, source_col=source_col, ordered=ordered, engine=engine,
-                                  scheduler=scheduler)
+                                  scheduler=scheduler, n_workers=n_workers)
     else:
-        _check_single_file_engine(path, engine, scheduler)
+        _check_single_file_engine(path, engine, scheduler, n_workers)
         rec = _record_file(Path(path), frame, id_col=id_col, source_col=source_col, ordered=ordered)
     fp = rec.fingerprint
     blob = fp.blob
@@ -299,8 +300,8 @@ class _Recorded:
     partitions: list[dict[str, Any]] | None = None
 
 
-def _check_single_file_engine(path: Any, engine: str, scheduler: Any) -> None:
-    if engine != "local" or scheduler is not None:
+def _check_single_file_engine(path: Any, engine: str, scheduler: Any, n_workers: int | None) -> None:
+    if engine != "local" or scheduler is not None or n_workers is not None:
         raise InputError(f"{path} is one file: the Dask engine runs on a partitioned dataset (a directory or a "
                          "glob of Parquet files); drop {engine}", params=("engine",))
 
@@ -326,11 +327,11 @@ def _record_file(p: Path, frame: pd.DataFrame | None, *, id_col: str | None, sou
 
 
 def _record_partitioned(path: Any, *, id_col: str | None, source_col: str | None, ordered: bool, engine: str,
-                        scheduler: Any) -> _Recorded:
+                        scheduler: Any, n_workers: int | None) -> _Recorded:
     from ..distributed._ledger import fingerprint_partitions
 
-    pf = fingerprint_partitions(path, ordered=ordered, engine=engine, scheduler=scheduler, id_col=id_col,
-                                source_col=source_col)
+    pf = fingerprint_partitions(path, ordered=ordered, engine=engine, scheduler=scheduler, n_workers=n_workers,
+                                id_col=id_col, source_col=source_col)
     # the dataset's "file" digest is over the partition list (names and file SHA-256s); the
     # schema is the Parquet (Arrow) one, since pandas dtypes may differ between partitions
     return _Recorded(
@@ -615,7 +616,8 @@ class VerifyReport:
 
 
 def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.PathLike[str] | None = None,
-                frame: pd.DataFrame | None = None, engine: str = "local", scheduler: Any = None) -> DataCheck:
+                frame: pd.DataFrame | None = None, engine: str = "local", scheduler: Any = None,
+                n_workers: int | None = None) -> DataCheck:
     """Re-hash a data file (default: the recorded path) and compare it with ``version`` row by row.
 
     ``path`` (or the recorded path) may be a partitioned dataset (a directory or a glob
@@ -636,7 +638,7 @@ def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.Path
 
         try:
             pf = fingerprint_partitions(p_text, ordered=ordered, canon=canon, engine=engine, scheduler=scheduler,
-                                        id_col=id_col if id_col else None)
+                                        n_workers=n_workers, id_col=id_col if id_col else None)
         except SchemaMismatchError as exc:
             if not is_partitioned_version(v):
                 raise
@@ -651,7 +653,7 @@ def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.Path
         if is_partitioned_version(v):
             parts = _compare_partitions(v, pf)
     else:
-        _check_single_file_engine(p_text, engine, scheduler)
+        _check_single_file_engine(p_text, engine, scheduler, n_workers)
         p = Path(p_text)
         df = frame if frame is not None else load_table(p)
         sha_ok = file_sha256(p) == v.payload["file"]["sha256"] if p.exists() else False
@@ -714,7 +716,7 @@ def _as_str(ids: np.ndarray | None) -> np.ndarray | None:
 
 def verify_ledger(store: Store, key: Any = None, *, version: str | None = None,
                   path: str | os.PathLike[str] | None = None, record: bool = True, engine: str = "local",
-                  scheduler: Any = None) -> VerifyReport:
+                  scheduler: Any = None, n_workers: int | None = None) -> VerifyReport:
     """Check the chain, signatures and index; with ``version``/``path``, re-hash the data too.
 
     ``path`` alone picks the latest version recorded for that file. A failed data check is
@@ -734,7 +736,7 @@ def verify_ledger(store: Store, key: Any = None, *, version: str | None = None,
             v = candidates[-1]
         else:
             v = resolve_version(store, version)
-        data = verify_data(store, v, path=path, engine=engine, scheduler=scheduler)
+        data = verify_data(store, v, path=path, engine=engine, scheduler=scheduler, n_workers=n_workers)
         if not data.ok and record and signer.can_sign:
             record_verification(store, v, ok=False, detail=data.describe(limit=5), key=signer)
     return VerifyReport(n_entries=n, problems=problems, data=data)
