@@ -382,7 +382,7 @@ def test_label_given_as_an_array_is_a_clear_input_error():
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(InputError, match=r"^label must name a column of the table, got a ndarray of values"):
         prepare_table(X, label=np.arange(20) % 2)
-    with pytest.raises(InputError, match=r"--id must be a column name \(str\), got int 3"):
+    with pytest.raises(InputError, match=r"^id_col must be a column name \(str\), got int 3"):
         prepare_table(X, id_col=3)
 
 

@@ -53,8 +53,11 @@ class PoisonguardError(ValueError):
     def render(self, names: Mapping[str, str] | None = None) -> str:
         """The message with each ``{param}`` replaced by ``names[param]`` (default: the name itself)."""
         text = super().__str__()
+        names = names or {}
         for p in self.params:
-            text = text.replace("{" + p + "}", (names or {}).get(p, p))
+            # a library name with a role suffix (out_dir, id_col) may be spelled without it (--out, --id)
+            shown = names.get(p) or names.get(p.rsplit("_", 1)[0]) if names else None
+            text = text.replace("{" + p + "}", shown or p)
         return text
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -584,4 +585,5 @@ def resolve_class(value: Any, classes: np.ndarray, *, option: str, label: str) -
         if c == value or str(c) == str(value):
             return i
     shown = ", ".join(map(str, classes[:20])) + (" ..." if classes.size > 20 else "")
-    raise InputError(f"{option} {value!r} is not a class of label column {label!r}; classes are: {shown}")
+    raise InputError(f"{option} {value!r} is not a class of label column {label!r}; classes are: {shown}",
+                     params=re.findall(r"\{(\w+)\}", option))

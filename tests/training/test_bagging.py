@@ -69,9 +69,9 @@ def test_bagging_trains_saves_and_certifies(tmp_path, digits_small):
 @pytest.mark.parametrize(
     "cert,match",
     [
-        (CertifiedSettings(5, method="vote"), "--method must be dpa or bagging"),
-        (CertifiedSettings(5, method="dpa", bag_size=10), "--bag-size"),
-        (CertifiedSettings(5, method="bagging", alpha=0.0), "--alpha"),
+        (CertifiedSettings(5, method="vote"), "method must be dpa or bagging"),
+        (CertifiedSettings(5, method="dpa", bag_size=10), "bag_size"),
+        (CertifiedSettings(5, method="bagging", alpha=0.0), "alpha"),
     ],
 )
 def test_bad_certified_settings(digits_small, cert, match):

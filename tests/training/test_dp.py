@@ -20,17 +20,17 @@ DP = TrainSettings(model="logreg", epochs=2, batch_size=64, dp=DPSettings(epsilo
 @pytest.mark.parametrize(
     "change,match",
     [
-        ({"dp": DPSettings(epsilon=0.0)}, "--epsilon must be a positive"),
-        ({"dp": DPSettings(epsilon=-1.0)}, "--epsilon must be a positive"),
+        ({"dp": DPSettings(epsilon=0.0)}, "epsilon must be a positive"),
+        ({"dp": DPSettings(epsilon=-1.0)}, "epsilon must be a positive"),
         ({"dp": DPSettings(epsilon=1.0, noise_multiplier=1.0)}, "not both"),
         ({"dp": DPSettings()}, "needs a privacy target"),
         ({"dp": DPSettings(epsilon=1.0, delta=0.01)}, "not below 1/n"),
-        ({"dp": DPSettings(epsilon=1.0, delta=0.0)}, r"--delta must be in \(0, 1\)"),
-        ({"dp": DPSettings(epsilon=1.0, max_grad_norm=0.0)}, "--max-grad-norm must be positive"),
-        ({"dp": DPSettings(epsilon=1.0, accountant="gdp")}, "--accountant must be one of rdp, prv"),
+        ({"dp": DPSettings(epsilon=1.0, delta=0.0)}, r"delta must be in \(0, 1\)"),
+        ({"dp": DPSettings(epsilon=1.0, max_grad_norm=0.0)}, "max_grad_norm must be positive"),
+        ({"dp": DPSettings(epsilon=1.0, accountant="gdp")}, "accountant must be one of rdp, prv"),
         ({"batch_size": 1000}, "larger than the 300 training rows"),
         ({"batch_size": 300}, "sampling rate 1"),
-        ({"model": "gbdt"}, "--dp trains torch models"),
+        ({"model": "gbdt"}, "dp trains torch models"),
         ({"certified": __import__("poisonguard.training", fromlist=["x"]).CertifiedSettings(5)}, "cannot be combined"),
     ],
 )
@@ -44,7 +44,7 @@ def test_all_problems_are_reported_at_once():
     with pytest.raises(InputError) as exc:
         validate_settings(s, n_train=100)
     msg = str(exc.value)
-    assert "--epsilon" in msg and "--delta" in msg and "--dp trains torch" in msg
+    assert "epsilon" in msg and "delta" in msg and "dp trains torch" in msg
 
 
 def test_delta_is_checked_against_the_training_rows(blobs):

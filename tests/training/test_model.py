@@ -167,7 +167,7 @@ def test_bad_training_inputs(blobs, tmp_path):
         train_model(blobs, label="nope")
     with pytest.raises(DataError, match="single class"):
         train_model(blobs.assign(label=1), label="label")
-    with pytest.raises(InputError, match="--model must be one of"):
+    with pytest.raises(InputError, match="^invalid training settings: model must be one of"):
         train_model(blobs, label="label", settings=TrainSettings(model="svm"))
     m = train_model(blobs, label="label")
     save_model(m, tmp_path / "out")

@@ -75,7 +75,7 @@ def _timestamps(col: pd.Series, where: str) -> np.ndarray:
 def _column(df: pd.DataFrame, name: str, where: str, flag: str) -> pd.Series:
     if name not in df.columns:
         shown = ", ".join(map(repr, list(df.columns)[:15]))
-        raise InputError(f"{where}: no column {name!r} ({flag}); columns are: {shown}")
+        raise InputError(f"{where}: no column {name!r} ({{{flag}}}); columns are: {shown}", params=[flag])
     return df[name]
 
 
@@ -100,7 +100,7 @@ def _parquet(df: pd.DataFrame) -> bytes:
 def _keys(col: pd.Series, where: str, flag: str) -> pd.Series:
     missing = col.isna()
     if missing.any():
-        raise DataError(f"{where}: id column {col.name!r} ({flag}) is empty at row {int(np.flatnonzero(missing)[0])}")
+        raise DataError(f"{where}: id column {col.name!r} ({{{flag}}}) is empty at row {int(np.flatnonzero(missing)[0])}")
     return as_text(col)
 
 
@@ -195,7 +195,7 @@ class Monitor:
         df = as_frame(data, where="baseline data")
         if (pred is None) == (model_dir is None):
             raise InputError("give exactly one of pred (a prediction column) and model_dir (a saved model)")
-        y_text = as_text(_column(df, label, "baseline data", "--label"))
+        y_text = as_text(_column(df, label, "baseline data", "label"))
         if y_text.isna().any():
             raise DataError(f"baseline data: label column {label!r} is empty at row {int(np.flatnonzero(y_text.isna())[0])}")
         if model_dir is not None:
@@ -208,8 +208,8 @@ class Monitor:
             confidence = np.asarray(c_values, dtype=float)
             feature_cols = list(features) if features is not None else list(trained.features)
         else:
-            p_text = as_text(_column(df, pred, "baseline data", "--pred"))
-            confidence = (pd.to_numeric(_column(df, conf, "baseline data", "--conf"), errors="coerce").to_numpy(float)
+            p_text = as_text(_column(df, pred, "baseline data", "pred"))
+            confidence = (pd.to_numeric(_column(df, conf, "baseline data", "conf"), errors="coerce").to_numpy(float)
                           if conf is not None else None)
             skip = {label, pred, conf, id_col, ts_col}
             feature_cols = list(features) if features is not None else [c for c in df.columns if c not in skip]
@@ -230,7 +230,7 @@ class Monitor:
         metrics = classification_metrics(y, p, len(classes))
         bins = self.config.drift.bins
         for f in feature_cols:
-            _column(df, f, "baseline data", "--features")
+            _column(df, f, "baseline data", "features")
         body: dict[str, Any] = {
             "n": int(y.size), "classes": classes, "metrics": metrics,
             "pred_counts": [int(v) for v in np.bincount(p, minlength=len(classes))],
@@ -292,11 +292,11 @@ class Monitor:
         df = as_frame(data, where="predictions")
         mid, classes, base = self.baseline()
         where = "predictions"
-        keys = _keys(_column(df, id_col, where, "--id"), where, "--id")
+        keys = _keys(_column(df, id_col, where, "id_col"), where, "id_col")
         dup = keys.duplicated()
         if dup.any():
             raise DataError(f"{where}: id {keys[dup].iloc[0]!r} appears more than once ({int(dup.sum())} repeats)")
-        codes = _codes(_column(df, pred, where, "--pred"), classes, where, "prediction")
+        codes = _codes(_column(df, pred, where, "pred"), classes, where, "prediction")
         if (codes < 0).any():
             raise DataError(f"{where}: prediction column {pred!r} is empty at row {int(np.flatnonzero(codes < 0)[0])}")
         if ts_col is not None and ts_col in df.columns:
@@ -304,13 +304,13 @@ class Monitor:
         else:
             ts = np.full(len(df), parse_time(at, what="at"))
         conf_col = conf if conf is not None else ("confidence" if "confidence" in df.columns else None)
-        confidence = (pd.to_numeric(_column(df, conf_col, where, "--conf"), errors="coerce").to_numpy(float)
+        confidence = (pd.to_numeric(_column(df, conf_col, where, "conf"), errors="coerce").to_numpy(float)
                       if conf_col else np.full(len(df), np.nan))
-        labels = _codes(_column(df, label, where, "--label"), classes, where, "label") if label else None
+        labels = _codes(_column(df, label, where, "label"), classes, where, "label") if label else None
         pid = self._probe_id(mid, probe) if probe else None
         feature_cols = list(features) if features is not None else [f for f in base.get("features", {}) if f in df.columns]
         for f in feature_cols:
-            _column(df, f, where, "--features")
+            _column(df, f, where, "features")
         frame = pd.DataFrame({
             "model_id": mid, "pred_key": keys.to_numpy(), "ts": ts, "pred": codes,
             "conf": np.where(np.isfinite(confidence), confidence, np.nan),
@@ -361,8 +361,8 @@ class Monitor:
         """
         df = as_frame(data, where="labels")
         mid, classes, _ = self.baseline()
-        keys = _keys(_column(df, id_col, "labels", "--id"), "labels", "--id")
-        codes = _codes(_column(df, label, "labels", "--label"), classes, "labels", "label")
+        keys = _keys(_column(df, id_col, "labels", "id_col"), "labels", "id_col")
+        codes = _codes(_column(df, label, "labels", "label"), classes, "labels", "label")
         given = pd.DataFrame({"pred_key": keys.to_numpy(), "label": codes}).drop_duplicates("pred_key", keep="last")
         given = given[given["label"] >= 0]
         with self.store.session() as s:
@@ -405,7 +405,7 @@ class Monitor:
         df = as_frame(data, where="probe set")
         mid, classes, base = self.baseline()
         if label is not None:
-            codes = _codes(_column(df, label, "probe set", "--label"), classes, "probe set", "label")
+            codes = _codes(_column(df, label, "probe set", "label"), classes, "probe set", "label")
             counts = np.bincount(codes[codes >= 0], minlength=len(classes)).astype(float)
             expected_from = "labels"
         else:

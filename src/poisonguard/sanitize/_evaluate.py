@@ -143,7 +143,7 @@ def evaluate(
         trig = np.zeros(len(te), dtype=bool)
     classes = np.unique(tr[label].to_numpy())
     if target is not None:
-        target = classes[resolve_class(target, classes, option="--target", label=label)]
+        target = classes[resolve_class(target, classes, option="{target}", label=label)]
     tables = [("poisoned", tr)]
     for name, t in (("sanitized", sanitized), ("clean", clean)):
         if t is not None:

@@ -270,9 +270,10 @@ def sanitize(
     path = Path(data) if isinstance(data, (str, Path)) else None
     frame = load_table(path) if path is not None else as_frame(data)
     if label not in frame.columns:
-        raise InputError(f"--label column {label!r} not found; columns are: {', '.join(map(str, frame.columns[:12]))}")
+        raise InputError(f"{{label}} column {label!r} not found; columns are: {', '.join(map(str, frame.columns[:12]))}",
+                         params=["label"])
     if id_col is not None and id_col not in frame.columns:
-        raise InputError(f"--id column {id_col!r} not found")
+        raise InputError(f"{{id_col}} column {id_col!r} not found", params=["id_col"])
     n = len(frame)
     digest = file_digest(path) if path is not None else frame_digest(frame)
     removed: list[RemovedRow] = []

@@ -105,7 +105,7 @@ def certify(model: TrainedModel, data: Any, *, label: str | None = None) -> Cert
     curve = None
     if col is not None:
         if col not in df.columns:
-            raise InputError(f"--label column {col!r} not found in the data")
+            raise InputError(f"{{label}} column {col!r} not found in the data", params=["label"])
         truth = df[col].to_numpy()
         lookup = {str(c): i for i, c in enumerate(model.classes)}
         codes = np.array([lookup.get(str(v), -1) for v in truth], dtype=np.int64)

@@ -553,9 +553,10 @@ def check_model_out(out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """
     d = Path(out_dir)
     if d.exists() and not d.is_dir():
-        raise InputError(f"--out {d} is a file, not a directory")
+        raise InputError(f"{{out_dir}} {d} is a file, not a directory", params=["out_dir"])
     if d.is_dir() and any(d.iterdir()) and not overwrite:
-        raise InputError(f"--out {d} is not empty; choose a new directory or pass --overwrite")
+        raise InputError(f"{{out_dir}} {d} is not empty; choose a new directory or pass {{overwrite}}",
+                         params=["out_dir", "overwrite"])
     return d
 
 
@@ -593,7 +594,8 @@ def _publish_dir(tmp: Path, d: Path, *, overwrite: bool) -> None:
     except OSError as exc:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not overwrite:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise InputError(f"--out {d} is not empty; choose a new directory or pass --overwrite") from exc
+                raise InputError(f"{{out_dir}} {d} is not empty; choose a new directory or pass {{overwrite}}",
+                                 params=["out_dir", "overwrite"]) from exc
             raise
     old = d.parent / f".{d.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
     os.rename(d, old)

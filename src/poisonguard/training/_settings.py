@@ -129,19 +129,23 @@ class TrainSettings:
     certified: CertifiedSettings | None = None
 
 
+#: the settings that messages name as {name} (rendered as --name by the CLI)
+_SETTING_NAMES = ('accountant', 'alpha', 'bag_size', 'batch_size', 'certified', 'delta', 'dp', 'epochs', 'epsilon', 'lr', 'max_grad_norm', 'method', 'model', 'noise_multiplier', 'partitions', 'val_fraction')
+
+
 def validate_settings(s: TrainSettings, *, n_train: int | None = None) -> None:
     """Raise one :class:`InputError` naming every invalid setting (``n_train``: rows used to fit)."""
     problems: list[str] = []
     if s.model not in MODELS:
-        problems.append(f"--model must be one of {', '.join(MODELS)}, got {s.model!r}")
+        problems.append(f"{{model}} must be one of {', '.join(MODELS)}, got {s.model!r}")
     if not (0 <= s.val_fraction < 1):
-        problems.append(f"--val-fraction must be in [0, 1), got {s.val_fraction}")
+        problems.append(f"{{val_fraction}} must be in [0, 1), got {s.val_fraction}")
     if s.epochs < 1:
-        problems.append(f"--epochs must be at least 1, got {s.epochs}")
+        problems.append(f"{{epochs}} must be at least 1, got {s.epochs}")
     if s.batch_size < 1:
-        problems.append(f"--batch-size must be at least 1, got {s.batch_size}")
+        problems.append(f"{{batch_size}} must be at least 1, got {s.batch_size}")
     if not (s.lr > 0 and math.isfinite(s.lr)):
-        problems.append(f"--lr must be a positive number, got {s.lr}")
+        problems.append(f"{{lr}} must be a positive number, got {s.lr}")
     if any(h < 1 for h in s.hidden):
         problems.append(f"hidden layer sizes must be positive, got {list(s.hidden)}")
     torch_model = s.model == "mlp" or s.dp is not None or s.backend == "torch"
@@ -154,7 +158,7 @@ def validate_settings(s: TrainSettings, *, n_train: int | None = None) -> None:
             problems.append(f"input_clip must be a positive number or None, got {s.input_clip}")
         elif not torch_model or s.certified is not None:
             problems.append(
-                f"input_clip applies to torch models (mlp, --dp, or backend 'torch'), not to {s.model!r} "
+                f"input_clip applies to torch models (mlp, {{dp}}, or backend 'torch'), not to {s.model!r} "
                 f"with backend {s.backend!r}"
             )
     if s.backend not in ("auto", "torch"):
@@ -166,26 +170,28 @@ def validate_settings(s: TrainSettings, *, n_train: int | None = None) -> None:
     if s.tree_depth is not None and s.tree_depth < 1:
         problems.append(f"tree_depth must be at least 1 or None, got {s.tree_depth}")
     if s.dp is not None and s.certified is not None:
-        problems.append("--dp and --certified cannot be combined; train them as two models")
+        problems.append("{dp} and {certified} cannot be combined; train them as two models")
     if s.dp is not None:
         problems += _dp_problems(s, n_train)
     if s.certified is not None:
         k = s.certified.partitions
         c = s.certified
         if c.method not in ("dpa", "bagging"):
-            problems.append(f"--method must be dpa or bagging, got {c.method!r}")
+            problems.append(f"{{method}} must be dpa or bagging, got {c.method!r}")
         if c.bag_size is not None and (c.method != "bagging" or c.bag_size < 1):
-            problems.append(f"--bag-size is a positive bagging setting, got {c.bag_size} with method {c.method!r}")
+            problems.append(f"{{bag_size}} is a positive bagging setting, got {c.bag_size} with method {c.method!r}")
         if not (0 < c.alpha < 1):
-            problems.append(f"--alpha must be in (0, 1), got {c.alpha}")
+            problems.append(f"{{alpha}} must be in (0, 1), got {c.alpha}")
         if s.model not in ("logreg", "tree"):
-            problems.append(f"--certified trains logreg or tree base models, not {s.model!r}")
+            problems.append(f"{{certified}} trains logreg or tree base models, not {s.model!r}")
         if k < 2:
-            problems.append(f"--partitions must be at least 2, got {k}")
+            problems.append(f"{{partitions}} must be at least 2, got {k}")
         elif n_train is not None and k > n_train and c.method == "dpa":
-            problems.append(f"--partitions {k} is more than the {n_train} training rows; most partitions would be empty")
+            problems.append(f"{{partitions}} {k} is more than the {n_train} training rows; most partitions would be empty")
     if problems:
-        raise InputError("invalid training settings: " + "; ".join(problems))
+        text = "invalid training settings: " + "; ".join(problems)
+        # each setting appears as {name}: the library prints the name, the CLI its option
+        raise InputError(text, params=[n for n in _SETTING_NAMES if "{" + n + "}" in text])
 
 
 def _dp_problems(s: TrainSettings, n_train: int | None) -> list[str]:
@@ -193,45 +199,45 @@ def _dp_problems(s: TrainSettings, n_train: int | None) -> list[str]:
     assert dp is not None
     out: list[str] = []
     if s.model not in ("logreg", "mlp"):
-        out.append(f"--dp trains torch models: use --model logreg or mlp, not {s.model!r}")
+        out.append(f"{{dp}} trains torch models: use {{model}} logreg or mlp, not {s.model!r}")
     if dp.grad_sample_mode not in GRAD_SAMPLE_MODES:
         out.append(f"grad_sample_mode must be one of {', '.join(GRAD_SAMPLE_MODES)}, got {dp.grad_sample_mode!r}")
     if dp.accountant not in ACCOUNTANTS:
-        out.append(f"--accountant must be one of {', '.join(ACCOUNTANTS)}, got {dp.accountant!r}")
+        out.append(f"{{accountant}} must be one of {', '.join(ACCOUNTANTS)}, got {dp.accountant!r}")
     if dp.epsilon is not None and dp.noise_multiplier is not None:
         out.append(
-            f"give either --epsilon ({dp.epsilon}) or --noise-multiplier ({dp.noise_multiplier}), not both: "
+            f"give either {{epsilon}} ({dp.epsilon}) or {{noise_multiplier}} ({dp.noise_multiplier}), not both: "
             "the noise is chosen from the target epsilon"
         )
     elif dp.epsilon is None and dp.noise_multiplier is None:
-        out.append("--dp needs a privacy target: pass --epsilon E (or --noise-multiplier S)")
+        out.append("{dp} needs a privacy target: pass {epsilon} E (or {noise_multiplier} S)")
     if dp.epsilon is not None and not (dp.epsilon > 0 and math.isfinite(dp.epsilon)):
-        out.append(f"--epsilon must be a positive finite number, got {dp.epsilon}")
+        out.append(f"{{epsilon}} must be a positive finite number, got {dp.epsilon}")
     elif dp.epsilon is not None and dp.epsilon > EPSILON_MAX:
         out.append(
-            f"--epsilon {dp.epsilon:g} is above {EPSILON_MAX:g}: a budget that large gives no meaningful "
+            f"{{epsilon}} {dp.epsilon:g} is above {EPSILON_MAX:g}: a budget that large gives no meaningful "
             f"privacy (one row may change any outcome's odds by e^{dp.epsilon:g}); use a budget of at most "
-            f"{EPSILON_WARN:g}, or train without --dp"
+            f"{EPSILON_WARN:g}, or train without {{dp}}"
         )
     if dp.noise_multiplier is not None and not (dp.noise_multiplier > 0 and math.isfinite(dp.noise_multiplier)):
-        out.append(f"--noise-multiplier must be positive, got {dp.noise_multiplier}")
+        out.append(f"{{noise_multiplier}} must be positive, got {dp.noise_multiplier}")
     if not (dp.max_grad_norm > 0 and math.isfinite(dp.max_grad_norm)):
-        out.append(f"--max-grad-norm must be positive, got {dp.max_grad_norm}")
+        out.append(f"{{max_grad_norm}} must be positive, got {dp.max_grad_norm}")
     if not (0 < dp.delta < 1):
-        out.append(f"--delta must be in (0, 1), got {dp.delta}")
+        out.append(f"{{delta}} must be in (0, 1), got {dp.delta}")
     elif n_train is not None and dp.delta >= 1 / n_train:
         out.append(
-            f"--delta {dp.delta:g} is not below 1/n = 1/{n_train} = {1 / n_train:.3g}; a delta that large "
-            f"allows releasing whole rows. Use e.g. --delta {_suggest_delta(n_train):g}"
+            f"{{delta}} {dp.delta:g} is not below 1/n = 1/{n_train} = {1 / n_train:.3g}; a delta that large "
+            f"allows releasing whole rows. Use e.g. {{delta}} {_suggest_delta(n_train):g}"
         )
     if n_train is not None and s.batch_size > n_train:
         out.append(
-            f"--batch-size {s.batch_size} is larger than the {n_train} training rows; Poisson sampling "
+            f"{{batch_size}} {s.batch_size} is larger than the {n_train} training rows; Poisson sampling "
             f"needs a sampling rate below 1 for the accounting to give any amplification"
         )
     elif n_train is not None and s.batch_size == n_train:
         out.append(
-            f"--batch-size {s.batch_size} equals the number of training rows (sampling rate 1); "
+            f"{{batch_size}} {s.batch_size} equals the number of training rows (sampling rate 1); "
             "use a smaller batch so privacy amplification by sampling applies"
         )
     return out

@@ -71,7 +71,7 @@ def _resolve_attack(attack: str | AttackFn | None, *, rate: float, target: Any, 
     if attack is None or callable(attack):
         return attack
     if attack not in ATTACKS:
-        raise InputError(f"--attack must be one of {', '.join(ATTACKS)}, got {attack!r}")
+        raise InputError(f"{{attack}} must be one of {', '.join(ATTACKS)}, got {attack!r}", params=["attack"])
     from .. import attacks as _attacks
 
     if attack == "flip":
@@ -109,9 +109,9 @@ def privacy_sweep(
     each budget is also trained on the poisoned training part.
     """
     base = settings or TrainSettings(model="mlp")
-    check_fraction(test_fraction, "--test-fraction")
+    check_fraction(test_fraction, "test_fraction")
     if repeats < 1:
-        raise InputError(f"--repeats must be at least 1, got {repeats}")
+        raise InputError(f"{{repeats}} must be at least 1, got {repeats}", params=["repeats"])
     if not epsilons:
         raise InputError("no privacy budget to sweep")
     for e in epsilons:
