@@ -13,7 +13,8 @@ from rich.table import Table
 
 from .._io import check_outputs
 from ..config import check_settings, load_scan_config, parse_set_options
-from ..errors import ThresholdExceeded
+from ..distributed import is_partitioned, load_partitioned
+from ..errors import InputError, ThresholdExceeded
 from ..scan import ScanResult, scan
 from ..validation import check_count, check_fraction, check_output_columns, load_table
 from ._app import app, console, err_console
@@ -23,7 +24,7 @@ __all__: list[str] = []
 
 @app.command("scan")
 def scan_cmd(
-    data: Path = typer.Argument(..., help="Training table: CSV or Parquet."),
+    data: Path = typer.Argument(..., help="Training table: CSV or Parquet file, or a directory or glob of Parquet partitions."),
     label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column (without it only label-free detectors run)."),
     id_col: Optional[str] = typer.Option(None, "--id", help="Row id column, copied to the outputs."),
     source_col: Optional[str] = typer.Option(None, "--source", help="Column naming each row's data source."),
@@ -34,7 +35,7 @@ def scan_cmd(
     contamination: str = typer.Option("auto", "--contamination", help="'auto' (flag what stands out) or a fraction to flag."),
     top: Optional[int] = typer.Option(None, "--top", help="Flag exactly the K most suspicious rows."),
     out: Path = typer.Option(Path("suspicious_samples.csv"), "--out", "-o", help="Flagged rows for review."),
-    scores: Optional[Path] = typer.Option(None, "--scores", help="Write every row's scores here."),
+    scores: Optional[str] = typer.Option(None, "--scores", help="Write every row's scores here (--engine dask: a path ending in / gets one Parquet file per partition)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
     fail_over: Optional[float] = typer.Option(None, "--fail-over", help="Exit 3 when the flagged fraction exceeds RATE."),
     seed: int = typer.Option(0, "--seed", help="Random seed for every detector."),
@@ -42,9 +43,22 @@ def scan_cmd(
     since: Optional[str] = typer.Option(None, "--since", help="Score only rows added since this trusted ledger version."),
     db: Optional[str] = typer.Option(None, "--db", envvar="POISONGUARD_DB", help="Store URL for --ledger/--since."),
     key: Optional[Path] = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY", help="Ledger signing key for --ledger."),
+    engine: str = typer.Option("local", "--engine", help="'local' (one process) or 'dask' (partitions scored on a Dask cluster; extra poisonguard[dask])."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a local cluster."),
+    workers: int = typer.Option(2, "--workers", help="Workers of the local Dask cluster (--engine dask without --scheduler)."),
+    memory_limit: str = typer.Option("4GB", "--memory-limit", help="Memory limit per worker of the local Dask cluster."),
+    sample_rows: int = typer.Option(200_000, "--sample-rows", help="--engine dask: rows the detectors are fitted on (a stratified sample)."),
 ) -> None:
     """Rank the rows of a training table by how likely they are poisoned; write suspicious_samples.csv."""
-    check_outputs({"--out": out, "--scores": scores}, {"DATA": data, "--config": config, "--key": key})
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine must be 'local' or 'dask', got {engine!r}")
+    if engine == "local" and (scheduler is not None):
+        raise InputError("--scheduler needs --engine dask")
+    if engine == "dask" and (since or ledger):
+        raise InputError("--since and --ledger are not supported with --engine dask yet; use --engine local")
+    partitioned = is_partitioned(data)
+    check_outputs({"--out": out, "--scores": scores}, {"DATA": data, "--config": config, "--key": key},
+                  input_dirs={"DATA": data} if partitioned and data.is_dir() else None)
     if fail_over is not None:
         check_fraction(fail_over, "--fail-over", inclusive_zero=True)
     cfg = load_scan_config(config) if config else {}
@@ -55,7 +69,15 @@ def scan_cmd(
     det_names = detectors.split(",") if detectors else cfg.get("detectors")
     if top is not None:
         check_count(top, "--top")
-    frame = load_table(data)
+    if engine == "dask":
+        check_count(workers, "--workers")
+        check_count(sample_rows, "--sample-rows", minimum=100)
+        _scan_dask(data, scheduler=scheduler, workers=workers, memory_limit=memory_limit, sample_rows=sample_rows,
+                   label=label, id_col=id_col, source_col=source_col, features=features, detectors=det_names,
+                   settings=settings or None, contamination=contamination, top=top, seed=seed, out=out,
+                   scores=scores, as_json=as_json, fail_over=fail_over)
+        return
+    frame = load_partitioned(data) if partitioned else load_table(data)
     check_output_columns(frame.columns, where=str(data))
     candidates = None
     if since:
@@ -97,6 +119,60 @@ def scan_cmd(
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(result, summary, since=since)
+    if fail_over is not None and result.n_flagged / result.n_rows > fail_over:
+        raise ThresholdExceeded(
+            f"flagged fraction {result.n_flagged / result.n_rows:.4f} exceeds --fail-over {fail_over}"
+        )
+
+
+def _scan_dask(data: Path, *, scheduler: str | None, workers: int, memory_limit: str, sample_rows: int,
+               label: str | None, id_col: str | None, source_col: str | None, features: str | None,
+               detectors: Any, settings: Any, contamination: str, top: int | None, seed: int, out: Path,
+               scores: str | None, as_json: bool, fail_over: float | None) -> None:
+    """``scan --engine dask``: the same outputs as the local scan, from a Dask cluster (imported only here)."""
+    from ..distributed import dask_client, scan_dask
+
+    kwargs: dict[str, Any] = dict(
+        label=label, id_col=id_col, source_col=source_col, features=features, detectors=detectors,
+        settings=settings, contamination=contamination, top=top, random_state=seed, sample_rows=sample_rows,
+        out=out, scores=scores,
+    )
+    with dask_client(scheduler, n_workers=workers, memory_limit=memory_limit) as client:
+        if as_json:
+            result = scan_dask(data, client=client, **kwargs)
+        else:
+            with Progress(TextColumn("[bold]scan[/] {task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                          console=err_console, transient=True) as bar:
+                task = bar.add_task("preparing", total=1)
+
+                def tick(stage: str, done: int, total: int) -> None:
+                    bar.update(task, description=stage, completed=done, total=total)
+
+                result = scan_dask(data, client=client, progress=tick, **kwargs)
+    summary = result.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        n, k = result.n_rows, result.n_flagged
+        eng = summary["engine"]
+        console.print(
+            f"[bold]{k}[/] of {n} rows flagged ({k / n:.2%}) · rule {result.flag_rule} · detectors: "
+            f"{', '.join(result.detectors)} · dask: {eng['partitions']} partition(s), {eng['workers']} worker(s), "
+            f"fitted on {eng['sample_rows']} rows · {summary['timings_s'].get('total', 0):.1f}s"
+        )
+        table = Table(title="Most suspicious rows", show_lines=False)
+        for c in ("row", "suspicion", "flag", "strongest reason"):
+            table.add_column(c, no_wrap=True, justify="right" if c in ("row", "suspicion") else "left")
+        room = max(20, console.width - 40)
+        for e in summary["top"]:
+            table.add_row(str(e["row"]), f"{e['suspicion']:.3f}", "yes" if e["flagged"] else "",
+                          _clip(str(e["reason"]).split("; ")[0], room))
+        console.print(table)
+        for p in summary["per_class"]:
+            if p.get("poisoned"):
+                console.print(f"  class {p['class']}: {p['detail']}", highlight=False, markup=False)
+        console.print(f"wrote {out}" + (f" and {scores}" if scores else ""))
     if fail_over is not None and result.n_flagged / result.n_rows > fail_over:
         raise ThresholdExceeded(
             f"flagged fraction {result.n_flagged / result.n_rows:.4f} exceeds --fail-over {fail_over}"

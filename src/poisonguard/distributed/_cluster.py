@@ -20,6 +20,15 @@ DEFAULT_WORKERS = 2
 DEFAULT_MEMORY_LIMIT = "4GB"
 
 
+def _quiet_dask_logs() -> None:
+    """Dask's own start-up and shut-down chatter (INFO) stays out of the command's output."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    # the nanny's "worker still alive after 4 s, killing" at shut-down is routine, not a warning to the user
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+
+
 @contextlib.contextmanager
 def dask_client(
     scheduler: str | None = None,
@@ -49,6 +58,7 @@ def dask_client(
     """
     distributed = import_optional("distributed", "dask")
     import_optional("dask", "dask")
+    _quiet_dask_logs()
     if scheduler is not None:
         try:
             client = distributed.Client(scheduler, timeout="20s")

@@ -473,12 +473,9 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def is_directory_output(path: str | Path) -> bool:
-    """``--scores`` names a directory (one file per partition): an existing directory or a name without a table suffix."""
-    p = Path(path)
-    if p.is_dir() or str(path).endswith(os.sep):
-        return True
-    return not any(s.lower() in (".csv", ".parquet", ".pq", ".tsv", ".txt", ".gz", ".bz2", ".xz", ".zip")
-                   for s in p.suffixes)
+    """Whether ``--scores`` names a directory (one Parquet file per partition): an existing
+    directory or a path ending in ``/``; anything else is one file, CSV or Parquet by suffix."""
+    return Path(path).is_dir() or str(path).endswith(("/", os.sep))
 
 
 # ----------------------------------------------------------------------------- the scan
@@ -520,7 +517,8 @@ def scan_dask(
         Write every row's scores: one file (CSV or Parquet by suffix), or a directory of
         one Parquet file per partition (a name without a table suffix), written by the
         workers into a temporary sibling directory that is renamed into place at the end
-        (workers must share the client's filesystem; use a single file otherwise).
+        (an existing directory or a path ending in ``/``; workers must share the
+        client's filesystem, else give a single file).
 
     Returns
     -------
@@ -634,7 +632,7 @@ def scan_dask(
     t = time.perf_counter()
     top_rows = np.argsort(-flags.suspicion, kind="stable")[:TOP]
     scores_path = Path(scores) if scores is not None else None
-    scores_dir = scores_path is not None and is_directory_output(scores_path)
+    scores_dir = scores is not None and is_directory_output(scores)  # before Path() drops a trailing /
     tmp_dir = _tmp_dir_for(scores_path) if scores_dir and scores_path is not None else None
     finished: dict[int, FinishBlock] = {}
     try:
