@@ -128,7 +128,7 @@ def test_mixture_weights_favour_the_estimator_that_explains_the_labels():
 
 
 # ---------------------------------------------------------------- combine
-def test_combine_groups_label_probabilities_and_takes_the_max():
+def test_combine_groups_label_probabilities_and_ranks_flagged_rows_first():
     n = 6
     knn = np.array([1.0, 0.0, 0.2, 0.0, 0.0, 0.0])
     conf = np.array([1.0, 0.0, 0.4, 0.0, 0.0, 0.0])
@@ -143,10 +143,14 @@ def test_combine_groups_label_probabilities_and_takes_the_max():
     assert c.label_weights == pytest.approx({"knn_label": w[0], "confident": w[1]})
     mixed = 1 - (1 - np.stack([knn, conf], axis=1)) @ w
     np.testing.assert_allclose(c.group_strength[LABEL_GROUP], mixed)
-    np.testing.assert_allclose(c.suspicion, [1.0, 0.5, mixed[2], 0.7, 0.49, 0.0])
     np.testing.assert_array_equal(c.group_flags[LABEL_GROUP], posterior_fdr_flags(1 - mixed))
     np.testing.assert_array_equal(c.group_flags["iforest"], forest >= 0.5)
     np.testing.assert_array_equal(c.auto_flags, [True, True, False, True, False, False])
+    # half the largest group strength, plus one half for a flagged row: every flagged row
+    # ranks above every unflagged one, and within each tier the largest strength decides
+    strongest = np.array([1.0, 0.5, mixed[2], 0.7, 0.49, 0.0])
+    np.testing.assert_allclose(c.suspicion, 0.5 * strongest + 0.5 * c.auto_flags)
+    assert c.suspicion[c.auto_flags].min() > c.suspicion[~c.auto_flags].max()
     assert c.group_of("confident") == LABEL_GROUP and c.group_of("iforest") == "iforest"
     assert c.suspicion.shape == (n,)
 
