@@ -500,7 +500,7 @@ def fingerprint_partitions(
     if canon not in (1, CANON_VERSION):
         raise ValueError(f"unknown canon version {canon}; this poisonguard knows 1 and {CANON_VERSION}")
     if batch_rows < 1:
-        raise InputError("{batch_rows} must be >= 1, got " + str(batch_rows), params=("batch_rows",))
+        raise InputError(f"batch_rows must be >= 1, got {batch_rows}")
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     plan = plan_partitions(dataset)
@@ -525,23 +525,22 @@ def fingerprint_partitions(
         if r.rows.columns != columns:
             raise SchemaMismatchError(f"partitions {plan.names[0]} and {plan.names[r.index]} have different columns",
                                       first=plan.names[0], second=plan.names[r.index])
-    hashes = np.concatenate([r.rows.hashes for r in results])
-    ordered_digest = content_digest(columns, hashes, ordered=True, canon=canon)
-    digest = ordered_digest if ordered else content_digest(columns, hashes, ordered=False, canon=canon)
-    fp = Fingerprint(columns=columns, n_rows=int(hashes.shape[0]), row_hashes=hashes, digest=digest,
-                     ordered_digest=ordered_digest, ordered=bool(ordered))
     infos = [PartitionInfo(name=plan.names[r.index], rows=int(r.rows.hashes.shape[0]), sha256=r.sha256,
                            bytes=r.n_bytes, digest=content_digest(columns, r.rows.hashes, ordered=ordered, canon=canon))
              for r in results]
-    ids = None
-    if id_col is not None:
-        ids = np.concatenate([r.ids for r in results if r.ids is not None])
+    ids = np.concatenate([r.ids for r in results if r.ids is not None]) if id_col is not None else None
     counts = None
     if source_col is not None:
         total: Counter[str] = Counter()
         for r in results:
             total.update(r.source_counts or {})
         counts = {k: int(total[k]) for k in sorted(total)}
+    hashes = np.concatenate([r.rows.hashes for r in results])
+    del results  # the per-partition copies: the driver holds the row hashes once (16 bytes a row)
+    ordered_digest = content_digest(columns, hashes, ordered=True, canon=canon)
+    digest = ordered_digest if ordered else content_digest(columns, hashes, ordered=False, canon=canon)
+    fp = Fingerprint(columns=columns, n_rows=int(hashes.shape[0]), row_hashes=hashes, digest=digest,
+                     ordered_digest=ordered_digest, ordered=bool(ordered))
     offsets = np.concatenate([[0], np.cumsum([p.rows for p in infos])]).astype(np.int64)
     return PartitionedFingerprint(fingerprint=fp, plan=plan, partitions=infos, ids=ids, source_counts=counts,
                                   offsets=offsets)

@@ -302,8 +302,8 @@ class _Recorded:
 
 def _check_single_file_engine(path: Any, engine: str, scheduler: Any, n_workers: int | None) -> None:
     if engine != "local" or scheduler is not None or n_workers is not None:
-        raise InputError(f"{path} is one file: the Dask engine runs on a partitioned dataset (a directory or a "
-                         "glob of Parquet files); drop {engine}", params=("engine",))
+        raise InputError(f"{path} is one file: the Dask engine (--engine dask, --scheduler, --workers) runs on a "
+                         "partitioned dataset, a directory or a glob of Parquet files")
 
 
 def _record_file(p: Path, frame: pd.DataFrame | None, *, id_col: str | None, source_col: str | None,
