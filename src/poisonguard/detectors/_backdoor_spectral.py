@@ -261,9 +261,10 @@ class BackdoorSpectralDetector(BaseDetector):
                 continue
             z = (Z[rows] - self.centres_[cl.label]) @ self.directions_[cl.label][cl.direction]
             post = pc.mixture.posterior(z, pc.component)
-            trig = 1.0 - pc.model.p_label(X[rows], cl.label, rep)  # the model trained without the cluster
+            # the model trained without the cluster
+            trig = 1.0 - pc.model.p_label(X[np.ix_(rows, pc.model.masked)], Z[rows], cl.label, rep)
             f = np.array(cl.pattern_features, dtype=np.int64)
-            carries = (np.abs(X[rows][:, f] - np.array(cl.pattern_values)) <= TOL).all(axis=1)
+            carries = (np.abs(X[np.ix_(rows, f)] - np.array(cl.pattern_values)) <= TOL).all(axis=1)
             # a carrier of a (nearly) exclusive pattern in the class is poisoned unless it is one of the few
             # natural carriers expected at the other rows' rate
             s = np.where(carries, np.maximum(trig, cl.carrier_purity), post * trig)

@@ -199,7 +199,7 @@ class BackdoorTriggerDetector(BaseDetector):
             if logits is None:
                 logits = model.logits(X)
             feats = np.array(g.features, dtype=np.int64)
-            p = softmax(model.masked_logits(X[rows], logits[rows], feats, np.array(g.fills)))
+            p = softmax(model.masked_logits(X[np.ix_(rows, feats)], logits[rows], feats, np.array(g.fills)))
             # A core carrier whose masked row still looks like its label is not cleared by
             # that: once the trigger is judged present, the share of core carriers that are
             # stamped (purity) is the chance for any of them (centre patch at 6%: 6 of 75

@@ -80,14 +80,14 @@ class TriggerModel:
     masked: np.ndarray  # features set to ``fill`` before the representation
     fill: np.ndarray
 
-    def p_label(self, X: np.ndarray, label: int, represent: Representation) -> np.ndarray:
-        """The model's probability of ``label`` for each row of ``X`` with the features masked."""
-        Xm = X.copy()
-        Xm[:, self.masked] = self.fill
+    def p_label(self, values: np.ndarray, Z: np.ndarray, label: int, represent: Representation) -> np.ndarray:
+        """The model's probability of ``label`` for rows with representation ``Z`` once the masked
+        features (their values: ``values``, the rows' ``X[:, masked]``) are set to ``fill``."""
         hit = self.model.classes_ == label
         if not hit.any():
-            return np.zeros(X.shape[0])
-        return self.model.predict_proba(represent.transform(Xm))[:, np.flatnonzero(hit)[0]]
+            return np.zeros(Z.shape[0])
+        Zm = represent.transform_masked(values, Z, self.masked, self.fill)
+        return self.model.predict_proba(Zm)[:, np.flatnonzero(hit)[0]]
 
 
 @dataclass(frozen=True)
@@ -120,13 +120,16 @@ def shared_pattern(X: np.ndarray, rows: np.ndarray, others: np.ndarray, *, min_s
     if feats.size == 0:
         return SharedPattern(feats, v[feats], 0.0, 1.0)
     oth = np.flatnonzero(others)
+    # only the shared features of the other rows: a copy of every column of all rows
+    # was most of this detector's time on a 784-column table
+    near_o = np.abs(X[np.ix_(oth, feats)] - v[feats]) <= TOL
     # drop values common among the other rows (background), keep the rare shared ones
-    rate_f = (np.abs(X[oth][:, feats] - v[feats]) <= TOL).mean(axis=0)
-    feats = feats[rate_f <= _COMMON]
+    rare = near_o.mean(axis=0) <= _COMMON
+    feats = feats[rare]
     if feats.size == 0:
         return SharedPattern(feats, v[feats], 0.0, 1.0)
     share = float((np.abs(Xr[:, feats] - v[feats]) <= TOL).all(axis=1).mean())
-    rate0 = float((np.abs(X[oth][:, feats] - v[feats]) <= TOL).all(axis=1).mean())
+    rate0 = float(near_o[:, rare].all(axis=1).mean())
     return SharedPattern(feats, v[feats], share, rate0)
 
 
@@ -197,9 +200,7 @@ def run_presence_test(
     fill = np.median(X[oth][:, pre], axis=0)
 
     def masked(idx: np.ndarray) -> np.ndarray:
-        Xm = X[idx].copy()
-        Xm[:, pre] = fill
-        return represent.transform(Xm)
+        return represent.transform_masked(X[np.ix_(idx, pre)], Z[idx], pre, fill)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -242,7 +243,7 @@ def run_presence_test(
                    and pat.rate_others <= st.max_carrier_rate)
     purity = 0.0
     if pat.features.size:
-        car_c = int((np.abs(X[rows][:, pat.features] - pat.values) <= TOL).all(axis=1).sum())
+        car_c = int((np.abs(X[np.ix_(rows, pat.features)] - pat.values) <= TOL).all(axis=1).sum())
         expected = pat.rate_others * max(rows.size - car_c, 0) + 1.0
         purity = float(np.clip(1.0 - expected / max(car_c, 1), 0.0, 1.0))
     cl = SpectralCluster(**base, source_classes=sources, auc=auc, p_trigger=p_trig, p_value=pv, carrier_purity=purity,

@@ -34,6 +34,15 @@ class Representation:
     def transform(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean) @ self.components.T) / self.scale
 
+    def transform_masked(self, values: np.ndarray, Z: np.ndarray, features: np.ndarray, fill: np.ndarray) -> np.ndarray:
+        """``transform(X)`` with ``X[:, features]`` set to ``fill``, given ``Z = transform(X)``.
+
+        ``values`` is ``X[:, features]``. The projection is linear, so only the masked
+        columns' part is replaced: no copy of the (possibly 784-column) rows is made.
+        """
+        delta = np.asarray(fill, dtype=np.float64) - values
+        return Z + (delta @ self.components[:, features].T) / self.scale
+
 
 @dataclass(frozen=True)
 class Mixture1D:

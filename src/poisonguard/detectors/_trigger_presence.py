@@ -45,7 +45,7 @@ class TokenGroup:
     null_rate: float
     p_value: float
     present: bool
-    purity: float = 0.0  # see core_purity
+    purity: float = 0.0  # see core_purity; 0 when the group fails the test before it is needed
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,13 @@ class MaskingModel:
     def logits(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef.T + self.intercept
 
-    def masked_logits(self, X: np.ndarray, logits: np.ndarray, feats: np.ndarray, fills: np.ndarray) -> np.ndarray:
-        """``logits`` of the rows ``X`` as if ``feats`` were set to ``fills`` (a linear model: subtract their part)."""
-        return logits - (X[:, feats] - fills) @ self.coef[:, feats].T
+    def masked_logits(self, values: np.ndarray, logits: np.ndarray, feats: np.ndarray, fills: np.ndarray) -> np.ndarray:
+        """``logits`` of rows whose columns ``feats`` hold ``values``, as if they were set to ``fills``.
+
+        A linear model: only their part is subtracted, so callers pass ``X[np.ix_(rows, feats)]``
+        and never copy whole rows of a wide table.
+        """
+        return logits - (values - fills) @ self.coef[:, feats].T
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -127,10 +131,10 @@ def judge_group(
     c, members = cluster.label, list(cluster.members)
     feats = np.array(sorted({f for t in members for f in tokens[t].features}), dtype=np.int64)
     carrier = carries[:, members].any(axis=1)
-    fills = np.median(X[np.ix_(~carrier, feats)], axis=0) if (~carrier).any() else np.zeros(feats.size)
+    fills = _fill_values(X, carrier, feats)
     rows_c = np.flatnonzero(y == c)
-    p = softmax(model.masked_logits(X[rows_c], logits[rows_c], feats, fills))
-    dis = p.argmax(axis=1) != c
+    # the argmax of the logits is the prediction: no softmax needed
+    dis = model.masked_logits(X[np.ix_(rows_c, feats)], logits[rows_c], feats, fills).argmax(axis=1) != c
     car = carrier[rows_c]
     k1, n1 = int(dis[car].sum()), int(car.sum())
     k0, n0 = int(dis[~car].sum()), int((~car).sum())
@@ -140,12 +144,16 @@ def judge_group(
     effect = k1 / max(n1, 1) - null
     conc = max(tokens[t].n_in_class / tokens[t].n_carriers for t in members)
     strong = effect >= min_effect
-    purity = core_purity(X, y, c, [tokens[t] for t in members])
+    testable = pv < level and k1 >= min_count and n0 >= _MIN_NULL_ROWS
+    weak_ok = conc >= _CONCENTRATED and effect >= min_effect / 2
+    # the purity is needed only by a group that can still be judged present (most groups
+    # of a wide table are natural values that fail above; hundreds of them per table)
+    purity = core_purity(X, y, c, [tokens[t] for t in members], carrier) if testable and (strong or weak_ok) else 0.0
     # a value carried (almost) only by this class needs less masking evidence, if the
     # rows carrying all of the group's values are foreign to the class: the empty centre
     # of a 28x28 "0" is carried mostly by 0s too, and masking it turns 0s into 8s
-    concentrated = conc >= _CONCENTRATED and effect >= min_effect / 2 and purity >= _MIN_PURITY
-    present = bool(pv < level and k1 >= min_count and n0 >= _MIN_NULL_ROWS and (strong or concentrated))
+    concentrated = weak_ok and purity >= _MIN_PURITY
+    present = bool(testable and (strong or concentrated))
     excess = max(tokens[t].excess for t in members)
     return TokenGroup(
         label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),
@@ -154,7 +162,22 @@ def judge_group(
     )
 
 
-def core_purity(X: np.ndarray, y: np.ndarray, c: int, members: list[Token]) -> float:
+#: non-carrier rows whose median is the masking fill (a fixed, evenly spaced subset beyond it: a
+#: median over 10^6 rows per suspected trigger costs seconds, and a wide table has hundreds of them)
+_FILL_ROWS = 20000
+
+
+def _fill_values(X: np.ndarray, carrier: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """Median of the non-carriers on ``feats``, over at most ``_FILL_ROWS`` of them (evenly spaced)."""
+    rest = np.flatnonzero(~carrier)
+    if rest.size == 0:
+        return np.zeros(feats.size)
+    if rest.size > _FILL_ROWS:  # a median over 10^6 rows per suspected trigger is the cost, not the estimate
+        rest = rest[np.linspace(0, rest.size - 1, _FILL_ROWS).astype(np.int64)]
+    return np.median(X[np.ix_(rest, feats)], axis=0)
+
+
+def core_purity(X: np.ndarray, y: np.ndarray, c: int, members: list[Token], carrier: np.ndarray | None = None) -> float:
     """Estimated share of stamped rows among the class's rows carrying every value of a group.
 
     ``1 - (expected natural carriers + 1) / carriers``. Natural carriers are expected
@@ -169,7 +192,12 @@ def core_purity(X: np.ndarray, y: np.ndarray, c: int, members: list[Token]) -> f
             if values.setdefault(f, v) != v:
                 return 0.0  # two values of one feature: no row carries them all
     feats, vals = list(values), np.array(list(values.values()))
-    core = np.all(X[:, feats] == vals, axis=1)
+    if carrier is None:
+        core = np.all(X[:, feats] == vals, axis=1)
+    else:  # a row with every value carries every member token: look among the carriers only
+        idx = np.flatnonzero(carrier)
+        core = np.zeros(X.shape[0], dtype=bool)
+        core[idx] = np.all(X[np.ix_(idx, feats)] == vals, axis=1)
     in_c = y == c
     n_core = int((core & in_c).sum())
     if n_core == 0:

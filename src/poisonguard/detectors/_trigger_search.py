@@ -133,32 +133,54 @@ def find_enriched_tokens(
     return TokenSearch(tokens=list(found.tokens), carries=found.carries)
 
 
+#: table cells sorted per block of columns in the candidate collection (bounds its temporaries)
+_COLLECT_CELLS = 1 << 22
+
+
 def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_count: int, max_count: int) -> _Candidates:
-    """Per column, the values carried by ``min_count..max_count`` rows, with their class counts and carriers."""
+    """Per column, the values carried by ``min_count..max_count`` rows, with their class counts and carriers.
+
+    Columns are sorted a block at a time (one stable argsort per block, not one
+    ``np.unique`` per column): on 784 columns the per-column calls were most of the cost.
+    Candidates come out by column, then by value; each candidate's rows in row order.
+    """
     n, d = X.shape
     feats, vals, ccs, tots, rows = [], [], [], [], []
     value_counts: dict[int, np.ndarray] = {}
-    n_tests = 0
-    n_cand = 0
     small = max(min_count, int(0.05 * n))  # small carrier sets: co-stamping candidates
-    for j in range(d):
-        v_all, inv, counts = np.unique(X[:, j], return_inverse=True, return_counts=True)
+    step = max(1, _COLLECT_CELLS // max(n, 1))
+    for j0 in range(0, d, step):
+        block = np.ascontiguousarray(X[:, j0:j0 + step].T)  # one column per row: sorts run on contiguous memory
+        order = np.argsort(block, axis=1, kind="stable")  # equal values keep row order
+        srt = np.take_along_axis(block, order, axis=1)
+        new = np.ones(block.shape, dtype=bool)
+        new[:, 1:] = srt[:, 1:] != srt[:, :-1]
+        new[:, 1:] &= ~(np.isnan(srt[:, 1:]) & np.isnan(srt[:, :-1]))  # NaNs form one value, as np.unique has them
+        # each column's runs of equal values are consecutive
+        new_f, order_f, srt_f = new.ravel(), order.ravel(), srt.ravel()
+        run = np.cumsum(new_f, dtype=np.int64) - 1
+        starts = np.flatnonzero(new_f)
+        counts = np.diff(np.r_[starts, new_f.size])
+        run_col = j0 + starts // n
         ok = (counts >= min_count) & (counts <= max_count)
+        col_start = np.searchsorted(run_col, np.arange(j0, j0 + block.shape[0] + 1))
+        for j in np.unique(run_col[ok & (counts <= small)]):  # tie probabilities need every value's count
+            value_counts[int(j)] = counts[col_start[j - j0]:col_start[j - j0 + 1]]
         if not ok.any():
             continue
-        cc = np.bincount(inv * n_classes + y, minlength=v_all.size * n_classes).reshape(v_all.size, n_classes)
-        idx = np.flatnonzero(ok)
-        n_tests += idx.size * n_classes
-        # rows of every value at once: a stable sort keeps each value's rows in row order
-        order = np.argsort(inv, kind="stable")
-        rows.append(order[ok[inv[order]]])
-        if (counts[idx] <= small).any():
-            value_counts[j] = counts
-        feats.append(np.full(idx.size, j, dtype=np.int64))
-        vals.append(v_all[idx].astype(np.float64))
-        ccs.append(cc[idx])
-        tots.append(counts[idx])
-        n_cand += idx.size
+        local = np.cumsum(ok) - 1
+        take = ok[run]
+        ent_run = local[run[take]]
+        ent_row = order_f[take]
+        n_ok = int(ok.sum())
+        cc = np.bincount(ent_run * n_classes + y[ent_row], minlength=n_ok * n_classes).reshape(n_ok, n_classes)
+        feats.append(run_col[ok].astype(np.int64))
+        vals.append(srt_f[starts[ok]].astype(np.float64))
+        ccs.append(cc)
+        tots.append(counts[ok])
+        rows.append(ent_row)
+    n_cand = sum(f.size for f in feats)
+    n_tests = n_cand * n_classes
     if not n_cand:
         empty = np.zeros(0, np.int64)
         return _Candidates(empty, np.zeros(0), np.zeros((0, n_classes), np.int64), empty, empty,
@@ -252,7 +274,7 @@ def _search_tokens(
     tokens: list[Token] = []
     for (i, c), p in sorted(p_of.items()):
         k, total = int(cand.by_class[i, c]), int(cand.total[i])
-        excess = float(np.clip((k - prior[c] * total) / k, 0.0, 1.0))
+        excess = min(max(float((k - prior[c] * total) / k), 0.0), 1.0)
         tokens.append(Token((int(cand.feature[i]),), (float(cand.value[i]),), c, total, k, p, excess))
     tokens += _conjunctions(X, y, prior, cand, min_count=min_count, alpha=alpha)
     carries = np.zeros((n, len(tokens)), dtype=bool)
@@ -278,6 +300,21 @@ def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NE
     return float((close.sum(axis=1) >= need).mean())
 
 
+def _pack_bits(sets: np.ndarray, elems: np.ndarray, n_sets: int, n_elems: int) -> np.ndarray:
+    """Each set as packed 64-bit words: bit ``e`` of row ``s`` is set when set ``s`` holds element ``e``."""
+    words = np.zeros((n_sets, (n_elems + 63) // 64), dtype=np.uint64)
+    if sets.size == 0:
+        return words
+    lin = sets * words.shape[1] + (elems >> 6)
+    bits = np.left_shift(np.uint64(1), (elems & 63).astype(np.uint64))
+    if (np.diff(lin) >= 0).all():  # entries come set by set, elements ascending: OR each run of one word
+        start = np.flatnonzero(np.r_[True, lin[1:] != lin[:-1]])
+        words.ravel()[lin[start]] = np.bitwise_or.reduceat(bits, start)
+    else:
+        np.bitwise_or.at(words.ravel(), lin, bits)
+    return words
+
+
 def _overlap_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of sets whose elements have Jaccard >= ``threshold``; set ``sets[e]`` holds ``elems[e]``.
 
@@ -285,8 +322,10 @@ def _overlap_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: 
     (Bayardo et al. 2007). Elements are ranked rarest first; if two sets reach the
     threshold, their smallest common element lies within the first
     ``|A| - ceil(t |A|) + 1`` elements of each, so only sets sharing an element in
-    those prefixes are compared, and each such pair is verified with a popcount over
-    packed bits.
+    those prefixes are compared. Within one element's sets, a set is paired only
+    with sets of its size up to ``|A| / t`` (Jaccard <= smaller / larger), so pairs
+    of very different sizes are never generated; each pair left is verified with a
+    popcount over packed bits.
     """
     size = np.bincount(sets, minlength=n_sets).astype(np.int64)
     freq = np.bincount(elems)
@@ -298,32 +337,40 @@ def _overlap_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: 
     plen = np.maximum(size - need + 1, 0)
     pos = np.arange(elem_o.size) - np.repeat(np.cumsum(size) - size, size)
     keep = pos < np.repeat(plen, size)
-    elem_p, sets_p = elem_o[keep], sets_o[keep]
-    order = np.argsort(elem_p, kind="stable")
-    elem_p, sets_p = elem_p[order], sets_p[order]
-    bounds = np.flatnonzero(np.diff(np.r_[-1, elem_p, elem_p.size and elem_p[-1] + 1]))
-    words = np.zeros((n_sets, (freq.size + 63) // 64), dtype=np.uint64)
-    np.bitwise_or.at(words, (sets, elems >> 6), np.left_shift(np.uint64(1), (elems & 63).astype(np.uint64)))
+    elem_p, sets_p, pos_p = elem_o[keep], sets_o[keep], pos[keep]
+    # per element, its sets by size: a set's partners are the sets after it up to size |A| / t
+    sz = size[sets_p]
+    order = np.lexsort((sz, elem_p))
+    elem_p, sets_p, sz, pos_p = elem_p[order], sets_p[order], sz[order], pos_p[order]
+    width = int(size.max()) + 2 if size.size else 2
+    key = elem_p * width + sz
+    limit = np.minimum(np.floor(sz / threshold + 1e-9).astype(np.int64), width - 1)
+    hi = np.searchsorted(key, elem_p * width + limit, side="right")
+    n_after = hi - np.arange(elem_p.size) - 1
+    words = _pack_bits(sets, elems, n_sets, freq.size)
     out_a, out_b = [], []
-    # pairs inside each element's group, generated a block of groups at a time
-    g_start, g_end = bounds[:-1], bounds[1:]
-    g_size = g_end - g_start
-    n_pairs = g_size * (g_size - 1) // 2
-    cum = np.cumsum(n_pairs)
+    cum = np.cumsum(n_after)
     block = max(4096, _WORD_BLOCK // words.shape[1])
     lo = 0
-    while lo < g_start.size:
-        hi = int(np.searchsorted(cum, (cum[lo - 1] if lo else 0) + block, side="right"))
-        hi = max(hi, lo + 1)
-        a, b = _pairs_in_groups(sets_p, g_start[lo:hi], g_size[lo:hi])
-        lo = hi
-        if a.size == 0:
+    while lo < elem_p.size:  # pairs of a block of entries at a time (bounded temporaries)
+        hi_e = int(np.searchsorted(cum, (cum[lo - 1] if lo else 0) + block, side="right"))
+        hi_e = min(max(hi_e, lo + 1), elem_p.size)
+        cnt = n_after[lo:hi_e]
+        first = np.repeat(np.arange(lo, hi_e), cnt)
+        lo = hi_e
+        if first.size == 0:
             continue
+        second = first + 1 + (np.arange(first.size) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        # positional filter (PPJoin, Xiao et al. 2008): were this element the pair's first common
+        # one, at most 1 + the shorter remainder could overlap; a pair that reaches the threshold
+        # passes at its first common element, so dropping it wherever the bound fails is exact
+        sa, sb = sz[first], sz[second]
+        bound = np.minimum(sa - pos_p[first], sb - pos_p[second])  # 1 + elements after it in the shorter rest
+        ok = bound >= np.ceil(threshold / (1 + threshold) * (sa + sb) - 1e-9)  # overlap Jaccard t needs
+        first, second = first[ok], second[ok]
+        a, b = sets_p[first], sets_p[second]
         a, b = np.minimum(a, b), np.maximum(a, b)
-        small, big = np.minimum(size[a], size[b]), np.maximum(size[a], size[b])
-        ok = small >= threshold * big - 1e-9  # Jaccard <= small / big
-        a, b = a[ok], b[ok]
-        for s in range(0, a.size, block):  # one group can hold more pairs than a block
+        for s in range(0, a.size, block):  # one entry can have more partners than a block
             pa, pb = a[s:s + block], b[s:s + block]
             inter = np.bitwise_count(words[pa] & words[pb]).sum(axis=1, dtype=np.int64)
             ok = inter >= threshold * (size[pa] + size[pb] - inter) - 1e-9
@@ -333,20 +380,6 @@ def _overlap_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: 
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     key = np.unique(np.concatenate(out_a) * n_sets + np.concatenate(out_b))
     return key // n_sets, key % n_sets
-
-
-def _pairs_in_groups(items: np.ndarray, start: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All unordered pairs ``(items[i], items[j])``, ``i < j``, within each group ``[start, start + size)``."""
-    # entry i of a group pairs with the entries after it in the same group
-    first = np.concatenate([np.arange(s, s + g) for s, g in zip(start, size) if g > 1] or [np.zeros(0, np.int64)])
-    if first.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    end = np.concatenate([np.full(g, s + g) for s, g in zip(start, size) if g > 1])
-    after = end - first - 1
-    a = np.repeat(first, after)
-    offs = np.arange(a.size) - np.repeat(np.cumsum(after) - after, after)
-    b = a + 1 + offs
-    return items[a], items[b]
 
 
 def _jaccard_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -367,10 +400,13 @@ def _jaccard_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: 
     r = np.random.default_rng(0).integers(0, 2**63, n_el, dtype=np.uint64)
     salt = np.uint64(0x9E3779B97F4A7C15)
     h = np.zeros(n_sets, np.uint64)
-    np.add.at(h, sets, r[elems])  # wraps modulo 2^64: removing an element is a subtraction
+    if sets.size and (np.diff(sets) >= 0).all():  # entries set by set: one sum per run
+        start = np.flatnonzero(np.r_[True, sets[1:] != sets[:-1]])
+        h[sets[start]] = np.add.reduceat(r[elems], start)  # wraps modulo 2^64
+    else:
+        np.add.at(h, sets, r[elems])  # wraps modulo 2^64: removing an element is a subtraction
     key = h + size.astype(np.uint64) * salt
-    words = np.zeros((n_sets, (n_el + 63) // 64), dtype=np.uint64)
-    np.bitwise_or.at(words, (sets, elems >> 6), np.left_shift(np.uint64(1), (elems & 63).astype(np.uint64)))
+    words = _pack_bits(sets, elems, n_sets, n_el)
     small_max = int(np.ceil(2 * threshold / (1 - threshold) - 1e-9)) - 1
     sub_min = int(np.ceil(threshold / (1 - threshold) - 1e-9))  # smallest set one element short of a partner
     uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
@@ -397,7 +433,7 @@ def _jaccard_edges(sets: np.ndarray, elems: np.ndarray, n_sets: int, threshold: 
     return a, b
 
 
-def _class_components(y: np.ndarray, cand: _Candidates, c: int, entry_cand: np.ndarray, *,
+def _class_components(y: np.ndarray, cand: _Candidates, c: int, entry_cand: np.ndarray, entries: np.ndarray, *,
                       min_count: int) -> list[list[int]]:
     """Candidates whose carriers in class ``c`` overlap (Jaccard >= 0.8), joined over >= 2 features."""
     from scipy.sparse import coo_matrix
@@ -410,9 +446,10 @@ def _class_components(y: np.ndarray, cand: _Candidates, c: int, entry_cand: np.n
     if idx.size < 2 or n_c < min_count:
         return []
     # carriers inside the class, as (local candidate, local row) entries
-    keep = in_c[cand.rows] & sel[entry_cand]
-    sets = (np.cumsum(sel) - 1)[entry_cand[keep]]
-    elems = (np.cumsum(in_c) - 1)[cand.rows[keep]]
+    # ``entries``: the entries of cand.rows whose row is in the class, in entry order
+    e = entries[sel[entry_cand[entries]]]
+    sets = (np.cumsum(sel) - 1)[entry_cand[e]]
+    elems = (np.cumsum(in_c) - 1)[cand.rows[e]]
     m = idx.size
     if m <= _DENSE_MAX:
         Bf = np.zeros((n_c, m), dtype=np.float32)
@@ -426,13 +463,12 @@ def _class_components(y: np.ndarray, cand: _Candidates, c: int, entry_cand: np.n
         adj = coo_matrix((np.ones(a.size, dtype=bool), (a, b)), shape=(m, m)).tocsr()
     n_comp, comp = connected_components(adj, directed=False)
     # components spanning >= 2 features, grouped by sorting (a wide table has ~10^4 per class)
-    base = int(cand.feature.max()) + 1
-    comp_feat = np.unique(comp.astype(np.int64) * base + cand.feature[idx])
-    n_feats = np.bincount(comp_feat // base, minlength=n_comp)
     order = np.argsort(comp, kind="stable")  # members stay in candidate order
     end = np.cumsum(np.bincount(comp, minlength=n_comp))
     start = end - np.bincount(comp, minlength=n_comp)
-    return [[int(i) for i in idx[order[start[g]:end[g]]]] for g in np.flatnonzero(n_feats >= 2)]
+    f = cand.feature[idx][order]
+    multi = np.maximum.reduceat(f, start) > np.minimum.reduceat(f, start)  # >= 2 distinct features
+    return [[int(i) for i in idx[order[start[g]:end[g]]]] for g in np.flatnonzero(multi)]
 
 
 def _conjunctions(
@@ -456,8 +492,13 @@ def _conjunctions(
     rows come near (:func:`typical_rate` above 0.2) is a trait of the class and dropped.
     """
     entry_cand = np.repeat(np.arange(cand.total.size), cand.total)
+    # the entries of each class, found with one sort instead of one pass over all entries per class
+    ent_class = y[cand.rows]
+    by_class = np.argsort(ent_class, kind="stable")
+    bounds = np.searchsorted(ent_class[by_class], np.arange(prior.size + 1))
     found = [(c, members) for c in range(prior.size)
-             for members in _class_components(y, cand, c, entry_cand, min_count=min_count)]
+             for members in _class_components(y, cand, c, entry_cand, by_class[bounds[c]:bounds[c + 1]],
+                                              min_count=min_count)]
     if not found:
         return []
     level = alpha / len(found)
@@ -471,7 +512,7 @@ def _conjunctions(
             continue
         p = float(binom.sf(k - 1, total, prior[c]))
         if p < level:
-            excess = float(np.clip((k - prior[c] * total) / k, 0.0, 1.0))
+            excess = min(max(float((k - prior[c] * total) / k), 0.0), 1.0)
             tok = Token(feats, vals, c, total, k, p, excess)
             # Masking a trait of the class makes its rows look like another class, as a
             # trigger would: on 600 digits with 10% flips the empty centre of "0" did.
