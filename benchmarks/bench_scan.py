@@ -29,7 +29,9 @@ run is ``poisonguard bench --json ... --md ...``. Exits 1 if any cell failed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 from poisonguard.bench import (
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-table", action="append", choices=HOLDOUT_TABLES, help="with --holdout: table (repeatable)")
     ap.add_argument("--holdout-attack", action="append", choices=[a.name for a in HOLDOUT_ATTACKS],
                     help="with --holdout: variant (repeatable)")
+    ap.add_argument("--rerun", action="append", metavar="PATTERN",
+                    help="with --holdout: re-measure only cells whose key matches (e.g. 'cars/*', '*/clean'); "
+                         "keep the other rows of the existing holdout.json (cells missing from it are measured too)")
+    ap.add_argument("--rerun-failed", action="store_true", help="with --holdout: re-measure failed and missing cells")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -108,32 +114,61 @@ def _holdout(args: argparse.Namespace) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.out_dir / "holdout.json", args.out_dir / "holdout.md"
     title = "Held-out real tables x attack variants (no detector setting was designed on these)"
-    done: list[dict] = []
     head = _git_head()
+    kept = _kept_rows(json_path, cells, args) if (args.rerun or args.rerun_failed) else {}
+    todo = [c for c in cells if c.key not in kept]
+    done: dict[str, dict] = dict(kept)
+    report = BenchReport(meta=bench_meta(not args.no_isolate, anchors_for("scan")))
+    if kept:
+        report.meta["kept_from_earlier_run"] = sorted(kept)
 
-    def write(report: BenchReport, final: bool) -> str:
+    def write(final: bool) -> str:
+        report.rows = [done[c.key] for c in cells if c.key in done]
         report.meta["git_head"] = head
         report.meta["cells"] = f"{len(report.rows)} of {len(cells)}" + ("" if final else " (partial: run in progress)")
-        md = to_markdown(report, title=title) + ("" if final else f"\n_Partial: {len(report.rows)} of {len(cells)} cells._\n")
+        note = "" if final else f"\n_Partial: {len(report.rows)} of {len(cells)} cells._\n"
+        if kept:
+            note += (f"\n_{len(todo)} cell(s) measured in this run; {len(kept)} kept from an earlier run "
+                     "(each row's `measured_at` in holdout.json says when)._\n")
+        md = to_markdown(report, title=title) + note
         report.write_json(json_path)
         md_path.write_text(md, encoding="utf-8")
         return md
 
-    partial = BenchReport()
-
     def on_row(row: dict) -> None:
-        done.append(row)
-        partial.rows = list(done)
-        write(partial, final=False)
+        row["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        row["git_head"] = head
+        done[row["key"]] = row
+        write(final=False)
 
-    partial.meta = bench_meta(not args.no_isolate, anchors_for("scan"))
-    report = run_benchmark(cells, isolate=not args.no_isolate, progress=True, timeout=args.timeout, on_row=on_row)
-    md = write(report, final=True)
+    result = run_benchmark(todo, isolate=not args.no_isolate, progress=True, timeout=args.timeout, on_row=on_row)
+    md = write(final=True)
     sys.stdout.write(md)
-    if report.failed:
-        sys.stderr.write(f"{len(report.failed)} cell(s) failed: {', '.join(report.failed)}\n")
+    failed = [k for k in result.failed] + [k for k, r in kept.items() if r.get("status") != "ok"]
+    if failed:
+        sys.stderr.write(f"{len(failed)} cell(s) failed: {', '.join(failed)}\n")
         return 1
     return 0
+
+
+def _kept_rows(path: Path, cells: list, args: argparse.Namespace) -> dict[str, dict]:
+    """Rows of an earlier held-out run to keep: all but the failed (``--rerun-failed``) and those ``--rerun`` names."""
+    from fnmatch import fnmatch
+
+    if not path.exists():
+        return {}
+    old = {r["key"]: r for r in json.loads(path.read_text(encoding="utf-8")).get("rows", [])}
+    keys = {c.key for c in cells}
+    kept = {}
+    for key, row in old.items():
+        if key not in keys:
+            continue
+        if args.rerun_failed and row.get("status") != "ok":
+            continue
+        if any(fnmatch(key, pattern) for pattern in args.rerun or ()):
+            continue
+        kept[key] = row
+    return kept
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ __all__ = [
     "FUSION_TOLERANCE",
     "CLEAN_ROW_LIMIT",
     "CLEAN_CLASS_LIMIT",
+    "OUTLIER_RECALL_FLOOR",
+    "OUTLIER_KINDS",
 ]
 
 #: The scan's AUROC may trail its best single detector's by at most this (issue 9, item 2).
@@ -29,6 +31,11 @@ FUSION_TOLERANCE = 0.005
 CLEAN_ROW_LIMIT = 0.01
 #: ... and at most this share of any one class's rows.
 CLEAN_CLASS_LIMIT = 0.05
+#: On cells of injected or edited rows the flag rule must keep recall (issue 9, item 2);
+#: below this share of the poisoned rows flagged, the cell is listed as broken.
+OUTLIER_RECALL_FLOOR = 0.5
+#: Attack kinds whose poisoned rows are injected or edited feature values.
+OUTLIER_KINDS = frozenset({"outlier", "perturbed", "scaled"})
 
 
 def _pair(scores: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._anchors import ANCHORS, anchors_for
-from ._metrics import CLEAN_CLASS_LIMIT, CLEAN_ROW_LIMIT, FUSION_TOLERANCE
+from ._metrics import CLEAN_CLASS_LIMIT, CLEAN_ROW_LIMIT, FUSION_TOLERANCE, OUTLIER_KINDS, OUTLIER_RECALL_FLOOR
 from ._run import BenchReport
 
 __all__ = ["to_markdown", "breaks"]
@@ -128,7 +128,8 @@ def to_markdown(report: BenchReport, *, title: str | None = None) -> str:
         "quality from 5-fold CV logistic regression (1 - quality), PyOD ECOD, and the share of the 10 nearest "
         "neighbours (standardized features) with another label. What breaks: clean cells that flag more than "
         f"{CLEAN_ROW_LIMIT:.0%} of rows or {CLEAN_CLASS_LIMIT:.0%} of a class; attacked cells where the scan trails "
-        f"its best single detector or an anchor by more than {FUSION_TOLERANCE}; failed cells.",
+        f"its best single detector or an anchor by more than {FUSION_TOLERANCE}; outlier, perturbed or scaled "
+        f"cells whose flag rule catches under {OUTLIER_RECALL_FLOOR:.0%} of the poisoned rows; failed cells.",
         f"Memory: {m.get('memory_method', _DASH)}. Machine: {m.get('machine', _DASH)}, Python {m.get('python', _DASH)}; "
         "timings are wall-clock on a shared machine and noisy.",
     ]
@@ -163,6 +164,9 @@ def breaks(report: BenchReport) -> list[str]:
             if a.get("status") == "ok" and a.get("auroc") is not None and scan_auc is not None \
                     and a["auroc"] > scan_auc + FUSION_TOLERANCE:
                 problems.append(f"anchor {name} {a['auroc']:.3f} > scan {scan_auc:.3f}")
+        recall = s.get("flag_recall")
+        if r.get("kind") in OUTLIER_KINDS and recall is not None and recall < OUTLIER_RECALL_FLOOR:
+            problems.append(f"flag recall {recall:.3f} ({_pct(s.get('flagged_frac'))} of rows flagged)")
         if problems:
             out.append(f"{where}: " + "; ".join(problems))
     return out
