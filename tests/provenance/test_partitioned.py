@@ -318,3 +318,20 @@ def test_payload_is_json_and_partition_list_signed(store, key, tricky):
     json.dumps(v.payload)
     names = [p["name"] for p in v.payload["partitions"]]
     assert names == sorted(names, key=lambda s: int(s.split("-")[1].split(".")[0]))
+
+
+def test_ids_name_changed_rows_and_a_dropped_id_column_is_a_mismatch(store, key, tmp_path):
+    t = _tricky()
+    ds = tmp_path / "ds"
+    _write_parts(t, ds, [120])
+    v = add_version(store, ds, name="t", source="feed", key=key, id_col="id")
+    edited = pq.read_table(ds / "part-1.parquet").to_pandas()
+    edited.loc[7, "s"] = "zzz"
+    pq.write_table(pa.Table.from_pandas(edited, schema=pq.read_schema(ds / "part-1.parquet"), preserve_index=False),
+                   ds / "part-1.parquet")
+    lines = verify_data(store, v).describe()
+    assert "row 127 changed [part-1.parquet row 7] (id=127)" in lines
+    for p in ds.glob("*.parquet"):
+        pq.write_table(pq.read_table(p).drop_columns(["id"]), p)
+    check = verify_data(store, v)
+    assert not check.ok and not check.schema_ok

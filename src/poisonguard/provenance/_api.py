@@ -634,11 +634,13 @@ def verify_data(store: Store, version: VersionInfo | str, *, path: str | os.Path
     id_col = v.payload.get("id_col")
     parts: PartitionCheck | None = None
     if frame is None and is_partitioned(p_text):
-        from ..distributed._ledger import SchemaMismatchError, fingerprint_partitions
+        from ..distributed._ledger import SchemaMismatchError, fingerprint_partitions, plan_partitions
 
         try:
+            # an id column that is gone is a schema difference (exit 4), not an unknown option (exit 2)
+            has_id = bool(id_col) and id_col in plan_partitions(p_text).column_names
             pf = fingerprint_partitions(p_text, ordered=ordered, canon=canon, engine=engine, scheduler=scheduler,
-                                        n_workers=n_workers, id_col=id_col if id_col else None)
+                                        n_workers=n_workers, id_col=id_col if has_id else None)
         except SchemaMismatchError as exc:
             if not is_partitioned_version(v):
                 raise
