@@ -46,25 +46,39 @@ class NoiseAwareLogistic:
         rho = float(self.noise_rate) if k > 1 else 0.0
         T = np.full((k, k), rho / max(k - 1, 1))
         np.fill_diagonal(T, 1.0 - rho)
-        Xb = np.hstack([X, np.ones((n, 1))])
+        # Optimise over V = scale * W (the weights of the column-scaled matrix): the same
+        # optimum, but L-BFGS sees a well-conditioned problem when the columns' scales
+        # differ by orders of magnitude, as on an unwhitened PCA projection, where it
+        # otherwise stopped at max_iter far from the optimum.
+        scale = X.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        Xb = np.hstack([X / scale, np.ones((n, 1))])
+        inv2 = 1.0 / scale[:, None] ** 2
         TY = T[:, codes].T  # TY[i, j] = T[j, y_i]: how true class j shows up as the observed label
         # the objective divided by n (as scikit-learn does), so the tolerances do not depend on n
         lam = 1.0 / (float(self.C) * n)
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            W = flat.reshape(d + 1, k)
-            P = softmax(Xb @ W, axis=1)
+            V = flat.reshape(d + 1, k)
+            Z = Xb @ V
+            Z -= Z.max(axis=1, keepdims=True)
+            P = np.exp(Z)
+            P /= P.sum(axis=1, keepdims=True)
             PT = P * TY
             q = np.maximum(PT.sum(axis=1), 1e-300)
             # d(-log q)/dZ = P - P * TY / q  (the softmax Jacobian term sums to -1)
             grad = Xb.T @ (P - PT / q[:, None]) / n
-            grad[:-1] += lam * W[:-1]
-            return float(-np.mean(np.log(q)) + 0.5 * lam * np.sum(W[:-1] ** 2)), grad.ravel()
+            pen = V[:-1] * inv2  # ||W||^2 = sum (V / scale)^2
+            grad[:-1] += lam * pen
+            return float(-np.mean(np.log(q)) + 0.5 * lam * np.sum(V[:-1] * pen)), grad.ravel()
 
         # probabilities for ranking need no more precision than scikit-learn's tol=1e-4 gives
         res = minimize(objective, np.zeros((d + 1) * k), jac=True, method="L-BFGS-B",
                        options={"maxiter": int(self.max_iter), "gtol": 1e-5, "ftol": 1e-9})
-        self.coef_ = res.x.reshape(d + 1, k)
+        self.n_iter_ = int(res.nit)
+        coef = res.x.reshape(d + 1, k)
+        coef[:-1] /= scale[:, None]
+        self.coef_ = coef
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -151,6 +165,11 @@ class ConfidentLearningDetector(BaseDetector):
         directions of a wide table, while its cost grows with the width (5,000 x 784:
         most of a default scan's time); the unwhitened projection keeps the
         regularisation acting as it would on the raw columns. ``0`` never projects.
+        On the projection the fold models use ``C * max_features / n_columns`` (the
+        learned ``C_``): the kept components of ``d`` standardized columns carry variance
+        of order ``d``, so a fixed ``C`` lets a wide table's fold models fit the flips
+        that a narrow table's cannot; scaled, the wide tables' flips rank better and
+        the fits converge in a fraction of the time (``benchmarks/results/labels_confident.md``).
     random_state : int, default=0
     """
 
@@ -195,8 +214,12 @@ class ConfidentLearningDetector(BaseDetector):
                 X, n_components=int(self.max_features) // 2, max_fit_rows=int(self.max_fit_rows),
                 random_state=int(self.random_state), rng=np.random.default_rng(int(self.random_state)), whiten=False,
             )
+        # On the projection of a wide table the penalty grows with the width: the kept
+        # components of d standardized columns carry variance of order d, so at a fixed C
+        # the fold models fit flips that a narrow table's could not (see the docstring).
+        self.C_ = float(self.C) * (int(self.max_features) / X.shape[1] if self.projection_ is not None else 1.0)
         self.oof_proba_, self.models_ = out_of_fold_proba(
-            self._features(X), y, self.n_classes_, n_folds=int(self.n_folds), C=float(self.C),
+            self._features(X), y, self.n_classes_, n_folds=int(self.n_folds), C=self.C_,
             noise_rate=float(self.noise_rate), random_state=self.random_state, max_fit_rows=int(self.max_fit_rows),
         )
 
