@@ -195,7 +195,7 @@ class AnomalyPresence:
         ``-log10`` of the smallest binomial p-value of the excess test (0 when no
         threshold met the effect-size conditions).
     excess_rows, expected_rows : float
-        Rows at or above the most significant threshold, and how many the exponential
+        Rows at or above the most significant threshold, and how many the fitted
         null fitted to the table's own quantiles expects there.
     present : bool
         A plateau, or an excess of rows over the table's own tail: injected rows.
@@ -215,7 +215,7 @@ class AnomalyPresence:
 
 @dataclass(frozen=True)
 class TailExcess:
-    """The excess test of one anomaly score against an exponential tail fitted to its own quantiles.
+    """The excess test of one anomaly score against a tail fitted to its own quantiles.
 
     Attributes
     ----------
