@@ -29,12 +29,12 @@ _DB = typer.Option(None, "--db", envvar=ENV_DB,
 _KEY = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY",
                     help="Signing key file [default: .poisonguard/ledger.key].")
 _ENGINE = typer.Option("local", "--engine",
-                       help="Partitioned DATA: 'local' (one partition after the other) or 'dask' (partitions "
-                            "hashed on a Dask cluster; extra poisonguard[dask]).")
+                       help="For a partitioned dataset: 'local' (one partition after the other) or 'dask' "
+                            "(partitions hashed on a Dask cluster; needs the dask extra).")
 _SCHEDULER = typer.Option(None, "--scheduler",
                           help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a "
-                               "local cluster. Workers must see DATA at the same path.")
-_WORKERS = typer.Option(None, "--workers", help="Workers of the local Dask cluster [default: 2].")
+                               "local cluster. The workers must see the data at the same path.")
+_WORKERS = typer.Option(None, "--workers", help="Workers of the local Dask cluster (default 2).")
 
 
 def _check_engine(engine: str, scheduler: Optional[str], workers: Optional[int]) -> None:
