@@ -81,7 +81,8 @@ def dask_client(
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, processes=processes,
-            dashboard_address=None, silence_logs=logging.ERROR,
+            # no dashboard; the scheduler's small HTTP server (health, metrics) on a free port
+            dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR,
         ))
         client = stack.enter_context(distributed.Client(cluster))
         yield client

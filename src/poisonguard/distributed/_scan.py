@@ -137,16 +137,22 @@ class ScoreBlock:
 
 @dataclass(frozen=True)
 class FinishRequest:
-    """What the client sends back to a partition: its combined results and the rows to explain."""
+    """What the client sends back to a partition: its combined results and the rows to explain.
+
+    ``explain`` are the flagged rows, ``top`` the partition's rows among the most
+    suspicious of the dataset; ``rows`` those of both that are not sample rows (the
+    worker explains them), with their strengths (float64, as the local scan has them).
+    """
 
     index: int
     offset: int
     suspicion: np.ndarray
     flagged: np.ndarray
     raw: np.ndarray
-    strengths: np.ndarray
     explain: np.ndarray
     top: np.ndarray
+    rows: np.ndarray
+    strengths: np.ndarray
     sample_positions: np.ndarray
     scores_dir: str | None
     scores_frame: bool
@@ -285,11 +291,11 @@ def _task_finish(path: str, coding: Coding, fitted: Mapping[str, BaseDetector], 
     row_detectors = np.full(df.shape[0], "", dtype=object)
     in_sample = np.zeros(df.shape[0], dtype=bool)
     in_sample[req.sample_positions] = True
-    rows = np.setdiff1d(np.union1d(req.explain, req.top), req.sample_positions)
+    rows = req.rows
     if rows.size:
         sub = df.iloc[rows]
         X, y = coding.encode(sub)
-        r_reasons, r_det = explain_rows(fitted, X, y, {n: req.strengths[rows, j].astype(np.float64) for j, n in enumerate(names)},
+        r_reasons, r_det = explain_rows(fitted, X, y, {n: req.strengths[:, j] for j, n in enumerate(names)},
                                         {n: req.raw[rows, j].astype(np.float64) for j, n in enumerate(names)},
                                         coding, sub)
         reasons[rows], row_detectors[rows] = r_reasons, r_det
@@ -625,7 +631,6 @@ def scan_dask(
     raw_cols = {k: raw[:, j].astype(np.float64) for j, k in enumerate(names)}
     flags = _flag(raw_cols, fitted, y_all, len(stats.classes) if label is not None else None, rule, rule_arg)
     del raw_cols
-    strengths = np.stack([flags.strengths[k] for k in names], axis=1).astype(np.float32)
     timings["combine"] = time.perf_counter() - t
 
     # 6. explain and write
@@ -642,10 +647,13 @@ def scan_dask(
         for i, f in enumerate(files):
             lo, hi = int(offsets[i]), int(offsets[i] + stats.rows[i])
             fl = flags.flagged[lo:hi]
+            explain = np.flatnonzero(fl)
+            top_here = np.sort(top_rows[(top_rows >= lo) & (top_rows < hi)] - lo)
+            rows = np.setdiff1d(np.union1d(explain, top_here), sample_pos[i])
             req = FinishRequest(
                 index=i, offset=lo, suspicion=flags.suspicion[lo:hi], flagged=fl, raw=raw[lo:hi],
-                strengths=strengths[lo:hi], explain=np.flatnonzero(fl),
-                top=np.sort(top_rows[(top_rows >= lo) & (top_rows < hi)] - lo), sample_positions=sample_pos[i],
+                explain=explain, top=top_here, rows=rows,
+                strengths=np.stack([flags.strengths[k][lo + rows] for k in names], axis=1), sample_positions=sample_pos[i],
                 scores_dir=str(tmp_dir) if tmp_dir is not None else None,
                 scores_frame=scores_path is not None and not scores_dir,
             )
@@ -659,7 +667,7 @@ def scan_dask(
 
             table = PreparedTable(frame=pd.DataFrame(index=pd.RangeIndex(Xs.shape[0])), features=list(roles.features),
                                   label=label, y=ys, classes=stats.classes)
-            _explain(fitted, Xs, ys, {k: strengths[sample_global, j].astype(np.float64) for j, k in enumerate(names)},
+            _explain(fitted, Xs, ys, {k: flags.strengths[k][sample_global] for k in names},
                      sample_explain, raw_sample_cols(raw, sample_global, names), table, encoder, s_reasons, s_det)
         by_row = {int(sample_global[r]): (s_reasons[r], s_det[r]) for r in sample_explain}
         suspicious = _assemble_suspicious(finished, by_row)
@@ -691,8 +699,7 @@ def scan_dask(
         suspicion=flags.suspicion, flagged=flags.flagged,
         detector_scores=pd.DataFrame(raw, columns=names), suspicious=suspicious,
         flag_rule=flags.rule_text, threshold=flags.threshold,
-        flagged_by_detector={k: int(((strengths[:, j] >= AUTO_THRESHOLD) & flags.flagged).sum())
-                             for j, k in enumerate(names)},
+        flagged_by_detector={k: int(((flags.strengths[k] >= AUTO_THRESHOLD) & flags.flagged).sum()) for k in names},
         per_source=per_source,
         presence=_presence_info(flags.combined, presence_table, flags.flagged),
         detector_info=_info(fitted, flags.combined), top=top_list,
