@@ -133,7 +133,8 @@ class BackdoorCleanLabelDetector(BaseDetector):
         n = X.shape[0]
         K = int(y.max()) + 1
         counts = np.bincount(y, minlength=K)
-        tokens = find_enriched_tokens(X, y, K, min_count=int(self.min_count), max_fraction=0.5, alpha=float(self.alpha)).tokens
+        tokens = find_enriched_tokens(X, y, K, min_count=int(self.min_count), max_fraction=0.5, alpha=float(self.alpha),
+                                      fingerprint=getattr(self, "fit_fingerprint_", None)).tokens
         stamps = [t for t in tokens if len(t.features) >= int(self.min_features)]
         level = float(self.alpha) / max(len(stamps), 1)
         cands: list[StampCandidate] = []

@@ -140,7 +140,8 @@ class BackdoorTriggerDetector(BaseDetector):
         self.n_classes_ = K
         counts = np.bincount(y, minlength=K)
         found = find_enriched_tokens(
-            X, y, K, min_count=int(self.min_count), max_fraction=float(self.max_fraction), alpha=float(self.alpha)
+            X, y, K, min_count=int(self.min_count), max_fraction=float(self.max_fraction), alpha=float(self.alpha),
+            fingerprint=getattr(self, "fit_fingerprint_", None),
         )
         tokens, carries = found.tokens, found.carries
         self.tokens_ = tokens

@@ -149,11 +149,13 @@ def judge_group(
     # the purity is needed only by a group that can still be judged present (most groups
     # of a wide table are natural values that fail above; hundreds of them per table)
     purity = core_purity(X, y, c, [tokens[t] for t in members], carrier) if testable and (strong or weak_ok) else 0.0
-    # a value carried (almost) only by this class needs less masking evidence, if the
-    # rows carrying all of the group's values are foreign to the class: the empty centre
-    # of a 28x28 "0" is carried mostly by 0s too, and masking it turns 0s into 8s
-    concentrated = weak_ok and purity >= _MIN_PURITY
-    present = bool(testable and (strong or concentrated))
+    # Either way the rows carrying all of the group's values must be foreign to the class
+    # (purity): the empty centre of a 28x28 "0" is carried mostly by 0s too, and masking it
+    # turns 0s into 8s; a natural strong predictor (a cost column of a travel-mode table:
+    # 75 rows at one value, all "not chosen") flips every carrier once masked, yet the
+    # class's other rows crowd around that value. A value carried (almost) only by this
+    # class needs half the masking evidence.
+    present = bool(testable and (strong or weak_ok) and purity >= _MIN_PURITY)
     excess = max(tokens[t].excess for t in members)
     return TokenGroup(
         label=int(c), tokens=tuple(members), features=tuple(int(f) for f in feats),

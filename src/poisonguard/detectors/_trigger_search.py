@@ -19,7 +19,7 @@ from scipy.stats import binom
 from ._base import fingerprint_array
 from ._memo import BoundedMemo
 
-__all__ = ["Token", "TokenSearch", "find_enriched_tokens", "typical_rate", "NEAR"]
+__all__ = ["Token", "TokenSearch", "find_enriched_tokens", "typical_rate", "min_share", "NEAR"]
 
 #: Jaccard overlap (within one class) above which single values are joined into a conjunction
 _CONJUNCTION_OVERLAP = 0.8
@@ -105,6 +105,18 @@ def _tie_probability(counts: np.ndarray, n: int, c: int) -> float:
     return float(min(1.0, np.exp(log_num - log_den).sum()))
 
 
+def min_share(prior: np.ndarray | float) -> np.ndarray:
+    """Share of a value's carriers that must be in a class of this prior for it to count as enriched.
+
+    Twice the prior (lift 2) for a minority class, but at most half-way from the prior to
+    all carriers: lift 2 is out of reach for a class with more than half the rows, and a
+    trigger relabelling rows *to the majority class* (credit approval tables: 77% "good")
+    was then never proposed at all.
+    """
+    p = np.asarray(prior, dtype=np.float64)
+    return np.minimum(2.0 * p, p + 0.5 * (1.0 - p))
+
+
 #: the last token searches, by (matrix, labels, settings): backdoor_trigger and
 #: backdoor_clean_label run the same search in one scan
 _memo: BoundedMemo[TokenSearch] = BoundedMemo(2)
@@ -118,12 +130,16 @@ def find_enriched_tokens(
     min_count: int,
     max_fraction: float,
     alpha: float,
+    fingerprint: str | None = None,
 ) -> TokenSearch:
     """Exact feature values over-represented in one class (memoised; see :func:`_search_tokens`).
 
-    The returned ``carries`` matrix is read-only: it may be shared with another caller.
+    ``fingerprint``: ``fingerprint_array(X)`` when the caller has it already (hashing a
+    10^6-row matrix again costs a second). The returned ``carries`` matrix is read-only:
+    it may be shared with another caller.
     """
-    key = (fingerprint_array(X), fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha)
+    fp = fingerprint if fingerprint is not None else fingerprint_array(X)
+    key = (fp, fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha)
     hit = _memo.get(key)
     if hit is not None:
         return TokenSearch(tokens=list(hit.tokens), carries=hit.carries)
@@ -133,50 +149,46 @@ def find_enriched_tokens(
     return TokenSearch(tokens=list(found.tokens), carries=found.carries)
 
 
-#: table cells sorted per block of columns in the candidate collection (bounds its temporaries)
-_COLLECT_CELLS = 1 << 22
-
-
 def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_count: int, max_count: int) -> _Candidates:
     """Per column, the values carried by ``min_count..max_count`` rows, with their class counts and carriers.
 
-    Columns are sorted a block at a time (one stable argsort per block, not one
-    ``np.unique`` per column): on 784 columns the per-column calls were most of the cost.
+    Per column, a plain sort finds the values' multiplicities; only a column with
+    candidate values has its rows grouped by value, and only those rows: a continuous
+    column of 10^6 distinct values costs one sort, not a stable argsort of every row.
     Candidates come out by column, then by value; each candidate's rows in row order.
     """
     n, d = X.shape
     feats, vals, ccs, tots, rows = [], [], [], [], []
     value_counts: dict[int, np.ndarray] = {}
     small = max(min_count, int(0.05 * n))  # small carrier sets: co-stamping candidates
-    step = max(1, _COLLECT_CELLS // max(n, 1))
-    for j0 in range(0, d, step):
-        block = np.ascontiguousarray(X[:, j0:j0 + step].T)  # one column per row: sorts run on contiguous memory
-        order = np.argsort(block, axis=1, kind="stable")  # equal values keep row order
-        srt = np.take_along_axis(block, order, axis=1)
-        new = np.ones(block.shape, dtype=bool)
-        new[:, 1:] = srt[:, 1:] != srt[:, :-1]
-        new[:, 1:] &= ~(np.isnan(srt[:, 1:]) & np.isnan(srt[:, :-1]))  # NaNs form one value, as np.unique has them
-        # each column's runs of equal values are consecutive
-        new_f, order_f, srt_f = new.ravel(), order.ravel(), srt.ravel()
-        run = np.cumsum(new_f, dtype=np.int64) - 1
-        starts = np.flatnonzero(new_f)
-        counts = np.diff(np.r_[starts, new_f.size])
-        run_col = j0 + starts // n
+    for j in range(d):
+        col = X[:, j]
+        srt = np.sort(col)
+        new = np.ones(n, dtype=bool)
+        new[1:] = srt[1:] != srt[:-1]
+        nan = np.isnan(srt)
+        new[1:] &= ~(nan[1:] & nan[:-1])  # NaNs form one value, as np.unique has them
+        starts = np.flatnonzero(new)
+        counts = np.diff(np.r_[starts, n])
         ok = (counts >= min_count) & (counts <= max_count)
-        col_start = np.searchsorted(run_col, np.arange(j0, j0 + block.shape[0] + 1))
-        for j in np.unique(run_col[ok & (counts <= small)]):  # tie probabilities need every value's count
-            value_counts[int(j)] = counts[col_start[j - j0]:col_start[j - j0 + 1]]
         if not ok.any():
             continue
-        local = np.cumsum(ok) - 1
-        take = ok[run]
-        ent_run = local[run[take]]
-        ent_row = order_f[take]
-        n_ok = int(ok.sum())
-        cc = np.bincount(ent_run * n_classes + y[ent_row], minlength=n_ok * n_classes).reshape(n_ok, n_classes)
-        feats.append(run_col[ok].astype(np.int64))
-        vals.append(srt_f[starts[ok]].astype(np.float64))
-        ccs.append(cc)
+        if (counts[ok] <= small).any():
+            value_counts[j] = counts  # tie probabilities need every value's count
+        v_ok = srt[starts[ok]]
+        code = np.minimum(np.searchsorted(v_ok, col), v_ok.size - 1)
+        hit = v_ok[code] == col
+        if nan.any():
+            hit |= np.isnan(col) & np.isnan(v_ok[code])
+        member = np.flatnonzero(hit)  # row order
+        mcode = code[member]
+        # group the carriers by value, each group in row order (a radix sort for small codes)
+        order = np.argsort(mcode.astype(np.uint16) if v_ok.size <= 65536 else mcode, kind="stable")
+        ent_row, ent_code = member[order], mcode[order]
+        cc = np.bincount(ent_code * n_classes + y[ent_row], minlength=v_ok.size * n_classes)
+        feats.append(np.full(v_ok.size, j, dtype=np.int64))
+        vals.append(v_ok.astype(np.float64))
+        ccs.append(cc.reshape(v_ok.size, n_classes))
         tots.append(counts[ok])
         rows.append(ent_row)
     n_cand = sum(f.size for f in feats)
@@ -257,7 +269,7 @@ def _search_tokens(
     level = alpha / max(cand.n_tests, 1)
     # P(at least cc[c] of `total` carriers in class c | carriers drawn by the prior), all cells at once
     p_all = binom.sf(cand.by_class - 1, cand.total[:, None], prior[None, :])
-    lift_ok = cand.by_class >= np.maximum(min_count, 2.0 * prior[None, :] * cand.total[:, None])
+    lift_ok = cand.by_class >= np.maximum(min_count, min_share(prior)[None, :] * cand.total[:, None])
     p_of: dict[tuple[int, int], float] = {}  # (candidate, class) -> p-value of a passing route
     for i, c in zip(*np.nonzero((p_all < level) & lift_ok)):
         p_of[(int(i), int(c))] = float(p_all[i, c])
@@ -508,7 +520,7 @@ def _conjunctions(
         vals = tuple(float(cand.value[i]) for i in members)
         carrier = np.all(X[:, list(feats)] == np.asarray(vals), axis=1)
         total, k = int(carrier.sum()), int((carrier & (y == c)).sum())
-        if k < min_count or k < 2.0 * prior[c] * total:
+        if k < min_count or k < min_share(prior[c]) * total:
             continue
         p = float(binom.sf(k - 1, total, prior[c]))
         if p < level:
