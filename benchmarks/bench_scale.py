@@ -298,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                         "load_dataset('synthetic'), larger tables from the same generative model partition by partition"),
         "partition_rows": args.partition_rows, "memory_limit_per_worker": args.memory_limit, "workers": 2,
         "cpu_count": os.cpu_count(), "load_note": "2 cores shared with other jobs: wall times are noisy (under load)",
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                                 cwd=Path(__file__).resolve().parent).stdout.strip(),
     }
 
     def save() -> None:
@@ -316,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         mask = np.load(mask_path) if mask_path.exists() else write_dataset(
             data, rows, args.partition_rows, args.seed, quality=rows == args.quality_rows)
         print(f"[{rows:,} rows] table ready in {time.perf_counter() - t:.1f}s ({len(mask):,} rows with the outliers)", flush=True)
-        for engine in ("local", "dask"):
+        for engine in ("dask", "local"):
             if rows not in (local_sizes if engine == "local" else dask_sizes):
                 continue
             run = run_scan(engine, data, rows, work / "out", mask, timeout=args.timeout, memory_limit=args.memory_limit)
@@ -327,9 +329,6 @@ def main(argv: list[str] | None = None) -> int:
                 r.exit_code == 0 for r in runs if r.rows == rows):
             agree.append(agreement(work / "out", rows))
             save()
-        # the outputs of this size are no longer needed; the tables are kept for re-runs
-        for f in (work / "out").glob(f"*_{rows}.parquet"):
-            f.unlink()
     return 0
 
 
