@@ -246,9 +246,20 @@ def _gpd_log_survival(x: np.ndarray, xi: float, sigma: float) -> np.ndarray:
     return -np.log1p(xi * x / sigma) / xi
 
 
-def _fit_tail(s: np.ndarray) -> tuple[float, float, float] | None:
-    """Threshold q50, shape and scale of the null tail fitted to the quantiles q50..q90 (None if degenerate)."""
-    q = np.quantile(s, _FIT_QUANTILES)
+def _sorted_quantiles(srt: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Quantiles of already sorted values (linear interpolation, as ``np.quantile``)."""
+    pos = np.asarray(probs, dtype=np.float64) * (srt.size - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, srt.size - 1)
+    return srt[lo] + (pos - lo) * (srt[hi] - srt[lo])
+
+
+def _fit_tail(srt: np.ndarray) -> tuple[float, float, float] | None:
+    """Threshold q50, shape and scale of the null tail fitted to the quantiles q50..q90 of sorted values.
+
+    ``None`` when the tail is degenerate (q90 == q50).
+    """
+    q = _sorted_quantiles(srt, _FIT_QUANTILES)
     x = q - q[0]
     if x[-1] <= 1e-12:
         return None
@@ -282,12 +293,14 @@ def tail_excess(scores: np.ndarray) -> TailExcess:
     s = np.asarray(scores, dtype=np.float64)
     n = s.size
     ones = np.ones(n)
-    fit = _fit_tail(s) if n >= 20 and np.isfinite(s).all() else None
+    if n < 20 or not np.isfinite(s).all():
+        return TailExcess(0.0, 0, 0.0, ones)
+    srt = np.sort(s)
+    fit = _fit_tail(srt)
     if fit is None:
         return TailExcess(0.0, 0, 0.0, ones)
     u, xi, sigma = fit
-    srt = np.sort(s)
-    top = srt[srt >= np.quantile(s, 0.9)]
+    top = srt[srt >= _sorted_quantiles(srt, np.array([0.9]))[0]]
     if top.size > EXCESS_MAX_THRESHOLDS:
         top = top[np.linspace(0, top.size - 1, EXCESS_MAX_THRESHOLDS).astype(int)]
     t = np.unique(top)
