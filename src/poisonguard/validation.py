@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,7 @@ __all__ = [
     "parse_columns",
     "check_X",
     "check_y",
+    "frozen_fact",
     "check_is_fitted",
     "check_fraction",
     "resolve_class",
@@ -460,13 +463,21 @@ def _check_finite(df: pd.DataFrame, feats: Sequence[str], where: str) -> None:
     num = df[list(feats)].select_dtypes(include=[np.number])
     if num.shape[1] == 0:
         return
-    values = num.to_numpy(dtype=float, na_value=np.nan)
-    bad = np.isinf(values)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
+    # column by column: the whole table as one float64 matrix was the largest temporary of a big scan
+    first: tuple[int, int] | None = None  # (row, column) of the first inf value in row-major order
+    total = 0
+    for c in range(num.shape[1]):
+        bad = np.isinf(num.iloc[:, c].to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            total += int(bad.sum())
+            r = int(np.argmax(bad))
+            if first is None or r < first[0]:
+                first = (r, c)
+    if first is not None:
+        r, c = first
         raise DataError(
             f"{where}: column {num.columns[c]!r} has an infinite value at row {r} "
-            f"({int(bad.sum())} inf value(s) in all); replace them with a finite value or leave them empty"
+            f"({total} inf value(s) in all); replace them with a finite value or leave them empty"
         )
 
 
@@ -519,21 +530,75 @@ def _check_class_label(col: pd.Series, name: str, where: str, *, n_classes: int)
             )
 
 
+T = TypeVar("T")
+
+#: facts computed once per frozen array (see :func:`frozen_fact`), by ``id``
+_FACTS: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+_FACTS_LOCK = threading.Lock()
+
+
+def frozen_fact(arr: np.ndarray, name: str, compute: Callable[[np.ndarray], T]) -> T:
+    """``compute(arr)``, remembered for as long as ``arr`` lives when ``arr`` cannot change.
+
+    Only an array that owns its memory and is read-only qualifies (the scan freezes
+    its encoded matrix); any other array is computed afresh on every call. Detectors
+    check and fingerprint the same matrix a few dozen times per scan, which at a
+    million rows cost as much as the detectors' own work.
+    """
+    if arr.flags.writeable or arr.base is not None:
+        return compute(arr)
+    key = id(arr)
+    with _FACTS_LOCK:
+        entry = _FACTS.get(key)
+        if entry is not None and entry[0]() is arr and name in entry[1]:
+            return entry[1][name]
+    value = compute(arr)
+    with _FACTS_LOCK:
+        entry = _FACTS.get(key)
+        if entry is None or entry[0]() is not arr:
+            def forget(ref: weakref.ref, key: int = key) -> None:
+                with _FACTS_LOCK:
+                    if key in _FACTS and _FACTS[key][0] is ref:
+                        del _FACTS[key]
+
+            entry = (weakref.ref(arr, forget), {})
+            _FACTS[key] = entry
+        entry[1][name] = value
+    return value
+
+
+def _first_non_finite(arr: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first non-finite value in row-major order, or None; in blocks of rows."""
+    step = max(1, (1 << 22) // max(arr.shape[1], 1))
+    for r0 in range(0, arr.shape[0], step):
+        block = arr[r0:r0 + step]
+        if not np.isfinite(block).all():
+            r, c = np.argwhere(~np.isfinite(block))[0]
+            return r0 + int(r), int(c)
+    return None
+
+
 def check_X(X: Any, *, n_features: int | None = None, name: str = "X") -> np.ndarray:
-    """Return ``X`` as a finite 2-D float64 array, checking its column count.
+    """Return ``X`` as a finite 2-D float array, checking its column count.
+
+    A float32 array stays float32 (the scan encodes large tables in float32 to halve
+    their memory); anything else becomes float64. A frozen array (see
+    :func:`frozen_fact`) is checked once.
 
     Raises
     ------
     ValueError (InputError)
         Wrong dimensionality, non-finite values or a column count other than ``n_features``.
     """
-    arr = np.asarray(X, dtype=np.float64)
+    keep = isinstance(X, np.ndarray) and X.dtype == np.float32
+    arr = X if keep else np.asarray(X, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(f"{name} must be 2-D, got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise DataError(f"{name} has no rows")
-    if not np.isfinite(arr).all():
-        r, c = np.argwhere(~np.isfinite(arr))[0]
+    bad = frozen_fact(arr, "first_non_finite", _first_non_finite)
+    if bad is not None:
+        r, c = bad
         raise DataError(f"{name} has a non-finite value at row {r}, column {c}; encode the table first")
     if n_features is not None and arr.shape[1] != n_features:
         raise InputError(f"{name} has {arr.shape[1]} columns but the detector was fitted on {n_features}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,11 @@ from ..errors import ConfigError
 from ._base import BaseDetector, register
 
 __all__ = ["IsolationForestDetector"]
+
+#: rows per scoring block; blocks are scored on parallel threads (the trees release the GIL)
+_SCORE_BLOCK = 1 << 16
+#: rows behind the robust centre and spread quoted in explanations
+_PROFILE_ROWS = 100_000
 
 
 @register
@@ -49,11 +56,24 @@ class IsolationForestDetector(BaseDetector):
             random_state=self.random_state,
             n_jobs=1,
         ).fit(X)
-        self.centre_ = np.median(X, axis=0)
-        self.spread_ = np.median(np.abs(X - self.centre_), axis=0) * 1.4826 + 1e-9
+        # only explanations quote these: a seeded sample of a big table gives them to ~0.01 SD
+        # without sorting every column of it
+        ref = X
+        if X.shape[0] > _PROFILE_ROWS:
+            ref = X[np.sort(np.random.default_rng(0).choice(X.shape[0], _PROFILE_ROWS, replace=False))]
+        self.centre_ = np.median(ref, axis=0).astype(np.float64)
+        self.spread_ = np.median(np.abs(ref - self.centre_), axis=0) * 1.4826 + 1e-9
 
     def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
-        return -self.forest_.score_samples(X)
+        # Blocks of rows on threads: each row's score is the same sum over the trees in the
+        # same order whatever the blocks, so the result does not depend on the threads.
+        if X.shape[0] <= _SCORE_BLOCK:
+            return -self.forest_.score_samples(X)
+        starts = range(0, X.shape[0], _SCORE_BLOCK)
+        workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda r0: self.forest_.score_samples(X[r0:r0 + _SCORE_BLOCK]), starts))
+        return -np.concatenate(parts)
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
         out = []
