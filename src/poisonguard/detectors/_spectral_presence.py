@@ -27,6 +27,8 @@ TOL = 0.05
 _COMMON = 0.5
 #: share of a candidate cluster that must carry a value before the costlier tests run
 _PRESCREEN = 0.5
+#: rows of a cluster whose medians give the shared values (evenly spaced beyond it)
+_PATTERN_ROWS = 5000
 #: rows used to fit each test's model trained without the cluster
 _TEST_ROWS = 10000
 #: rows sampled for the null rate, the masking fill and each source class
@@ -113,10 +115,18 @@ class PresenceSettings:
 
 def shared_pattern(X: np.ndarray, rows: np.ndarray, others: np.ndarray, *, min_share: float) -> SharedPattern:
     """Features on which ``rows`` share one value, the joint share carrying them all, and the other rows' rate."""
-    Xr = X[rows]
-    v = np.median(Xr, axis=0)
-    share_f = (np.abs(Xr - v) <= TOL).mean(axis=0)
+    # the shared values are read off at most _PATTERN_ROWS rows (evenly spaced): a cluster of
+    # 10^5 rows gives the same medians, and the median of every column was this test's cost
+    sub = rows if rows.size <= _PATTERN_ROWS else rows[np.linspace(0, rows.size - 1, _PATTERN_ROWS).astype(np.int64)]
+    Xs = X[sub]
+    v = np.median(Xs, axis=0)
+    share_f = (np.abs(Xs - v) <= TOL).mean(axis=0)
     feats = np.flatnonzero(share_f >= min_share)
+    if feats.size == 0:
+        return SharedPattern(feats, v[feats], 0.0, 1.0)
+    Xr = X[np.ix_(rows, feats)]  # the shares below are exact, over every row
+    keep = (np.abs(Xr - v[feats]) <= TOL).mean(axis=0) >= min_share
+    feats, Xr = feats[keep], Xr[:, keep]
     if feats.size == 0:
         return SharedPattern(feats, v[feats], 0.0, 1.0)
     oth = np.flatnonzero(others)
@@ -125,10 +135,10 @@ def shared_pattern(X: np.ndarray, rows: np.ndarray, others: np.ndarray, *, min_s
     near_o = np.abs(X[np.ix_(oth, feats)] - v[feats]) <= TOL
     # drop values common among the other rows (background), keep the rare shared ones
     rare = near_o.mean(axis=0) <= _COMMON
-    feats = feats[rare]
+    feats, Xr = feats[rare], Xr[:, rare]
     if feats.size == 0:
         return SharedPattern(feats, v[feats], 0.0, 1.0)
-    share = float((np.abs(Xr[:, feats] - v[feats]) <= TOL).all(axis=1).mean())
+    share = float((np.abs(Xr - v[feats]) <= TOL).all(axis=1).mean())
     rate0 = float(near_o[:, rare].all(axis=1).mean())
     return SharedPattern(feats, v[feats], share, rate0)
 

@@ -32,7 +32,11 @@ class Representation:
     scale: np.ndarray
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean) @ self.components.T) / self.scale
+        # centre after projecting: ``X - mean`` would be a temporary as large as the table
+        Z = X @ self.components.T
+        Z -= self.mean @ self.components.T
+        Z /= self.scale
+        return Z
 
     def transform_masked(self, values: np.ndarray, Z: np.ndarray, features: np.ndarray, fill: np.ndarray) -> np.ndarray:
         """``transform(X)`` with ``X[:, features]`` set to ``fill``, given ``Z = transform(X)``.
