@@ -54,14 +54,15 @@ any row is flagged (the backdoor detectors already work this way):
   (0.05), or at or above the threshold where the excess test found its excess. An absent detector keeps ``Phi(z - Z_MID)`` and flags at
   z >= ``Z_MID`` (8).
 
-``suspicion`` ranks rows in two tiers: ``0.5 * (largest group strength) + 0.5 * elevated``,
-where a row is *elevated* when a group's auto rule flags it or it lies in the excess
-that a present anomaly detector's tail test found. A presence test is the evidence
-that a group's strengths mean something on this table, so a row it singles out ranks
-above every row that only an unconfirmed signal doubts (the label doubts of a class
-the features explain weakly, for instance); within a tier one convincing signal is
-enough. The ranking therefore agrees with the default flags: every flagged row ranks
-above every unflagged one.
+``suspicion`` ranks rows in two tiers. A row that a group's auto rule flags gets
+``0.5 + 0.5 s``, where ``s`` is the largest strength among the groups that flag it; every
+other row gets ``0.5 x`` the largest strength of any group. A presence test and flag rule
+are the evidence that a group's strengths mean something on this table, so a row they
+single out ranks by that evidence, above every row that only an unconfirmed signal
+doubts (the label doubts of a class the features explain weakly, for instance; a
+present anomaly detector's flags include the excess its tail test found). Within the
+lower tier one convincing signal is enough. The ranking therefore agrees with the
+default flags: every flagged row ranks above every unflagged one.
 
 The default flag rule ("auto") flags what stands out statistically:
 
@@ -394,8 +395,6 @@ def combine(
     used = {n: np.asarray(v, dtype=np.float64) for n, v in strengths.items()}
     anomaly: dict[str, AnomalyPresence] = {}
     anomaly_flags: dict[str, np.ndarray] = {}
-    # rows a present anomaly detector singles out (its flags, and the excess its tail test found)
-    elevated = np.zeros(next(iter(used.values())).shape[0], dtype=bool)
     for name in used:
         if kinds[name] == "anomaly" and raw is not None and name in raw:
             z = robust_z(raw[name])
@@ -409,7 +408,6 @@ def combine(
                     # the table's own tail, and the fitted tail is never lighter than it
                     flags |= np.asarray(raw[name], dtype=np.float64) >= excess.threshold
                 anomaly_flags[name] = flags
-                elevated |= flags
             else:
                 anomaly_flags[name] = z >= Z_MID
     groups: dict[str, list[str]] = {}
@@ -438,13 +436,23 @@ def combine(
             group_flags[g] = conflict_flags(strength, p_label, y, threshold=AUTO_THRESHOLD)
         else:
             group_flags[g] = strength >= AUTO_THRESHOLD
-    strongest = np.max(np.stack(list(group_strength.values()), axis=1), axis=1)
-    elevated |= np.any(np.stack(list(group_flags.values()), axis=1), axis=1)
-    # flagged rows, and the excess of a present anomaly detector, outrank the rest: a
-    # presence test is the evidence that a group's strengths mean something on this table
-    suspicion = 0.5 * strongest + 0.5 * elevated
+    suspicion = _tiered_suspicion(np.stack(list(group_strength.values()), axis=1),
+                                  np.stack(list(group_flags.values()), axis=1))
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
+
+
+def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Flagged rows in [0.5, 1] by the strongest group that flags them; the rest in [0, 0.5] by the strongest group.
+
+    ``strength`` and ``flags`` have one column per group. A group's flag rule (after its
+    presence test) is the evidence that its strength means something on this table, so
+    a flagged row ranks by that evidence, above every row that only an unconfirmed signal
+    doubts.
+    """
+    flagged = flags.any(axis=1)
+    by_flag = np.where(flags, strength, -np.inf).max(axis=1)
+    return np.where(flagged, 0.5 + 0.5 * np.clip(by_flag, 0.0, 1.0), 0.5 * strength.max(axis=1))
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:
