@@ -22,6 +22,7 @@ __all__ = [
     "PREDICTABLE_Q75",
     "LABEL_ALPHA",
     "MIN_LABEL_SUSPECTS",
+    "NULL_SHARE",
     "LabelFlags",
     "label_group_flags",
     "conflict_flags",
@@ -42,6 +43,12 @@ PREDICTABLE_Q75 = 0.85
 LABEL_ALPHA = 0.05
 #: a class needs at least this many near-certain errors to be judged poisoned
 MIN_LABEL_SUSPECTS = 3
+#: Share of a class's doubtful rows (P <= LABEL_CAP) that may be near-certain errors
+#: (P <= LABEL_FDR) without a mode near 0: natural overlap gives at most a uniform
+#: density of P over [0, LABEL_CAP], which puts LABEL_FDR / LABEL_CAP of the doubtful
+#: rows below LABEL_FDR. A 5% share (the earlier null) took the ordinary overlap of
+#: held-out tables (anes96, river's Bananas) for a mode and flagged 1.3-2.2% of them.
+NULL_SHARE = LABEL_FDR / LABEL_CAP
 
 
 def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: float = LABEL_CAP) -> np.ndarray:
@@ -98,7 +105,7 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
     list of ClassPresence
         One per class code; ``statistic`` is the share of the class's doubtful rows
         (P <= ``LABEL_CAP``) that are near-certain errors (P <= ``LABEL_FDR``),
-        ``p_value`` its one-sided binomial p-value against a ``LABEL_FDR`` share,
+        ``p_value`` its one-sided binomial p-value against a ``NULL_SHARE`` share,
         ``poisoned`` the decision (see the module docstring).
     """
     p = np.asarray(p_correct, dtype=np.float64)
@@ -115,8 +122,8 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
         doubtful = int((pc <= LABEL_CAP).sum())
         q75 = float(np.quantile(pc, 0.75))
         share = errors / doubtful if doubtful else 0.0
-        # P(X >= errors) for X ~ Binomial(doubtful, LABEL_FDR)
-        p_value = float(binom.sf(errors - 1, doubtful, LABEL_FDR)) if errors else 1.0
+        # P(X >= errors) for X ~ Binomial(doubtful, NULL_SHARE)
+        p_value = float(binom.sf(errors - 1, doubtful, NULL_SHARE)) if errors else 1.0
         predictable = q75 >= PREDICTABLE_Q75
         # a cleanly separated class: every row it doubts is a near-certain error (too few
         # doubtful rows for the binomial test to reach the level, e.g. one flip in 60 rows)
@@ -128,7 +135,7 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
         else:
             verdict = "poisoned" if poisoned else "clean"
             why = (f"{verdict}: {errors} of its {doubtful} doubtful rows are near-certain errors "
-                   f"(share {share:.2f}, binomial p = {p_value:.2g} against a {LABEL_FDR} share; level {level:.2g})")
+                   f"(share {share:.2f}, binomial p = {p_value:.2g} against a {NULL_SHARE:.2f} share; level {level:.2g})")
         out.append(ClassPresence(c, int(pc.size), float(share), _LABEL_STAT, p_value, level, bool(poisoned),
                                  errors, why))
     return out
