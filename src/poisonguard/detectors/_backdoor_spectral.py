@@ -23,7 +23,8 @@ So each candidate cluster must pass a **presence test** with three parts:
    is stamped on exactly the poisoned rows; flipped rows are ordinary rows of their
    source class, and a natural sub-population shares shapes, not an exclusive
    value. The out-of-fold AUROC of a logistic regression separating the rows from
-   real rows of the classes they look like is reported as supporting evidence.
+   real rows of the classes they look like is reported as supporting evidence (for a
+   cluster that passes; 0.5 for the others).
 
 p-values are Bonferroni-corrected over all candidates (classes x directions). Only
 classes judged poisoned get non-zero scores, estimates of P(poisoned)

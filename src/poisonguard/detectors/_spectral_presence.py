@@ -49,7 +49,7 @@ class SpectralCluster:
     null_rate: float
     p_disagree: float
     source_classes: tuple[int, ...]
-    auc: float
+    auc: float  # out-of-fold AUROC vs the source rows: measured for a cluster that passes parts 1-3, else 0.5
     p_trigger: float
     p_value: float  # max of the p-values: every part must hold
     present: bool
@@ -237,11 +237,6 @@ def run_presence_test(
         keep = rng.choice(pos.size, _POSITIVE_ROWS, replace=False)
         pos, src = pos[keep], src[keep]
     sources = tuple(int(s) for s in np.unique(src))
-    sep = _trigger_auc(Z, y, pos, src, out_mask, rng, st.random_state)
-    if sep is None:
-        return ClusterTest(SpectralCluster(**base, source_classes=sources, auc=0.5, p_trigger=1.0, p_value=1.0,
-                                           present=False), None)
-    auc, p_trig = sep
     pat = shared_pattern(X, members[dis], out_mask, min_share=st.min_share)
     n_other = int(out_mask.sum())
     # one-sided binomial: this many pattern carriers in the cluster if rows carried it at the others' rate
@@ -251,6 +246,15 @@ def run_presence_test(
     pv = max(p_dis, p_pat)
     present = bool(pv < level and pat.features.size > 0 and pat.share >= st.min_share
                    and pat.rate_others <= st.max_carrier_rate)
+    # the separation from the source classes is supporting evidence, measured (three model
+    # fits) only for a cluster that passes the tests above; it still needs enough rows
+    auc, p_trig = 0.5, 1.0
+    if present:
+        sep = _trigger_auc(Z, y, pos, src, out_mask, rng, st.random_state)
+        if sep is None:
+            present, pv = False, 1.0
+        else:
+            auc, p_trig = sep
     purity = 0.0
     if pat.features.size:
         car_c = int((np.abs(X[np.ix_(rows, pat.features)] - pat.values) <= TOL).all(axis=1).sum())
