@@ -70,7 +70,7 @@ def test_whole_table_sample_equals_the_local_scan(client, poisoned, local_result
     res = scan_dask(root, client=client, label="label", id_col="rid", sample_rows=len(frame) + 10, out=out)
     # every row is a sample row: the detectors see what the local scan sees (the encoder is
     # rebuilt from the partitions' statistics, equal up to rounding)
-    np.testing.assert_allclose(res.suspicion, local_result.suspicion, atol=1e-6)
+    np.testing.assert_allclose(res.suspicion, local_result.suspicion, atol=1e-4)  # raw scores travel as float32
     assert (res.flagged == local_result.flagged).all()
     assert res.n_flagged == local_result.n_flagged > 0
     written = pd.read_csv(out)

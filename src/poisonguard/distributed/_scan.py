@@ -38,7 +38,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,8 +386,6 @@ def _allocate(stats: DatasetStats, sample_rows: int) -> np.ndarray:
 
 def _raise_failure(exc: BaseException, step: str) -> None:
     """Input errors keep their exit code (2); anything else fails the scan (exit 5)."""
-    if isinstance(exc, (InputError, DetectorFailedError)):
-        raise exc
     if isinstance(exc, PoisonguardError):
         raise exc
     raise DetectorFailedError(f"scan failed while {step}: {type(exc).__name__}: {exc}") from exc
@@ -544,155 +542,46 @@ def scan_dask(
     rule, rule_arg = _parse_rule(contamination, top)
     sample_rows = check_count(sample_rows, "sample_rows", minimum=100)
     dataset = resolve_dataset(data)
-    where = dataset.spec
     files = [str(f) for f in dataset.files]
-    import pyarrow.parquet as pq
-
-    try:
-        columns = [str(c) for c in pq.read_schema(files[0]).names]
-    except Exception as exc:
-        raise InputError(f"cannot read partition {files[0]} as Parquet: {type(exc).__name__}: {exc}") from exc
-    columns = [c for c in columns if c != "__index_level_0__"]
-    roles = check_roles(columns, label=label, id_col=id_col, source_col=source_col, features=features, where=where)
+    roles = check_roles(_schema_columns(files[0]), label=label, id_col=id_col, source_col=source_col,
+                        features=features, where=dataset.spec)
     chosen = _choose_detectors(detectors, settings, labeled=label is not None, random_state=random_state)
     seed = int(random_state or 0)
+    job = _Job(client=client, files=files, progress=progress, timings=timings)
 
-    # 1. summarise
-    t = time.perf_counter()
-    parts: list[PartitionStats] = []
-    futs = [client.submit(partition_stats, i, f, roles, seed, pure=False) for i, f in enumerate(files)]
-    _gather(client, futs, "summarise", progress, parts.append)
-    stats = reduce_stats(parts, roles, where=where)
-    del parts
-    encoder = build_encoder(stats)
-    coding = Coding(roles=roles, encoder=encoder, classes=stats.classes, labels_as_text=stats.labels_as_text)
-    [coding_f] = client.scatter([coding], broadcast=True)
-    timings["summarise"] = time.perf_counter() - t
-
-    # 2. sample
-    t = time.perf_counter()
-    take = _allocate(stats, sample_rows)
-    blocks: dict[int, SampleBlock] = {}
-    futs = [client.submit(_task_sample, i, f, coding_f, take[i], seed, pure=False)
-            for i, f in enumerate(files) if take[i].sum() > 0]
-    _gather(client, futs, "sample", progress, lambda b: blocks.__setitem__(b.index, b))
-    order = sorted(blocks)
-    sample_pos = {i: np.zeros(0, dtype=np.int64) for i in range(len(files))}
-    sample_pos.update({i: blocks[i].positions for i in order})
-    Xs = np.concatenate([blocks[i].X for i in order])
-    ys = np.concatenate([blocks[i].y for i in order]) if label is not None else None
-    del blocks
-    timings["sample"] = time.perf_counter() - t
-
-    # 3. fit on the sample; its rows are scored on the fit path
-    fitted: dict[str, BaseDetector] = {}
-    raw_sample: dict[str, np.ndarray] = {}
-    with threadpool_limits(limits=1, user_api="blas"):
-        for i, det in enumerate(chosen):
-            if progress:
-                progress(f"fit {det.name}", i, len(chosen))
-            t = time.perf_counter()
-            try:
-                det.fit(Xs, ys)
-                raw_sample[det.name] = det.score_samples(Xs, ys)
-            except Exception as exc:  # fail closed
-                raise DetectorFailedError(f"scan failed, detector {det.name} crashed while fitting on the "
-                                          f"sample: {type(exc).__name__}: {exc}") from exc
-            fitted[det.name] = det
-            timings[f"fit {det.name}"] = time.perf_counter() - t
+    stats, coding = _summarise(job, roles, seed, where=dataset.spec)
+    coding_f = job.broadcast(coding)
+    sample = _draw_sample(job, stats, coding_f, sample_rows, seed)
+    fitted, raw_sample = _fit_on_sample(job, chosen, sample)
     names = list(fitted)
-
-    # 4. score every partition's other rows on the workers
-    t = time.perf_counter()
-    [fitted_f] = client.scatter([fitted], broadcast=True)
-    n = stats.n_rows
-    offsets = stats.offsets
-    raw = np.empty((n, len(names)), dtype=np.float32)
-    y_all = np.empty(n, dtype=np.int64) if label is not None else None
-    sample_global = np.concatenate([offsets[i] + sample_pos[i] for i in range(len(files))])
-    raw[sample_global] = np.stack([raw_sample[k] for k in names], axis=1)
-
-    def place(b: ScoreBlock) -> None:
-        lo, hi = offsets[b.index], offsets[b.index] + b.raw.shape[0]
-        keep = ~np.isnan(b.raw[:, 0]) if b.raw.shape[1] else np.zeros(b.raw.shape[0], dtype=bool)
-        raw[lo:hi][keep] = b.raw[keep]
-        if y_all is not None and b.y is not None:
-            y_all[lo:hi] = b.y
-
-    futs = [client.submit(_task_score, i, f, coding_f, fitted_f, sample_pos[i], pure=False) for i, f in enumerate(files)]
-    _gather(client, futs, "score", progress, place)
+    fitted_f = job.broadcast(fitted)
+    raw, y_all = _score_partitions(job, stats, coding_f, fitted_f, sample, raw_sample, names)
     del raw_sample
-    timings["score"] = time.perf_counter() - t
 
-    # 5. combine over every row
     t = time.perf_counter()
     if progress:
         progress("combine", 0, 1)
-    raw_cols = {k: raw[:, j].astype(np.float64) for j, k in enumerate(names)}
-    flags = _flag(raw_cols, fitted, y_all, len(stats.classes) if label is not None else None, rule, rule_arg)
-    del raw_cols
+    flags = _flag({k: raw[:, j].astype(np.float64) for j, k in enumerate(names)}, fitted, y_all,
+                  len(stats.classes) if label is not None else None, rule, rule_arg)
     timings["combine"] = time.perf_counter() - t
 
-    # 6. explain and write
     t = time.perf_counter()
     top_rows = np.argsort(-flags.suspicion, kind="stable")[:TOP]
-    scores_path = Path(scores) if scores is not None else None
-    scores_dir = scores is not None and is_directory_output(scores)  # before Path() drops a trailing /
-    tmp_dir = _tmp_dir_for(scores_path) if scores_dir and scores_path is not None else None
-    finished: dict[int, FinishBlock] = {}
-    try:
-        if tmp_dir is not None:
-            tmp_dir.mkdir(parents=True)
-        futs = []
-        for i, f in enumerate(files):
-            lo, hi = int(offsets[i]), int(offsets[i] + stats.rows[i])
-            fl = flags.flagged[lo:hi]
-            explain = np.flatnonzero(fl)
-            top_here = np.sort(top_rows[(top_rows >= lo) & (top_rows < hi)] - lo)
-            rows = np.setdiff1d(np.union1d(explain, top_here), sample_pos[i])
-            req = FinishRequest(
-                index=i, offset=lo, suspicion=flags.suspicion[lo:hi], flagged=fl, raw=raw[lo:hi],
-                explain=explain, top=top_here, rows=rows,
-                strengths=np.stack([flags.strengths[k][lo + rows] for k in names], axis=1), sample_positions=sample_pos[i],
-                scores_dir=str(tmp_dir) if tmp_dir is not None else None,
-                scores_frame=scores_path is not None and not scores_dir,
-            )
-            futs.append(client.submit(_task_finish, f, coding_f, fitted_f, req, pure=False))
-        _gather(client, futs, "explain", progress, lambda b: finished.__setitem__(b.index, b))
-        # the sample's flagged and top rows are explained here, on the matrix the detectors were fitted on
-        sample_explain = np.flatnonzero(flags.flagged[sample_global] | np.isin(sample_global, top_rows))
-        s_reasons, s_det = [""] * Xs.shape[0], [""] * Xs.shape[0]
-        if sample_explain.size:
-            from ..scan._scan import _explain
-
-            table = PreparedTable(frame=pd.DataFrame(index=pd.RangeIndex(Xs.shape[0])), features=list(roles.features),
-                                  label=label, y=ys, classes=stats.classes)
-            _explain(fitted, Xs, ys, {k: flags.strengths[k][sample_global] for k in names},
-                     sample_explain, raw_sample_cols(raw, sample_global, names), table, encoder, s_reasons, s_det)
-        by_row = {int(sample_global[r]): (s_reasons[r], s_det[r]) for r in sample_explain}
+    outputs = {"suspicious": str(out) if out is not None else None, "scores": str(scores) if scores is not None else None}
+    with _ScoresTarget(scores) as target:
+        finished = _finish_partitions(job, stats, coding_f, fitted_f, sample, raw, flags, top_rows, names, target)
+        by_row = _explain_sample(fitted, coding, sample, raw, flags, top_rows, names)
         suspicious = _assemble_suspicious(finished, by_row)
-        top_list = _assemble_top(finished, by_row, flags, top_rows, stats)
+        top_list = _assemble_top(finished, by_row, flags, top_rows)
         per_source = _assemble_sources(finished)
         timings["explain"] = time.perf_counter() - t
-        outputs: dict[str, str | None] = {"suspicious": str(out) if out is not None else None,
-                                          "scores": str(scores) if scores is not None else None}
         if out is not None:
             atomic_write_table(suspicious, Path(out))
-        if scores_path is not None:
-            if tmp_dir is not None:
-                _replace_dir(tmp_dir, scores_path)
-                tmp_dir = None
-            else:
-                frames = [finished[i].scores for i in sorted(finished)]
-                atomic_write_table(pd.concat(frames, ignore_index=True), scores_path)
-    finally:
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+        target.commit([finished[i].scores for i in sorted(finished)])
     timings["total"] = time.perf_counter() - t0
     if progress:
         progress("done", 1, 1)
-    y_for_presence = y_all
-    presence_table = PreparedTable(frame=pd.DataFrame(), features=list(roles.features), label=label, y=y_for_presence,
+    presence_table = PreparedTable(frame=pd.DataFrame(), features=list(roles.features), label=label, y=y_all,
                                    classes=stats.classes)
     return DaskScanResult(
         detectors=names, label=label, n_features=len(roles.features),
@@ -704,13 +593,198 @@ def scan_dask(
         presence=_presence_info(flags.combined, presence_table, flags.flagged),
         detector_info=_info(fitted, flags.combined), top=top_list,
         engine={"name": "dask", "partitions": len(files), "workers": len(client.scheduler_info().get("workers", {})),
-                "sample_rows": int(Xs.shape[0]), "scheduler": str(getattr(client, "scheduler", None) and client.scheduler.address)},
+                "sample_rows": int(sample.X.shape[0]), "scheduler": str(client.scheduler.address)},
         timings=timings, outputs=outputs,
     )
 
 
-def raw_sample_cols(raw: np.ndarray, sample_global: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    return {k: raw[sample_global, j].astype(np.float64) for j, k in enumerate(names)}
+# ----------------------------------------------------------------------------- the scan's steps
+@dataclass
+class _Job:
+    """The cluster, the partition files in dataset order, the progress callback and the timings."""
+
+    client: Any
+    files: list[str]
+    progress: ProgressCallback | None
+    timings: dict[str, float]
+
+    def broadcast(self, obj: Any) -> Any:
+        """Ship ``obj`` to every worker once; tasks take the returned future."""
+        [fut] = self.client.scatter([obj], broadcast=True)
+        return fut
+
+    def map(self, step: str, func: Callable[..., Any], args: list[tuple[Any, ...]], on_result: Callable[[Any], None]) -> None:
+        """Run ``func(*a)`` for each ``a`` on the workers and hand the results to ``on_result``; time the step."""
+        t = time.perf_counter()
+        futs = [self.client.submit(func, *a, pure=False) for a in args]
+        _gather(self.client, futs, step, self.progress, on_result)
+        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - t
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """The fit sample: per partition its local row positions, and the encoded rows in dataset order."""
+
+    positions: dict[int, np.ndarray]
+    global_rows: np.ndarray
+    X: np.ndarray
+    y: np.ndarray | None
+
+
+def _schema_columns(path: str) -> list[str]:
+    """The first partition's columns, read from its Parquet footer alone."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
+        raise InputError(f"cannot read partition {path} as Parquet: {type(exc).__name__}: {exc}") from exc
+    return [str(c) for c in names if c != "__index_level_0__"]
+
+
+def _summarise(job: _Job, roles: Roles, seed: int, *, where: str) -> tuple[DatasetStats, Coding]:
+    parts: list[PartitionStats] = []
+    job.map("summarise", partition_stats, [(i, f, roles, seed) for i, f in enumerate(job.files)], parts.append)
+    stats = reduce_stats(parts, roles, where=where)
+    coding = Coding(roles=roles, encoder=build_encoder(stats), classes=stats.classes,
+                    labels_as_text=stats.labels_as_text)
+    return stats, coding
+
+
+def _draw_sample(job: _Job, stats: DatasetStats, coding_f: Any, sample_rows: int, seed: int) -> _Sample:
+    take = _allocate(stats, sample_rows)
+    blocks: dict[int, SampleBlock] = {}
+    job.map("sample", _task_sample, [(i, f, coding_f, take[i], seed) for i, f in enumerate(job.files) if take[i].sum()],
+            lambda b: blocks.__setitem__(b.index, b))
+    order = sorted(blocks)
+    positions = {i: np.zeros(0, dtype=np.int64) for i in range(len(job.files))}
+    positions.update({i: blocks[i].positions for i in order})
+    offsets = stats.offsets
+    return _Sample(
+        positions=positions,
+        global_rows=np.concatenate([offsets[i] + positions[i] for i in range(len(job.files))]),
+        X=np.concatenate([blocks[i].X for i in order]),
+        y=np.concatenate([blocks[i].y for i in order]) if stats.roles.label is not None else None,
+    )
+
+
+def _fit_on_sample(job: _Job, chosen: Sequence[BaseDetector], sample: _Sample) -> tuple[dict[str, BaseDetector], dict[str, np.ndarray]]:
+    """Fit every detector on the sample and score the sample's rows on the fit path; a crash fails the scan."""
+    fitted: dict[str, BaseDetector] = {}
+    raw: dict[str, np.ndarray] = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i, det in enumerate(chosen):
+            if job.progress:
+                job.progress(f"fit {det.name}", i, len(chosen))
+            t = time.perf_counter()
+            try:
+                det.fit(sample.X, sample.y)
+                raw[det.name] = det.score_samples(sample.X, sample.y)
+            except Exception as exc:  # fail closed
+                raise DetectorFailedError(f"scan failed, detector {det.name} crashed while fitting on the "
+                                          f"sample: {type(exc).__name__}: {exc}") from exc
+            fitted[det.name] = det
+            job.timings[f"fit {det.name}"] = time.perf_counter() - t
+    return fitted, raw
+
+
+def _score_partitions(job: _Job, stats: DatasetStats, coding_f: Any, fitted_f: Any, sample: _Sample,
+                      raw_sample: Mapping[str, np.ndarray], names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every row's raw scores (float32, n x d) and class codes, the sample's from the fit path."""
+    n, offsets = stats.n_rows, stats.offsets
+    raw = np.empty((n, len(names)), dtype=np.float32)
+    y_all = np.empty(n, dtype=np.int64) if stats.roles.label is not None else None
+    raw[sample.global_rows] = np.stack([raw_sample[k] for k in names], axis=1)
+
+    def place(b: ScoreBlock) -> None:
+        lo, hi = offsets[b.index], offsets[b.index] + b.raw.shape[0]
+        keep = ~np.isnan(b.raw[:, 0])  # NaN marks the sample's rows, scored on the client
+        raw[lo:hi][keep] = b.raw[keep]
+        if y_all is not None and b.y is not None:
+            y_all[lo:hi] = b.y
+
+    job.map("score", _task_score, [(i, f, coding_f, fitted_f, sample.positions[i]) for i, f in enumerate(job.files)],
+            place)
+    return raw, y_all
+
+
+class _ScoresTarget:
+    """Where ``--scores`` goes: one file, or a directory filled by the workers in a temporary sibling.
+
+    Used as a context manager: the temporary directory is removed unless :meth:`commit`
+    renamed it into place, so a failed scan leaves nothing behind.
+    """
+
+    def __init__(self, scores: str | Path | None) -> None:
+        self.path = Path(scores) if scores is not None else None
+        # decided before Path() drops a trailing "/"
+        self.tmp_dir = _tmp_dir_for(self.path) if scores is not None and self.path is not None and is_directory_output(scores) else None
+
+    @property
+    def wants_frames(self) -> bool:
+        return self.path is not None and self.tmp_dir is None
+
+    def __enter__(self) -> "_ScoresTarget":
+        if self.tmp_dir is not None:
+            try:
+                self.tmp_dir.mkdir(parents=True)
+            except OSError as exc:
+                raise InputError(f"cannot write --scores {self.path}: {exc.strerror or exc}") from exc
+        return self
+
+    def commit(self, frames: list[pd.DataFrame | None]) -> None:
+        if self.path is None:
+            return
+        if self.tmp_dir is not None:
+            _replace_dir(self.tmp_dir, self.path)
+            self.tmp_dir = None
+        else:
+            atomic_write_table(pd.concat(frames, ignore_index=True), self.path)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.tmp_dir is not None:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+def _finish_partitions(job: _Job, stats: DatasetStats, coding_f: Any, fitted_f: Any, sample: _Sample, raw: np.ndarray,
+                       flags: _Flags, top_rows: np.ndarray, names: list[str], target: _ScoresTarget) -> dict[int, FinishBlock]:
+    """Each partition explains its flagged and top rows (not the sample's) and writes its scores."""
+    args = []
+    for i, f in enumerate(job.files):
+        lo, hi = int(stats.offsets[i]), int(stats.offsets[i] + stats.rows[i])
+        fl = flags.flagged[lo:hi]
+        explain = np.flatnonzero(fl)
+        top_here = np.sort(top_rows[(top_rows >= lo) & (top_rows < hi)] - lo)
+        rows = np.setdiff1d(np.union1d(explain, top_here), sample.positions[i])
+        req = FinishRequest(
+            index=i, offset=lo, suspicion=flags.suspicion[lo:hi], flagged=fl, raw=raw[lo:hi],
+            explain=explain, top=top_here, rows=rows,
+            strengths=np.stack([flags.strengths[k][lo + rows] for k in names], axis=1),
+            sample_positions=sample.positions[i],
+            scores_dir=str(target.tmp_dir) if target.tmp_dir is not None else None, scores_frame=target.wants_frames,
+        )
+        args.append((f, coding_f, fitted_f, req))
+    finished: dict[int, FinishBlock] = {}
+    job.map("explain", _task_finish, args, lambda b: finished.__setitem__(b.index, b))
+    return finished
+
+
+def _explain_sample(fitted: Mapping[str, BaseDetector], coding: Coding, sample: _Sample, raw: np.ndarray,
+                    flags: _Flags, top_rows: np.ndarray, names: list[str]) -> dict[int, tuple[str, str]]:
+    """Reasons for the sample's flagged and top rows, on the matrix the detectors were fitted on (fit path)."""
+    from ..scan._scan import _explain
+
+    rows = np.flatnonzero(flags.flagged[sample.global_rows] | np.isin(sample.global_rows, top_rows))
+    if rows.size == 0:
+        return {}
+    n = sample.X.shape[0]
+    reasons, dets = [""] * n, [""] * n
+    table = PreparedTable(frame=pd.DataFrame(index=pd.RangeIndex(n)), features=list(coding.roles.features),
+                          label=coding.roles.label, y=sample.y, classes=coding.classes)
+    _explain(fitted, sample.X, sample.y, {k: flags.strengths[k][sample.global_rows] for k in names}, rows,
+             {k: raw[sample.global_rows, j].astype(np.float64) for j, k in enumerate(names)}, table, coding.encoder,
+             reasons, dets)
+    return {int(sample.global_rows[r]): (reasons[r], dets[r]) for r in rows}
 
 
 def _assemble_suspicious(finished: Mapping[int, FinishBlock], by_row: Mapping[int, tuple[str, str]]) -> pd.DataFrame:
@@ -734,7 +808,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def _assemble_top(finished: Mapping[int, FinishBlock], by_row: Mapping[int, tuple[str, str]], flags: _Flags,
-                  top_rows: np.ndarray, stats: DatasetStats) -> list[dict[str, Any]]:
+                  top_rows: np.ndarray) -> list[dict[str, Any]]:
     tops = pd.concat([finished[i].top for i in sorted(finished)], ignore_index=True)
     info = {int(r.row): r for r in tops.itertuples(index=False)}
     out = []
