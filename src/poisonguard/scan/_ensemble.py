@@ -51,8 +51,8 @@ any row is flagged (the backdoor detectors already work this way):
   A present detector's strength is ``max(Phi(z - Z_PRESENT), 1 - q)`` where ``q`` is the
   row's q-value under the fitted null (the estimated share of null rows at or above its
   score); it flags rows at robust z >= ``Z_PRESENT_FLAG`` (5), with q <= ``ANOMALY_FDR``
-  (0.05), or at or above the threshold where the excess test found its excess. An absent detector keeps ``Phi(z - Z_MID)`` and flags at
-  z >= ``Z_MID`` (8).
+  (0.05), or at or above the threshold where the excess test found its excess. An
+  absent detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8).
 
 ``suspicion`` ranks rows in two tiers. A row that a group's auto rule flags gets
 ``0.5 + 0.5 s``, where ``s`` is the largest strength among the groups that flag it; every
