@@ -128,7 +128,7 @@ def test_flips_into_a_recognised_class_are_flagged_beside_a_weak_class():
 
 @pytest.mark.parametrize("attack", ["in_range", "flip"])
 def test_scan_ranks_at_least_as_well_as_its_best_detector(attack):
-    ds = load_dataset("synthetic", n_rows=2000, seed=1)
+    ds = load_dataset("synthetic", n_rows=4000, seed=1)
     if attack == "in_range":
         pt = inject_outliers(ds.frame, "label", 0.05, seed=1, placement="in_range")
     else:
@@ -136,5 +136,9 @@ def test_scan_ranks_at_least_as_well_as_its_best_detector(attack):
     r = scan(pt.frame, label="label")
     best = max(roc_auc_score(pt.mask, r.detector_scores[c]) for c in r.detector_scores.columns)
     assert roc_auc_score(pt.mask, r.suspicion) >= best - 0.005
-    # and the rule keeps recall (2,000 rows: the label group's probabilities are rougher than at 10k)
-    assert r.flagged[pt.mask].mean() >= (0.9 if attack == "in_range" else 0.5)
+    # and the rule keeps recall. Flips: 4,000 rows (50 flips per class); two of the four
+    # classes pass the presence test, whose null (a uniform density of doubt) is strict
+    # enough for the held-out clean tables (recall 0.42, precision 0.89 measured)
+    assert r.flagged[pt.mask].mean() >= (0.9 if attack == "in_range" else 0.35)
+    if attack == "flip":
+        assert pt.mask[r.flagged].mean() >= 0.8
