@@ -206,23 +206,25 @@ def _run_cli(args: list[str], cwd: Path, code: str = "") -> subprocess.Completed
     return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
-def test_local_engine_reads_a_partitioned_directory_without_importing_dask(poisoned, local_result, tmp_path) -> None:
-    root, _, _ = poisoned
-    proc = _run_cli(["scan", str(root), "--label", "label", "--id", "rid", "--json", "--out", "sus.csv"], tmp_path,
+def test_local_engine_reads_a_partitioned_directory_without_importing_dask(poisoned, tmp_path) -> None:
+    root, frame, _ = poisoned
+    proc = _run_cli(["scan", str(root), "--label", "label", "--id", "rid", "--detectors", "knn_label,iforest", "--json",
+                     "--out", "sus.csv"], tmp_path,
                     code="assert not any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules), "
                          "sorted(m for m in sys.modules if 'dask' in m or 'distributed' in m)")
     assert proc.returncode == 0, proc.stderr
     import json
 
     summary = json.loads(proc.stdout)
-    assert summary["rows"] == local_result.n_rows and summary["flagged"] == local_result.n_flagged
+    expected = scan(frame, label="label", id_col="rid", detectors="knn_label,iforest")
+    assert summary["rows"] == expected.n_rows and summary["flagged"] == expected.n_flagged > 0
 
 
 def test_cli_dask_engine_end_to_end(poisoned, tmp_path) -> None:
     """The real thing: a LocalCluster of 2 worker processes, JSON summary, both outputs."""
     root, frame, _ = poisoned
     proc = _run_cli(["scan", str(root), "--label", "label", "--engine", "dask", "--memory-limit", "1GB",
-                     "--sample-rows", "1500", "--json", "--out", "sus.parquet", "--scores", "scores.csv"], tmp_path)
+                     "--sample-rows", "1500", "--detectors", "knn_label,iforest,duplicates", "--json", "--out", "sus.parquet", "--scores", "scores.csv"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     import json
 
