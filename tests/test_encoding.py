@@ -81,3 +81,23 @@ def test_a_model_trained_on_a_table_with_1e308_cells_saves_and_predicts(tmp_path
     save_model(model, tmp_path / "m")
     pred = load_model(tmp_path / "m").predict(df.drop(columns="label"))
     assert len(pred) == 120 and set(np.unique(pred)) <= {0, 1}
+
+
+def test_float32_output_is_the_float64_encoding_rounded():
+    df = _table(500).assign(t=["x", "y", None, "z", "x"] * 100)
+    enc = TableEncoder()
+    X64 = enc.fit_transform(df, ["a", "b", "c", "t"])
+    X32 = TableEncoder().fit_transform(df, ["a", "b", "c", "t"], dtype=np.float32)
+    assert X32.dtype == np.float32 and X32.shape == X64.shape
+    np.testing.assert_array_equal(X32, X64.astype(np.float32))
+    np.testing.assert_array_equal(enc.transform(df, dtype=np.float32), X32)
+    with pytest.raises(ValueError, match="dtype must be float32 or float64, got int64"):
+        enc.transform(df, dtype=np.int64)
+
+
+def test_fit_transform_equals_fit_then_transform():
+    df = _table(300).assign(t=[f"v{i % 40}" for i in range(300)])  # a frequency-encoded column too
+    df.loc[5, "a"] = np.nan
+    a = TableEncoder().fit_transform(df, ["a", "b", "c", "t"])
+    b = TableEncoder().fit(df, ["a", "b", "c", "t"]).transform(df)
+    np.testing.assert_array_equal(a, b)

@@ -175,7 +175,57 @@ def test_duplicates_near_duplicates_within_tolerance():
     assert DuplicateConflictDetector(tolerance=0.0).fit(X, y).score_samples(X, y)[7] == 0.0
 
 
+def _big_table_with_twins(n: int = 24_000, seed: int = 0):
+    """Above EXACT_MAX_ROWS (the inverted-file search), with exact and near twins planted."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8))
+    y = (X[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(np.int64)
+    src = rng.choice(n, 60, replace=False)
+    twins = X[src].copy()
+    twins[30:] += 1e-7  # near twins: far inside the tolerance
+    X = np.vstack([X, twins])
+    y = np.concatenate([y, 1 - y[src]])  # every twin conflicts with its source row
+    return X, y, src
+
+
+def test_duplicates_finds_planted_twins_above_the_exact_search_limit(monkeypatch):
+    """The approximate graph finds every exact and near twin, as the exact search does."""
+    from poisonguard.detectors import _neighbors
+
+    X, y, src = _big_table_with_twins()
+    assert X.shape[0] > _neighbors.EXACT_MAX_ROWS
+    approx = DuplicateConflictDetector().fit(X, y).score_samples(X, y)
+    monkeypatch.setattr(_neighbors, "_memo", type(_neighbors._memo)(2))  # search afresh, exactly
+    monkeypatch.setattr(_neighbors, "EXACT_MAX_ROWS", 10**9)
+    exact = DuplicateConflictDetector().fit(X, y).score_samples(X, y)
+    planted = np.concatenate([src, np.arange(X.shape[0] - 60, X.shape[0])])
+    assert np.all(approx[planted] == 0.5) and np.all(exact[planted] == 0.5)
+    np.testing.assert_array_equal(approx > 0, exact > 0)
+
+
+def test_neighbour_graph_leaves_each_row_out_and_is_compact_above_the_exact_limit():
+    from poisonguard.detectors._neighbors import EXACT_MAX_ROWS, self_neighbours
+
+    X, _, _ = _big_table_with_twins(seed=1)
+    nb = self_neighbours(X, 5)
+    assert nb.indices.shape == (X.shape[0], 5) and not nb.exact
+    assert nb.indices.dtype == np.int32 and nb.distances.dtype == np.float32  # half a float64 graph
+    assert not (nb.indices == np.arange(X.shape[0])[:, None]).any()
+    assert np.all(np.diff(nb.distances, axis=1) >= 0)
+    assert X.shape[0] > EXACT_MAX_ROWS
+
+
 # ---------------------------------------------------------------- iforest
+def test_iforest_threaded_blocks_score_exactly_as_one_pass(monkeypatch):
+    from poisonguard.detectors import _iforest
+
+    X, _ = _blobs(n_per=200)
+    det = IsolationForestDetector(n_estimators=30).fit(X)
+    one = det.score_samples(X)
+    monkeypatch.setattr(_iforest, "_SCORE_BLOCK", 97)  # many blocks on several threads
+    np.testing.assert_array_equal(det.score_samples(X), one)
+
+
 def test_iforest_scores_far_rows_higher_without_labels():
     X, _ = _blobs(n_per=60)
     far = np.full((3, X.shape[1]), 25.0)

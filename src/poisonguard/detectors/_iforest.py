@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
+from sklearn.utils.parallel import Parallel, delayed
 
 from ..errors import ConfigError
 from ._base import BaseDetector, register
@@ -71,8 +71,8 @@ class IsolationForestDetector(BaseDetector):
             return -self.forest_.score_samples(X)
         starts = range(0, X.shape[0], _SCORE_BLOCK)
         workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 4))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(lambda r0: self.forest_.score_samples(X[r0:r0 + _SCORE_BLOCK]), starts))
+        parts = Parallel(n_jobs=workers, prefer="threads")(
+            delayed(self.forest_.score_samples)(X[r0:r0 + _SCORE_BLOCK]) for r0 in starts)
         return -np.concatenate(parts)
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
