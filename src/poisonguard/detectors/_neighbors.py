@@ -54,8 +54,9 @@ MIN_GRAPH_K = 20
 class Neighbours:
     """k nearest neighbours of each query row: ``indices[i, j]`` at ``distances[i, j]`` (ascending).
 
-    ``indices`` is int32 and ``distances`` float32 when the search ran in faiss (half
-    the memory of a million-row graph), int64/float64 otherwise.
+    Above ``EXACT_MAX_ROWS`` rows (the faiss inverted-file search) ``indices`` is int32
+    and ``distances`` float32, half the memory of a million-row graph; int64/float64
+    otherwise.
     """
 
     indices: np.ndarray
