@@ -213,6 +213,10 @@ def test_neighbour_graph_leaves_each_row_out_and_is_compact_above_the_exact_limi
     assert not (nb.indices == np.arange(X.shape[0])[:, None]).any()
     assert np.all(np.diff(nb.distances, axis=1) >= 0)
     assert X.shape[0] > EXACT_MAX_ROWS
+    from poisonguard.detectors._neighbors import _search
+
+    again = _search(X, X, 6, drop_self=True)  # a second search, not the memo: the same graph
+    np.testing.assert_array_equal(again.indices, nb.indices)
 
 
 # ---------------------------------------------------------------- iforest
