@@ -272,7 +272,7 @@ def plot(runs: list[Run], path: Path) -> None:
 
 
 def _sizes(text: str) -> list[int]:
-    return [int(float(s)) for s in text.split(",") if s.strip()]
+    return [int(float(s)) for s in text.split(",") if s.strip() and float(s) > 0]
 
 
 def main(argv: list[str] | None = None) -> int:
