@@ -64,11 +64,16 @@ def test_report_marks_lost_signal_damaged_clean_tables_and_losing_to_an_anchor()
         _row("u", "outlier-cluster", {"auroc": 1.0, "flag_recall": 0.2, "flagged_frac": 0.01, "fusion_gap": 0.0},
              kind="outlier"),
         _row("u", "duplicate-flip", {"auroc": 0.9, "flag_recall": 0.0, "fusion_gap": 0.0}, kind="duplicate_flip"),
+        _row("v", "scaled", {"auroc": 1.0, "flag_recall": 1.0, "fusion_gap": 0.0, "class_damage": 0.8,
+                             "per_class": [{"class": 0, "clean_rows": 90, "clean_flagged": 1},
+                                           {"class": 1, "clean_rows": 10, "clean_flagged": 8}],
+                             "flagged_by": {"iforest": 12}}, kind="scaled"),
     ]
     report = BenchReport(rows=rows, meta={"anchors": {"cleanlab": "ok"}})
     found = breaks(report)
-    assert len(found) == 3  # the relabelled duplicates are not held to the outlier recall floor
+    assert len(found) == 4  # the relabelled duplicates are not held to the outlier recall floor
     assert found[2] == "u / outlier-cluster 5%: flag recall 0.200 (1.0% of rows flagged)"
+    assert found[3] == "v / scaled 5%: class damage 80.0% (class 1: 8 of 10 clean rows); flagged rows name iforest 12"
     assert found[0].startswith("t / clean:") and "class damage 20.0%" in found[0] and "knn_label 3" in found[0]
     assert "confident alone 0.910" in found[1] and "anchor cleanlab 0.950 > scan 0.900" in found[1]
     md = to_markdown(report, title="Held out")
@@ -79,7 +84,7 @@ def test_report_marks_lost_signal_damaged_clean_tables_and_losing_to_an_anchor()
     assert "| confident 0.910 | -0.010 ✗ |" in flip and flip.endswith("| 0.910 | 0.500 |")
     outlier = next(line for line in md.splitlines() if line.startswith("| t | outlier"))
     assert "| +0.000 |" in outlier and "✗" not in outlier and outlier.endswith("| – | 1.000 |")
-    assert "What breaks (3 cell(s)):" in md
+    assert "What breaks (4 cell(s)):" in md
 
 
 def test_run_cell_fills_the_fusion_columns_from_the_scan() -> None:

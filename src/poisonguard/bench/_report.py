@@ -129,7 +129,8 @@ def to_markdown(report: BenchReport, *, title: str | None = None) -> str:
         "neighbours (standardized features) with another label. What breaks: clean cells that flag more than "
         f"{CLEAN_ROW_LIMIT:.0%} of rows or {CLEAN_CLASS_LIMIT:.0%} of a class; attacked cells where the scan trails "
         f"its best single detector or an anchor by more than {FUSION_TOLERANCE}; outlier, perturbed or scaled "
-        f"cells whose flag rule catches under {OUTLIER_RECALL_FLOOR:.0%} of the poisoned rows; failed cells.",
+        f"cells whose flag rule catches under {OUTLIER_RECALL_FLOOR:.0%} of the poisoned rows; attacked cells whose "
+        f"flag rule also takes more than {CLEAN_CLASS_LIMIT:.0%} of a class's clean rows; failed cells.",
         f"Memory: {m.get('memory_method', _DASH)}. Machine: {m.get('machine', _DASH)}, Python {m.get('python', _DASH)}; "
         "timings are wall-clock on a shared machine and noisy.",
     ]
@@ -164,6 +165,11 @@ def breaks(report: BenchReport) -> list[str]:
             if a.get("status") == "ok" and a.get("auroc") is not None and scan_auc is not None \
                     and a["auroc"] > scan_auc + FUSION_TOLERANCE:
                 problems.append(f"anchor {name} {a['auroc']:.3f} > scan {scan_auc:.3f}")
+        damage = s.get("class_damage")
+        if damage is not None and damage > CLEAN_CLASS_LIMIT:
+            worst = max(s.get("per_class") or [{}], key=lambda c: c.get("clean_flagged", 0) / max(c.get("clean_rows", 1), 1))
+            detail = f" (class {worst['class']}: {worst['clean_flagged']} of {worst['clean_rows']} clean rows)" if worst else ""
+            problems.append(f"class damage {_pct(damage)}{detail}; flagged rows name {_flagged_by(s)}")
         recall = s.get("flag_recall")
         if r.get("kind") in OUTLIER_KINDS and recall is not None and recall < OUTLIER_RECALL_FLOOR:
             problems.append(f"flag recall {recall:.3f} ({_pct(s.get('flagged_frac'))} of rows flagged)")
