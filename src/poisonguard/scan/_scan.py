@@ -312,7 +312,9 @@ def scan(
     total = len(prep.chosen) + 2
     if progress:
         progress("combine", len(prep.chosen), total)
+    t = time.perf_counter()
     flags = _flag(prep, run)
+    run.timings["combine"] = time.perf_counter() - t
     n = prep.table.n_rows
     reasons, row_detectors = [""] * n, [""] * n
     t = time.perf_counter()
