@@ -278,11 +278,11 @@ def test_missing_file_and_directory_exit_2(tmp_path, capsys):
     missing = tmp_path / "nope.csv"
     assert main(["scan", str(missing), "--label", "label"]) == 2
     assert f"file not found: {missing}" in _one_line_error(capsys.readouterr().err)
-    # unreadable: tests run as root (chmod 000 does not stop root), so use a directory
+    # a directory is a partitioned dataset: an empty one is refused in one line
     d = tmp_path / "adir.csv"
     d.mkdir()
     assert main(["scan", str(d), "--label", "label"]) == 2
-    assert f"expected a file but got a directory: {d}" in _one_line_error(capsys.readouterr().err)
+    assert f"no Parquet files found in {d}" in _one_line_error(capsys.readouterr().err)
 
 
 def test_corrupt_parquet_exits_2(tmp_path, capsys):
