@@ -126,10 +126,10 @@ def test_prepare_table_roles_and_label_codes(table):
         ({"source_col": "nope"}, InputError, "source_col column 'nope' not found"),
         ({"label": "y", "id_col": "y"}, InputError, "the same column was given two roles: ['y', 'y']"),
         ({"label": "y", "features": "x,zz"}, InputError, "unknown feature column(s) ['zz']"),
-        ({"label": "y", "features": "x,x"}, InputError, "a feature column is listed twice in --features"),
+        ({"label": "y", "features": "x,x"}, InputError, "a feature column is listed twice in features"),
         ({"label": "y", "features": "x,y"}, InputError, "column 'y' is both a feature and the label/id/source column"),
         ({"label": "y", "features": ","}, InputError, "an empty column list was given"),
-        ({"require_label": True}, InputError, "this command needs a label column: pass --label COL"),
+        ({"require_label": True}, InputError, "this command needs a label column: pass label COL"),
     ],
 )
 def test_prepare_table_role_errors(table, kwargs, error, message):

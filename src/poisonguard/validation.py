@@ -41,6 +41,7 @@ __all__ = [
     "frozen_fact",
     "check_is_fitted",
     "check_fraction",
+    "resolve_roles",
     "resolve_class",
 ]
 
@@ -324,6 +325,55 @@ class PreparedTable:
         return int(self.frame.shape[0])
 
 
+def resolve_roles(
+    columns: Sequence[str],
+    *,
+    label: str | None = None,
+    id_col: str | None = None,
+    source_col: str | None = None,
+    features: str | Sequence[str] | None = None,
+    where: str = "data",
+) -> list[str]:
+    """Check the column roles against ``columns`` and return the feature columns.
+
+    Shared by :func:`prepare_table` and the partitioned (Dask) scan, which checks the
+    roles against partition schemas before reading any rows.
+
+    Raises
+    ------
+    InputError
+        A role that is not a column name or not a column, a column given two roles, an
+        unknown or repeated feature, a feature that has another role, no feature left.
+    """
+    roles = {"label": label, "id_col": id_col, "source_col": source_col}
+    for opt, col in roles.items():
+        check_column_name(col, opt)
+    columns = [str(c) for c in columns]
+    for opt, col in roles.items():
+        if col is not None and col not in columns:
+            raise InputError(f"{where}: {{{opt}}} column {col!r} not found; columns are: {_preview(columns)}",
+                             params=[opt])
+    given = [c for c in roles.values() if c is not None]
+    if len(set(given)) != len(given):
+        raise InputError(f"{where}: the same column was given two roles: {given}")
+    feats = parse_columns(features)
+    if feats is None:
+        feats = [c for c in columns if c not in given]
+    else:
+        unknown = [c for c in feats if c not in columns]
+        if unknown:
+            raise InputError(f"{where}: unknown feature column(s) {unknown}; columns are: {_preview(columns)}")
+        if len(set(feats)) != len(feats):
+            raise InputError(f"{where}: a feature column is listed twice in {{features}}: {feats}",
+                             params=["features"])
+        clash = [c for c in feats if c in given]
+        if clash:
+            raise InputError(f"{where}: column {clash[0]!r} is both a feature and the label/id/source column")
+    if not feats:
+        raise InputError(f"{where}: no feature columns left after removing label/id/source")
+    return list(feats)
+
+
 def prepare_table(
     data: Any,
     *,
@@ -343,37 +393,14 @@ def prepare_table(
     DataError
         NaN/empty labels (rows named), a single class, inf values, too few rows.
     """
-    # library errors name the parameter; the CLI renders it as its option (errors.PoisonguardError)
-    roles = {"label": label, "id_col": id_col, "source_col": source_col}
-    for opt, col in roles.items():
-        check_column_name(col, opt)
     df = as_frame(data, where=where)
     columns = [str(c) for c in df.columns]
     if list(df.columns) != columns:
         df = df.set_axis(columns, axis=1)
-    for opt, col in roles.items():
-        if col is not None and col not in columns:
-            raise InputError(f"{where}: {{{opt}}} column {col!r} not found; columns are: {_preview(columns)}",
-                             params=[opt])
-    given = [c for c in roles.values() if c is not None]
-    if len(set(given)) != len(given):
-        raise InputError(f"{where}: the same column was given two roles: {given}")
-    feats = parse_columns(features)
-    if feats is None:
-        feats = [c for c in columns if c not in given]
-    else:
-        unknown = [c for c in feats if c not in columns]
-        if unknown:
-            raise InputError(f"{where}: unknown feature column(s) {unknown}; columns are: {_preview(columns)}")
-        if len(set(feats)) != len(feats):
-            raise InputError(f"{where}: a feature column is listed twice in --features: {feats}")
-        clash = [c for c in feats if c in given]
-        if clash:
-            raise InputError(f"{where}: column {clash[0]!r} is both a feature and the label/id/source column")
-    if not feats:
-        raise InputError(f"{where}: no feature columns left after removing label/id/source")
+    feats = resolve_roles(columns, label=label, id_col=id_col, source_col=source_col, features=features,
+                          where=where)
     if require_label and label is None:
-        raise InputError("this command needs a label column: pass --label COL")
+        raise InputError("this command needs a label column: pass {label} COL", params=["label"])
     if df.shape[0] < 3:
         raise DataError(f"{where} has {df.shape[0]} row(s); at least 3 are needed")
     _check_finite(df, feats, where)

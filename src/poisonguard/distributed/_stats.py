@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..encoding import TableEncoder
 from ..errors import DataError, InputError
-from ..validation import check_column_name, check_output_columns, parse_columns
+from ..validation import check_output_columns, resolve_roles
 
 __all__ = [
     "Roles",
@@ -75,32 +75,9 @@ def check_roles(
         Unknown column, a column given two roles, a feature listed twice, no feature left,
         or an input column named like an output column.
     """
-    given_roles = {"label": label, "id_col": id_col, "source_col": source_col}
-    for opt, col in given_roles.items():
-        check_column_name(col, opt)
-    columns = [str(c) for c in columns]
-    check_output_columns(columns, where=where)
-    for opt, col in given_roles.items():
-        if col is not None and col not in columns:
-            raise InputError(f"{where}: {{{opt}}} column {col!r} not found; columns are: {_preview(columns)}",
-                             params=[opt])
-    given = [c for c in given_roles.values() if c is not None]
-    if len(set(given)) != len(given):
-        raise InputError(f"{where}: the same column was given two roles: {given}")
-    feats = parse_columns(features)
-    if feats is None:
-        feats = [c for c in columns if c not in given]
-    else:
-        unknown = [c for c in feats if c not in columns]
-        if unknown:
-            raise InputError(f"{where}: unknown feature column(s) {unknown}; columns are: {_preview(columns)}")
-        if len(set(feats)) != len(feats):
-            raise InputError(f"{where}: a feature column is listed twice in --features: {feats}")
-        clash = [c for c in feats if c in given]
-        if clash:
-            raise InputError(f"{where}: column {clash[0]!r} is both a feature and the label/id/source column")
-    if not feats:
-        raise InputError(f"{where}: no feature columns left after removing label/id/source")
+    check_output_columns([str(c) for c in columns], where=where)
+    feats = resolve_roles(columns, label=label, id_col=id_col, source_col=source_col, features=features,
+                          where=where)
     return Roles(features=tuple(feats), label=label, id_col=id_col, source_col=source_col)
 
 
