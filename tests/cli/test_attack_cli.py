@@ -72,6 +72,13 @@ def test_backdoor_with_holdout_and_trigger_file(tmp_path) -> None:
         (["--kind", "flip"], "exactly one"),
         (["--dataset", "wine", "--kind", "flip", "--holdout", "x.csv"], "only apply to --kind backdoor"),
         (["--dataset", "wine", "--kind", "backdoor", "--target", "1", "--trigger", "patch"], "image_shape"),
+        (["--dataset", "wine", "--kind", "pair", "--target", "1"], "--kind pair needs --source-class"),
+        (["--dataset", "wine", "--kind", "boundary"], "--kind boundary needs --target"),
+        (["--dataset", "wine", "--kind", "flip", "--source-class", "1"], "--source-class does not apply to --kind flip"),
+        (["--dataset", "wine", "--kind", "outlier", "--placement", "near"], "--placement must be one of"),
+        (["--dataset", "wine", "--kind", "outlier", "--placement", "cluster", "--spread", "0"], "--spread must be a positive"),
+        (["--dataset", "wine", "--kind", "perturbed", "--n-columns", "0"], "--n-columns must be an integer >= 1, got 0"),
+        (["--dataset", "wine", "--kind", "scaled", "--factor", "1"], "--factor must be a finite number other than 1"),
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, capsys, args: list[str], message: str) -> None:
@@ -81,6 +88,30 @@ def test_bad_input_gives_one_line_error(tmp_path, capsys, args: list[str], messa
     assert message in " ".join(err.split())
     assert err.startswith("poisonguard: error:") and "Traceback" not in err
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--kind", "pair", "--source-class", "0", "--target", "1"], {"source_class": 0, "target_class": 1}),
+        (["--kind", "boundary", "--target", "2"], {"target_class": 2}),
+        (["--kind", "outlier", "--placement", "cluster_in_range", "--spread", "0.1"],
+         {"placement": "cluster_in_range", "spread": 0.1}),
+        (["--kind", "perturbed", "--n-columns", "2"], {"n_columns": 2}),
+        (["--kind", "scaled", "--factor", "5"], {"factor": 5.0}),
+        (["--kind", "duplicate_flip"], {}),
+    ],
+)
+def test_every_attack_kind_runs_from_the_cli(tmp_path, args: list[str], expected: dict) -> None:
+    """Every kind of :data:`ATTACK_KINDS` is reachable with its own options, recorded in attack.json."""
+    out = tmp_path / "p.csv"
+    assert main(["attack", "--dataset", "wine", *args, "--rate", "0.05", "--out", str(out)]) == 0
+    meta = json.loads((tmp_path / "p.attack.json").read_text())
+    truth = pd.read_csv(tmp_path / "p.truth.csv")
+    assert meta["kind"] == args[1] and truth["poisoned"].sum() > 0
+    assert len(pd.read_csv(out)) == len(truth)
+    for key, value in expected.items():
+        assert str(meta["params"][key]) == str(value), (key, meta["params"])
 
 
 def test_missing_file(tmp_path, capsys) -> None:

@@ -106,9 +106,9 @@ def perturbed_copies(
     chk = _check(frame, label, features)
     lo, hi = (float(v) for v in scale)
     if not (0 < lo <= hi) or not math.isfinite(hi):
-        raise InputError(f"scale must be (low, high) with 0 < low <= high, got {scale!r}")
+        raise InputError(f"{{scale}} must be (low, high) with 0 < low <= high, got {scale!r}", params=["scale"])
     if isinstance(n_columns, bool) or int(n_columns) != n_columns or n_columns < 1:
-        raise InputError(f"n_columns must be an integer >= 1, got {n_columns!r}")
+        raise InputError(f"{{n_columns}} must be an integer >= 1, got {n_columns!r}", params=["n_columns"])
     cols = _numeric_features(chk, varying=True)
     if not cols:
         raise DataError("perturbed copies need a numeric feature that is not constant; the table has none")
@@ -223,7 +223,7 @@ def scale_rows(
     chk = _check(frame, label, features)
     factor = float(factor)
     if not math.isfinite(factor) or factor == 1.0:
-        raise InputError(f"factor must be a finite number other than 1, got {factor!r}")
+        raise InputError(f"{{factor}} must be a finite number other than 1, got {factor!r}", params=["factor"])
     cols = _numeric_features(chk, varying=False)
     if not cols:
         raise DataError("scaling rows needs numeric features; the table has none")

@@ -95,9 +95,10 @@ def inject_outliers(
     if not (0 < lo <= hi) or not math.isfinite(hi):
         raise InputError(f"scale must be (low, high) with 0 < low <= high, got {scale!r}")
     if placement not in _PLACEMENTS:
-        raise InputError(f"placement must be one of {', '.join(map(repr, _PLACEMENTS))}, got {placement!r}")
+        raise InputError(f"{{placement}} must be one of {', '.join(map(repr, _PLACEMENTS))}, got {placement!r}",
+                         params=["placement"])
     if not (math.isfinite(float(spread)) and float(spread) > 0):
-        raise InputError(f"spread must be a positive number, got {spread!r}")
+        raise InputError(f"{{spread}} must be a positive number, got {spread!r}", params=["spread"])
     n = chk.frame.shape[0]
     k = int(math.floor(rate * n / (1.0 - rate) + 0.5))
     if k < 1:

@@ -40,12 +40,20 @@ def attack_command(
     n_rows: Optional[int] = typer.Option(None, "--n-rows", help="Rows of --dataset (synthetic: size; others: subset)."),
     label: str = typer.Option("label", "--label", help="Label column."),
     features: Optional[str] = typer.Option(None, "--features", help="Feature columns, comma-separated (default: all but the label)."),
-    kind: str = typer.Option(..., "--kind", help="flip, targeted, outlier or backdoor."),
+    kind: str = typer.Option(
+        ..., "--kind",
+        help="flip, pair, targeted, boundary, outlier, perturbed, duplicate_flip, scaled or backdoor.",
+    ),
     rate: float = typer.Option(0.1, "--rate", help="Fraction of rows to poison, in (0, 1)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed, same poisoned table."),
-    target: Optional[str] = typer.Option(None, "--target", help="Target class (targeted, backdoor)."),
-    source_class: Optional[str] = typer.Option(None, "--source-class", help="Class whose rows are flipped (targeted)."),
-    scale: str = typer.Option("4,8", "--scale", help="Outlier distance from the mean, in std: LOW,HIGH."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target class (pair, targeted, boundary, backdoor)."),
+    source_class: Optional[str] = typer.Option(None, "--source-class", help="Class whose rows are flipped (pair, targeted)."),
+    scale: str = typer.Option("4,8", "--scale", help="Outlier / perturbation distance from the mean, in std: LOW,HIGH."),
+    placement: str = typer.Option(
+        "far", "--placement", help="Outliers: far, in_range, cluster or cluster_in_range."),
+    spread: float = typer.Option(0.05, "--spread", help="Outlier clusters: blob width, as a share of each column's spread."),
+    n_columns: int = typer.Option(3, "--n-columns", help="Perturbed copies: columns pushed out per copy."),
+    factor: float = typer.Option(10.0, "--factor", help="Scaled rows: the factor numeric features are multiplied by."),
     trigger: Optional[str] = typer.Option(None, "--trigger", help="Backdoor trigger: patch, blend or tabular."),
     image_shape: Optional[str] = typer.Option(None, "--image-shape", help="Pixel grid HxW (digits: 8x8, set automatically)."),
     patch_size: int = typer.Option(2, "--patch-size", help="Patch side in pixels."),
@@ -96,15 +104,25 @@ def attack_command(
     params: dict[str, Any] = {}
     if kind != "flip" and features is not None:
         params["features"] = parse_columns(features)
-    if kind == "targeted":
+    if kind in ("targeted", "pair"):
         if source_class is None or target is None:
-            raise InputError("--kind targeted needs --source-class A and --target B")
+            raise InputError(f"--kind {kind} needs --source-class A and --target B")
         params.update(source_class=source_class, target_class=target)
-    elif kind == "outlier":
+    elif kind == "boundary":
+        if target is None:
+            raise InputError("--kind boundary needs --target CLASS")
+        params["target_class"] = target
+    elif kind in ("outlier", "perturbed"):
         lo_hi = _parse_floats(scale, "--scale")
         if len(lo_hi) != 2:
             raise InputError(f"--scale must be two numbers LOW,HIGH, got {scale!r}")
         params["scale"] = tuple(lo_hi)
+        if kind == "outlier":
+            params.update(placement=placement, spread=spread)
+        else:
+            params["n_columns"] = n_columns
+    elif kind == "scaled":
+        params["factor"] = factor
     elif kind == "backdoor":
         if target is None:
             raise InputError("--kind backdoor needs --target CLASS")
@@ -126,8 +144,10 @@ def attack_command(
         )
     if kind != "backdoor" and (holdout is not None or clean_label or trigger is not None):
         raise InputError("--holdout, --clean-label and --trigger only apply to --kind backdoor")
-    if kind not in ("targeted", "backdoor") and target is not None:
+    if kind not in ("targeted", "pair", "boundary", "backdoor") and target is not None:
         raise InputError(f"--target does not apply to --kind {kind}")
+    if kind not in ("targeted", "pair") and source_class is not None:
+        raise InputError(f"--source-class does not apply to --kind {kind}")
 
     result = poison(kind, frame, label=label, rate=rate, seed=seed, **params)
 
