@@ -15,6 +15,31 @@ from ._base import PoisonedTable, _cap, _check, _count, _jsonable, _with_labels
 __all__ = ["flip_labels", "pair_flip", "targeted_flip", "boundary_flip"]
 
 
+def _relabelled(chk, label: str, rows: np.ndarray, new_codes: np.ndarray | int, *, kind: str,
+                rate: float, seed: int, extra: dict[str, Any] | None = None,
+                target: Any = None) -> PoisonedTable:
+    """The table with ``rows`` relabelled to ``new_codes``, its mask and its parameters (one place for every flip)."""
+    n = chk.frame.shape[0]
+    codes = chk.y.copy()
+    codes[rows] = new_codes
+    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    params = _jsonable({"rate": float(rate), "seed": int(seed), "n_poisoned": int(rows.size), "n_rows": int(n),
+                        **(extra or {})})
+    return PoisonedTable(frame=out, mask=mask, kind=kind, params=params, target=target, label=label)
+
+
+def _class_pair(chk, label: str, source_class: Any, target_class: Any, rate: float) -> tuple[int, int, np.ndarray, int]:
+    """Codes ``(a, b)`` of two different classes, the rows of ``a``, and how many of them to flip."""
+    a = resolve_class(source_class, chk.classes, option="source class", label=label)
+    b = resolve_class(target_class, chk.classes, option="target class", label=label)
+    if a == b:
+        raise InputError(f"source class and target class are both {chk.classes[a]!r}; give two different classes")
+    src = np.flatnonzero(chk.y == a)
+    return a, b, src, _cap(_count(rate, chk.frame.shape[0]), src.size, f"rows of class {chk.classes[a]!r}")
+
+
 def flip_labels(frame: pd.DataFrame, label: str, rate: float, seed: int = 0) -> PoisonedTable:
     """Flip the labels of a random ``rate`` fraction of rows.
 
@@ -53,13 +78,7 @@ def flip_labels(frame: pd.DataFrame, label: str, rate: float, seed: int = 0) -> 
     n_classes = chk.classes.size
     # a uniform draw among the other classes: shift by 1..n_classes-1 (mod n_classes)
     shift = rng.integers(1, n_classes, size=k)
-    codes = chk.y.copy()
-    codes[rows] = (codes[rows] + shift) % n_classes
-    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
-    mask = np.zeros(n, dtype=bool)
-    mask[rows] = True
-    params = {"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n)}
-    return PoisonedTable(frame=out, mask=mask, kind="flip", params=params, label=label)
+    return _relabelled(chk, label, rows, (chk.y[rows] + shift) % n_classes, kind="flip", rate=rate, seed=seed)
 
 
 def pair_flip(
@@ -101,26 +120,10 @@ def pair_flip(
         Same rows in the same order; ``kind`` is ``"pair"``, ``target`` the target class.
     """
     chk = _check(frame, label, features)
-    a = resolve_class(source_class, chk.classes, option="source class", label=label)
-    b = resolve_class(target_class, chk.classes, option="target class", label=label)
-    if a == b:
-        raise InputError(f"source class and target class are both {chk.classes[a]!r}; give two different classes")
-    n = chk.frame.shape[0]
-    src = np.flatnonzero(chk.y == a)
-    k = _cap(_count(rate, n), src.size, f"rows of class {chk.classes[a]!r}")
+    a, b, src, k = _class_pair(chk, label, source_class, target_class, rate)
     rows = np.sort(np.random.default_rng(seed).choice(src, size=k, replace=False))
-    codes = chk.y.copy()
-    codes[rows] = b
-    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
-    mask = np.zeros(n, dtype=bool)
-    mask[rows] = True
-    params = _jsonable(
-        {
-            "rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n),
-            "source_class": chk.classes[a], "target_class": chk.classes[b],
-        }
-    )
-    return PoisonedTable(frame=out, mask=mask, kind="pair", params=params, target=chk.classes[b], label=label)
+    return _relabelled(chk, label, rows, b, kind="pair", rate=rate, seed=seed, target=chk.classes[b],
+                       extra={"source_class": chk.classes[a], "target_class": chk.classes[b]})
 
 
 def targeted_flip(
@@ -164,13 +167,7 @@ def targeted_flip(
         Same rows in the same order; ``target`` is ``target_class``.
     """
     chk = _check(frame, label, features)
-    a = resolve_class(source_class, chk.classes, option="source class", label=label)
-    b = resolve_class(target_class, chk.classes, option="target class", label=label)
-    if a == b:
-        raise InputError(f"source class and target class are both {chk.classes[a]!r}; give two different classes")
-    n = chk.frame.shape[0]
-    src = np.flatnonzero(chk.y == a)
-    k = _cap(_count(rate, n), src.size, f"rows of class {chk.classes[a]!r}")
+    a, b, src, k = _class_pair(chk, label, source_class, target_class, rate)
 
     from sklearn.linear_model import LogisticRegression
 
@@ -184,20 +181,8 @@ def targeted_flip(
     tiebreak = rng.permutation(src.size)
     order = np.lexsort((tiebreak, margin))  # by margin, then the seeded order
     rows = np.sort(src[order[:k]])
-    codes = chk.y.copy()
-    codes[rows] = b
-    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
-    mask = np.zeros(n, dtype=bool)
-    mask[rows] = True
-    params = _jsonable(
-        {
-            "rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n),
-            "source_class": chk.classes[a], "target_class": chk.classes[b],
-        }
-    )
-    return PoisonedTable(
-        frame=out, mask=mask, kind="targeted", params=params, target=chk.classes[b], label=label
-    )
+    return _relabelled(chk, label, rows, b, kind="targeted", rate=rate, seed=seed, target=chk.classes[b],
+                       extra={"source_class": chk.classes[a], "target_class": chk.classes[b]})
 
 
 def boundary_flip(
@@ -257,11 +242,5 @@ def boundary_flip(
     tiebreak = np.random.default_rng(seed).permutation(others.size)
     order = np.lexsort((tiebreak, -like_target))  # most like the target first, then the seeded order
     rows = np.sort(others[order[:k]])
-    codes = chk.y.copy()
-    codes[rows] = b
-    out = _with_labels(chk.frame, label, codes, chk.classes).reset_index(drop=True)
-    mask = np.zeros(n, dtype=bool)
-    mask[rows] = True
-    params = _jsonable({"rate": float(rate), "seed": int(seed), "n_poisoned": int(k), "n_rows": int(n),
-                        "target_class": chk.classes[b]})
-    return PoisonedTable(frame=out, mask=mask, kind="boundary", params=params, target=chk.classes[b], label=label)
+    return _relabelled(chk, label, rows, b, kind="boundary", rate=rate, seed=seed, target=chk.classes[b],
+                       extra={"target_class": chk.classes[b]})
