@@ -22,13 +22,14 @@ from typing import Any, Optional, Union
 
 from .._optional import import_optional
 
-# a direct import without the extra names it instead of a bare ImportError
-import_optional("fastapi", "serve")
+from ..store import Store, open_store
 
-from fastapi import APIRouter, Depends, Request, Response  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
-
-from ..store import Store, open_store  # noqa: E402
+# through import_optional: a direct import without the extra names the extra instead
+# of failing with a bare ImportError
+_fastapi = import_optional("fastapi", "serve")
+_pydantic = import_optional("pydantic", "serve")
+APIRouter, Depends, Request, Response = _fastapi.APIRouter, _fastapi.Depends, _fastapi.Request, _fastapi.Response
+BaseModel, Field = _pydantic.BaseModel, _pydantic.Field
 
 __all__ = ["router", "REQUIRED_SCOPE", "get_store", "render_metrics"]
 

@@ -6,10 +6,12 @@ from typing import Annotated, Any, Union
 
 from .._optional import import_optional
 
-# a direct import without the extra names it instead of a bare ImportError
-import_optional("pydantic", "serve")
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr  # noqa: E402
+# through import_optional: a direct import without the extra names the extra instead
+# of failing with a bare ImportError
+_pydantic = import_optional("pydantic", "serve")
+BaseModel, ConfigDict, Field = _pydantic.BaseModel, _pydantic.ConfigDict, _pydantic.Field
+StrictBool, StrictFloat, StrictInt, StrictStr = (
+    _pydantic.StrictBool, _pydantic.StrictFloat, _pydantic.StrictInt, _pydantic.StrictStr)
 
 __all__ = ["FeedbackItemIn", "FeedbackBatchIn", "FeedbackResult", "FeedbackOut", "PredictIn", "PredictionOut",
            "PredictOut", "MAX_ITEMS"]
