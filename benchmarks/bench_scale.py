@@ -15,11 +15,18 @@ each), generated partition by partition so the generator never holds the whole t
 Each scan runs as the ``poisonguard scan`` CLI in a subprocess; wall time and peak RSS
 of the client process and of each Dask worker process (its children) are sampled every
 0.5 s with psutil. The Dask engine runs on a ``LocalCluster`` of 2 workers with a
-4 GB memory limit each. Writes ``benchmarks/results/scale.{json,md,png}``.
+4 GB memory limit each. Engines: ``dask``; ``local`` (the default scan: above
+``FIT_SAMPLE_ROWS`` rows it fits on the same stratified sample as the Dask engine);
+``local-full`` (``--sample-rows 0``: every detector fitted on every row, the local scan
+before the two engines shared the sample), the baseline for quality. Agreement is
+reported between dask and local, and between local and local-full. The load average
+of the host is recorded before and after each run. Writes
+``benchmarks/results/<tag>.{json,md,png}``.
 
 Usage::
 
-    python benchmarks/bench_scale.py --sizes 1000000,2000000,5000000,10000000 --local-sizes 1000000
+    python benchmarks/bench_scale.py --sizes 1000000,2000000,5000000,10000000 --local-sizes 1000000 \
+        --local-full-sizes 1000000
 """
 
 from __future__ import annotations
@@ -138,13 +145,20 @@ class Run:
     workers_seen: int
     exit_code: int
     flagged: int | None = None
+    flagged_poisoned: int | None = None
     auroc: float | None = None
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     summary_timings: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
     @property
     def seconds_per_million(self) -> float:
         return self.seconds / (self.rows / 1e6)
+
+    @property
+    def precision(self) -> float | None:
+        return None if not self.flagged or self.flagged_poisoned is None else self.flagged_poisoned / self.flagged
 
 
 def _sample_tree(pid: int, stop: threading.Event, peaks: dict[str, Any]) -> None:
@@ -175,6 +189,9 @@ def run_scan(engine: str, data: Path, rows: int, out_dir: Path, mask: np.ndarray
            "--out", str(out_dir / f"suspicious_{engine}_{rows}.parquet"), "--scores", str(scores)]
     if engine == "dask":
         cmd += ["--engine", "dask", "--workers", "2", "--memory-limit", memory_limit]
+    elif engine == "local-full":
+        cmd += ["--sample-rows", "0"]
+    load_before = tuple(round(x, 2) for x in os.getloadavg())
     peaks: dict[str, Any] = {"children": {}}
     stop = threading.Event()
     t0 = time.perf_counter()
@@ -194,7 +211,8 @@ def run_scan(engine: str, data: Path, rows: int, out_dir: Path, mask: np.ndarray
     # Dask worker processes are the children holding real memory (the resource tracker is tiny)
     workers = [v for v in peaks["children"].values() if v > 150e6]
     run = Run(engine=engine, rows=rows, seconds=round(seconds, 1), client_peak_gb=round(peaks.get("client", 0) / 1e9, 2),
-              worker_peak_gb=round(max(workers, default=0) / 1e9, 2), workers_seen=len(workers), exit_code=code)
+              worker_peak_gb=round(max(workers, default=0) / 1e9, 2), workers_seen=len(workers), exit_code=code,
+              load_before=load_before, load_after=tuple(round(x, 2) for x in os.getloadavg()))
     if code != 0:
         run.note = (stderr.strip().splitlines() or ["(no message)"])[-1][:300]
         return run
@@ -204,20 +222,24 @@ def run_scan(engine: str, data: Path, rows: int, out_dir: Path, mask: np.ndarray
     frame = pd.read_parquet(scores, columns=["row", "suspicion", "flagged"])
     from sklearn.metrics import roc_auc_score
 
-    run.auroc = round(float(roc_auc_score(mask[frame["row"].to_numpy()], frame["suspicion"].to_numpy())), 5)
+    truth = mask[frame["row"].to_numpy()]
+    run.auroc = round(float(roc_auc_score(truth, frame["suspicion"].to_numpy())), 5)
+    run.flagged_poisoned = int((truth & frame["flagged"].to_numpy()).sum())
     return run
 
 
-def agreement(out_dir: Path, rows: int) -> dict[str, float]:
-    """Flag agreement between the engines' score files at ``rows``."""
-    a = pd.read_parquet(out_dir / f"scores_local_{rows}.parquet", columns=["row", "flagged", "suspicion"]).sort_values("row")
-    b = pd.read_parquet(out_dir / f"scores_dask_{rows}.parquet", columns=["row", "flagged", "suspicion"]).sort_values("row")
+def agreement(out_dir: Path, rows: int, a_engine: str = "local", b_engine: str = "dask") -> dict[str, Any]:
+    """Flag agreement between two engines' score files at ``rows`` (``a`` the reference)."""
+    a = pd.read_parquet(out_dir / f"scores_{a_engine}_{rows}.parquet", columns=["row", "flagged", "suspicion"]).sort_values("row")
+    b = pd.read_parquet(out_dir / f"scores_{b_engine}_{rows}.parquet", columns=["row", "flagged", "suspicion"]).sort_values("row")
     fa, fb = a["flagged"].to_numpy(), b["flagged"].to_numpy()
     both, either = int((fa & fb).sum()), int((fa | fb).sum())
     return {
-        "rows": rows, "flagged_local": int(fa.sum()), "flagged_dask": int(fb.sum()), "flagged_both": both,
+        "rows": rows, "a": a_engine, "b": b_engine, "flagged_a": int(fa.sum()), "flagged_b": int(fb.sum()),
+        "flagged_both": both,
         "jaccard": round(both / max(either, 1), 5),
-        "share_of_local_flags_also_dask": round(both / max(int(fa.sum()), 1), 5),
+        "share_of_a_flags_also_b": round(both / max(int(fa.sum()), 1), 5),
+        "max_abs_suspicion_diff": round(float(np.abs(a["suspicion"].to_numpy() - b["suspicion"].to_numpy()).max()), 8),
         "row_agreement": round(float((fa == fb).mean()), 6),
         "suspicion_spearman": round(float(pd.Series(a["suspicion"].to_numpy()).corr(pd.Series(b["suspicion"].to_numpy()), method="spearman")), 5),
     }
@@ -227,20 +249,44 @@ def agreement(out_dir: Path, rows: int) -> dict[str, float]:
 def write_report(runs: list[Run], agree: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = ["## Scale: local and Dask scan (2-core host, under load)", "",
              f"Table: {meta['description']}", "",
-             "| engine | rows | time (s) | s per 1M rows | client peak RSS (GB) | worker peak RSS (GB) | flagged | AUROC | note |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| engine | rows | time (s) | s per 1M rows | client peak RSS (GB) | worker peak RSS (GB) | flagged | "
+             "precision | AUROC | load avg before / after (1 min) | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in runs:
+        prec = f"{r.precision:.4f}" if r.precision is not None else "-"
         lines.append(f"| {r.engine} | {r.rows:,} | {r.seconds:.1f} | {r.seconds_per_million:.1f} | {r.client_peak_gb:.2f} | "
-                     f"{r.worker_peak_gb:.2f} | {r.flagged if r.flagged is not None else '-'} | "
-                     f"{r.auroc if r.auroc is not None else '-'} | {r.note or ('exit ' + str(r.exit_code) if r.exit_code else '')} |")
+                     f"{r.worker_peak_gb:.2f} | {r.flagged if r.flagged is not None else '-'} | {prec} | "
+                     f"{r.auroc if r.auroc is not None else '-'} | {r.load_before[0]:.1f} / {r.load_after[0]:.1f} | "
+                     f"{r.note or ('exit ' + str(r.exit_code) if r.exit_code else '')} |")
     if agree:
-        lines += ["", "### Agreement, Dask vs local", "",
-                  "| rows | flagged local | flagged dask | both | Jaccard | local flags also flagged by dask | row agreement | suspicion Spearman |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", "### Agreement of the flagged rows (a = reference)", "",
+                  "| rows | a | b | flagged a | flagged b | both | Jaccard | a's flags also flagged by b | row agreement | "
+                  "suspicion Spearman | max abs suspicion diff |",
+                  "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for a in agree:
-            lines.append(f"| {a['rows']:,} | {a['flagged_local']} | {a['flagged_dask']} | {a['flagged_both']} | {a['jaccard']} | "
-                         f"{a['share_of_local_flags_also_dask']} | {a['row_agreement']} | {a['suspicion_spearman']} |")
+            lines.append(f"| {a['rows']:,} | {a['a']} | {a['b']} | {a['flagged_a']} | {a['flagged_b']} | {a['flagged_both']} | "
+                         f"{a['jaccard']} | {a['share_of_a_flags_also_b']} | {a['row_agreement']} | {a['suspicion_spearman']} | "
+                         f"{a['max_abs_suspicion_diff']} |")
+    est = local_estimate(runs)
+    if est:
+        lines += ["", f"Largest table the local scan can do on 24 GB (an estimate, not a run): {est}"]
     return "\n".join(lines) + "\n"
+
+
+def local_estimate(runs: list[Run], budget_gb: float = 24.0) -> str:
+    """Rows at which the local scan's peak RSS reaches ``budget_gb``, extrapolated linearly from its runs."""
+    ok = sorted((r for r in runs if r.engine == "local" and r.exit_code == 0), key=lambda r: r.rows)
+    if not ok:
+        return ""
+    if len(ok) >= 2 and ok[-1].client_peak_gb > ok[0].client_peak_gb:
+        slope = (ok[-1].client_peak_gb - ok[0].client_peak_gb) / (ok[-1].rows - ok[0].rows)
+        base = ok[0].client_peak_gb - slope * ok[0].rows
+        how = f"{slope * 1e6:.3f} GB per million rows from the runs at {ok[0].rows:,} and {ok[-1].rows:,} rows"
+    else:
+        slope, base = ok[-1].client_peak_gb / ok[-1].rows, 0.0
+        how = f"{slope * 1e6:.3f} GB per million rows (peak / rows at {ok[-1].rows:,}, no fixed part assumed)"
+    rows = (budget_gb - base) / slope
+    return f"about {rows / 1e6:.0f}M rows x 32 ({how})"
 
 
 def plot(runs: list[Run], path: Path) -> None:
@@ -250,7 +296,7 @@ def plot(runs: list[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for engine, colour in (("local", "tab:blue"), ("dask", "tab:orange")):
+    for engine, colour in (("local", "tab:blue"), ("dask", "tab:orange"), ("local-full", "tab:green")):
         ok = sorted((r for r in runs if r.engine == engine and r.exit_code == 0), key=lambda r: r.rows)
         if not ok:
             continue
@@ -279,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,2000000,5000000,10000000", help="rows for the Dask engine")
     ap.add_argument("--local-sizes", default="1000000", help="rows for the local engine")
+    ap.add_argument("--local-full-sizes", default="1000000",
+                    help="rows for the local engine fitted on every row (--sample-rows 0), the quality baseline")
     ap.add_argument("--quality-rows", type=int, default=1_000_000, help="the size built from load_dataset('synthetic')")
     ap.add_argument("--partition-rows", type=int, default=250_000)
     ap.add_argument("--memory-limit", default="4GB")
@@ -288,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="scale", help="results/<tag>.{json,md,png}")
     args = ap.parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pg_scale_"))
-    dask_sizes, local_sizes = _sizes(args.sizes), _sizes(args.local_sizes)
+    sizes = {"dask": _sizes(args.sizes), "local": _sizes(args.local_sizes), "local-full": _sizes(args.local_full_sizes)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs: list[Run] = []
     agree: list[dict[str, Any]] = []
@@ -311,24 +359,25 @@ def main(argv: list[str] | None = None) -> int:
         plot(runs, RESULTS / f"{args.tag}.png")
         print(report, flush=True)
 
-    for rows in sorted(set(dask_sizes) | set(local_sizes)):
+    for rows in sorted(set().union(*sizes.values())):
         data = work / f"data_{rows}"
         mask_path = work / f"data_{rows}.mask.npy"
         t = time.perf_counter()
         mask = np.load(mask_path) if mask_path.exists() else write_dataset(
             data, rows, args.partition_rows, args.seed, quality=rows == args.quality_rows)
         print(f"[{rows:,} rows] table ready in {time.perf_counter() - t:.1f}s ({len(mask):,} rows with the outliers)", flush=True)
-        for engine in ("dask", "local"):
-            if rows not in (local_sizes if engine == "local" else dask_sizes):
+        for engine in ("dask", "local", "local-full"):
+            if rows not in sizes[engine]:
                 continue
             run = run_scan(engine, data, rows, work / "out", mask, timeout=args.timeout, memory_limit=args.memory_limit)
             runs.append(run)
             print(f"[{rows:,} rows] {engine}: {run.seconds:.1f}s exit {run.exit_code} {run.note}", flush=True)
             save()
-        if rows in local_sizes and rows in dask_sizes and all(
-                r.exit_code == 0 for r in runs if r.rows == rows):
-            agree.append(agreement(work / "out", rows))
-            save()
+        ok = {r.engine for r in runs if r.rows == rows and r.exit_code == 0}
+        for a, b in (("local", "dask"), ("local-full", "local"), ("local-full", "dask")):
+            if a in ok and b in ok:
+                agree.append(agreement(work / "out", rows, a, b))
+        save()
     return 0
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poisonguard.distributed._scan import _allocate
+from poisonguard.distributed._scan import _class_totals
+from poisonguard.scan._scan import sample_allocation
 from poisonguard.distributed._stats import build_encoder, check_roles, label_codes, partition_stats, reduce_stats
 from poisonguard.encoding import TableEncoder
 from poisonguard.errors import DataError, InputError
@@ -88,11 +89,11 @@ def test_sample_allocation_keeps_class_shares_and_every_class(tmp_path) -> None:
     roles = check_roles(list(frame.columns), label="label", id_col=None, source_col=None, features=None, where="t")
     paths = _partitions(tmp_path, frame, 3)
     stats = reduce_stats([partition_stats(i, p, roles, 0) for i, p in enumerate(paths)], roles, where="t")
-    take = _allocate(stats, 400)
-    assert (take <= stats.class_counts).all()
-    per_class = take.sum(axis=0)
-    share = stats.class_counts.sum(axis=0) / 4000
+    totals = _class_totals(stats)
+    per_class = sample_allocation(totals, 400)
+    assert (per_class <= totals).all()
+    share = totals / 4000
     assert abs(per_class.sum() - 400) <= len(per_class)
     np.testing.assert_allclose(per_class / per_class.sum(), share, atol=0.01)
     assert per_class[stats.classes.tolist().index("rare")] >= 2
-    assert (_allocate(stats, 10_000) == stats.class_counts).all()  # a small table is sampled whole
+    assert (sample_allocation(totals, 10_000) == totals).all()  # a small table is sampled whole

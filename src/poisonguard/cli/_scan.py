@@ -16,6 +16,7 @@ from ..config import check_settings, load_scan_config, parse_set_options
 from ..distributed import is_partitioned, load_partitioned
 from ..errors import InputError, ThresholdExceeded
 from ..scan import ScanResult, scan
+from ..scan._scan import FIT_SAMPLE_ROWS
 from ..validation import check_count, check_fraction, check_output_columns, load_table
 from ._app import app, console, err_console
 
@@ -43,11 +44,11 @@ def scan_cmd(
     since: Optional[str] = typer.Option(None, "--since", help="Score only rows added since this trusted ledger version."),
     db: Optional[str] = typer.Option(None, "--db", envvar="POISONGUARD_DB", help="Store URL for --ledger/--since."),
     key: Optional[Path] = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY", help="Ledger signing key for --ledger."),
-    engine: str = typer.Option("local", "--engine", help="'local' (one process) or 'dask' (partitions scored on a Dask cluster; extra poisonguard[dask])."),
+    engine: str = typer.Option("local", "--engine", help="'local' (one process) or 'dask' (partitions scored on a Dask cluster; extra poisonguard\\[dask])."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786); without it --engine dask starts a local cluster."),
     workers: int = typer.Option(2, "--workers", help="Workers of the local Dask cluster (--engine dask without --scheduler)."),
     memory_limit: str = typer.Option("4GB", "--memory-limit", help="Memory limit per worker of the local Dask cluster."),
-    sample_rows: int = typer.Option(200_000, "--sample-rows", help="--engine dask: rows the detectors are fitted on (a stratified sample)."),
+    sample_rows: int = typer.Option(FIT_SAMPLE_ROWS, "--sample-rows", help="A larger table is scanned by fitting the detectors on a stratified sample of this many rows and scoring every other row against them (both engines: the same rows, the same result); 0 fits on every row (--engine local only)."),
 ) -> None:
     """Rank the rows of a training table by how likely they are poisoned; write suspicious_samples.csv."""
     if engine not in ("local", "dask"):
@@ -69,9 +70,10 @@ def scan_cmd(
     det_names = detectors.split(",") if detectors else cfg.get("detectors")
     if top is not None:
         check_count(top, "--top")
+    if engine == "dask" or sample_rows != 0:
+        check_count(sample_rows, "--sample-rows", minimum=100)
     if engine == "dask":
         check_count(workers, "--workers")
-        check_count(sample_rows, "--sample-rows", minimum=100)
         _scan_dask(data, scheduler=scheduler, workers=workers, memory_limit=memory_limit, sample_rows=sample_rows,
                    label=label, id_col=id_col, source_col=source_col, features=features, detectors=det_names,
                    settings=settings or None, contamination=contamination, top=top, seed=seed, out=out,
@@ -89,6 +91,7 @@ def scan_cmd(
     kwargs: dict[str, Any] = dict(
         label=label, id_col=id_col, source_col=source_col, features=features, detectors=det_names,
         settings=settings or None, contamination=contamination, top=top, random_state=seed, candidates=candidates,
+        fit_rows=sample_rows or None,
     )
     if as_json:
         result = scan(frame, **kwargs)

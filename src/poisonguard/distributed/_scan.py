@@ -6,21 +6,28 @@ The steps, each a map over the partitions or a step on the client:
    every partition (:mod:`._stats`). The encoder, the class codes and every count are
    those of the whole dataset, as a single machine would compute them.
 2. **sample** (map): a stratified sample of at most ``sample_rows`` rows, each class
-   in its share of the dataset (at least 2 rows of every class); the encoded rows go to
-   the client.
+   in its share of the dataset (at least 2 rows of every class). Which rows is decided
+   by a hash of each row's global position (:func:`poisonguard.scan._scan.sample_keys`): the
+   rows of each class with the smallest keys, exactly the rows the local scan fits on
+   (:data:`poisonguard.scan._scan.FIT_SAMPLE_ROWS`). Each partition sends its rows under a
+   per-class cut-off (a superset, by a margin of 8 standard deviations) and the client
+   keeps the smallest keys.
 3. **fit** (client): every detector is fitted on the sample, and the sample's own rows
    are scored there, on the matrix the detectors were fitted on: the *fit path* of the
-   detector contract (leave-one-out neighbour votes, out-of-fold probabilities).
+   detector contract (leave-one-out neighbour votes, out-of-fold probabilities). This
+   and the next step are the local scan's own steps above ``FIT_SAMPLE_ROWS`` rows, so
+   the two engines agree by construction (up to the float rounding of the encoder's
+   statistics, which are summed partition by partition here).
 4. **score** (map): the fitted detectors are broadcast to the workers once; each
    partition's other rows are scored against them (the *query path*: neighbours among
    the sample, the fold models' mean). The two paths estimate the same quantity for a
    row the detector did not learn from, which is why a sample row must never be scored
    on the query path: it would find itself among its neighbours and vouch for its own
-   label. The raw scores (float32) come back to the client.
+   label. The raw scores (float64, as the local scan keeps them) come back to the client.
 5. **combine** (client): :func:`poisonguard.scan.calibrate` and
    :func:`poisonguard.scan.combine` over every row: the robust z-scores, presence
    tests and the false-discovery rule need the whole table's scores, and an n x d
-   float32 matrix is small (10M x 7: 280 MB).
+   matrix is small (10M x 8 float64: 640 MB).
 6. **explain and write** (map): each partition explains its flagged rows and returns
    them with their original columns; per-partition score files are written into a
    temporary sibling directory that is renamed into place only when every partition
@@ -52,6 +59,7 @@ from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError, PoisonguardError
 from ..scan._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
+from ..scan._scan import FIT_SAMPLE_ROWS, sample_allocation, sample_cutoffs, sample_keys, select_sample
 from ..validation import PreparedTable, check_count
 from ._partitions import PartitionedDataset, is_partitioned, resolve_partitions
 from ._stats import (
@@ -70,10 +78,8 @@ __all__ = ["scan_dask", "DaskScanResult", "DEFAULT_SAMPLE_ROWS", "resolve_datase
 
 log = logging.getLogger(__name__)
 
-#: rows the detectors are fitted on. The label detectors' own fits are capped lower
-#: (20,000 rows per fold model); the neighbour vote is the part that gains from a denser
-#: reference, and its cost on the client grows ~ n log n with this number.
-DEFAULT_SAMPLE_ROWS = 200_000
+#: rows the detectors are fitted on: the local scan's (see poisonguard.scan._scan.FIT_SAMPLE_ROWS)
+DEFAULT_SAMPLE_ROWS = FIT_SAMPLE_ROWS
 #: rows of the summary's "top" list (as the local scan)
 TOP = 10
 
@@ -109,7 +115,8 @@ class Coding:
     labels_as_text: bool
 
     def encode(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        X = self.encoder.transform(df)
+        # float32, as the local scan encodes: the detectors see the same matrix
+        X = self.encoder.transform(df, dtype=np.float32)
         y = None
         if self.roles.label is not None:
             y = label_codes(df[self.roles.label], self.classes, as_text=self.labels_as_text)
@@ -118,10 +125,11 @@ class Coding:
 
 @dataclass(frozen=True)
 class SampleBlock:
-    """One partition's share of the sample: local row positions, encoded rows, class codes."""
+    """One partition's sample candidates: local row positions, their keys, encoded rows, class codes."""
 
     index: int
     positions: np.ndarray
+    keys: np.ndarray
     X: np.ndarray
     y: np.ndarray | None
 
@@ -179,7 +187,7 @@ class DaskScanResult:
     suspicion, flagged : ndarray, shape (n_rows,)
         As :class:`poisonguard.scan.ScanResult`, over every row of the dataset.
     detector_scores : DataFrame
-        Raw score of each detector (float32, one column per detector).
+        Raw score of each detector (float64, one column per detector).
     suspicious : DataFrame
         The flagged rows with their original columns plus ``row``, ``suspicion``,
         ``detectors`` and ``reason``, most suspicious first (what the local scan writes).
@@ -249,17 +257,15 @@ class DaskScanResult:
 
 
 # ----------------------------------------------------------------------------- worker tasks
-def _task_sample(index: int, path: str, coding: Coding, take: np.ndarray, seed: int) -> SampleBlock:
-    """Encode one partition and keep ``take[c]`` random rows of each class ``c``."""
+def _task_sample(index: int, path: str, coding: Coding, offset: int, cutoffs: np.ndarray, seed: int) -> SampleBlock:
+    """Encode one partition and keep its sample candidates: rows whose key is under their class's cut-off."""
     df = read_partition(path)
     X, y = coding.encode(df)
-    rng = np.random.default_rng([seed, index])
-    if y is None:
-        pos = np.sort(rng.choice(X.shape[0], size=int(take[0]), replace=False))
-    else:
-        chosen = [rng.choice(np.flatnonzero(y == c), size=int(k), replace=False) for c, k in enumerate(take) if k]
-        pos = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-    return SampleBlock(index=index, positions=pos.astype(np.int64), X=X[pos], y=None if y is None else y[pos])
+    keys = sample_keys(offset + np.arange(X.shape[0], dtype=np.int64), seed)
+    codes = np.zeros(X.shape[0], dtype=np.int64) if y is None else y
+    pos = np.flatnonzero(keys < cutoffs[codes])
+    return SampleBlock(index=index, positions=pos.astype(np.int64), keys=keys[pos], X=X[pos],
+                       y=None if y is None else y[pos])
 
 
 def _task_score(index: int, path: str, coding: Coding, fitted: Mapping[str, BaseDetector],
@@ -269,7 +275,7 @@ def _task_score(index: int, path: str, coding: Coding, fitted: Mapping[str, Base
     X, y = coding.encode(df)
     keep = np.ones(X.shape[0], dtype=bool)
     keep[sample_positions] = False
-    raw = np.full((X.shape[0], len(fitted)), np.nan, dtype=np.float32)
+    raw = np.full((X.shape[0], len(fitted)), np.nan, dtype=np.float64)
     if keep.any():
         Xq, yq = X[keep], (None if y is None else y[keep])
         with threadpool_limits(limits=1, user_api="blas"):
@@ -358,30 +364,11 @@ def explain_rows(fitted: Mapping[str, BaseDetector], X: np.ndarray, y: np.ndarra
 
 
 # ----------------------------------------------------------------------------- client steps
-def _allocate(stats: DatasetStats, sample_rows: int) -> np.ndarray:
-    """Rows to sample per (partition, class): each class in its share, at least 2 rows of each.
-
-    Largest-remainder rounding within each class, so the totals are exact.
-    """
-    counts = stats.class_counts if stats.roles.label is not None else np.asarray(stats.rows, dtype=np.int64)[:, None]
-    total = int(counts.sum())
-    if total <= sample_rows:
-        return counts.copy()
-    frac = sample_rows / total
-    take = np.zeros_like(counts)
-    for c in range(counts.shape[1]):
-        col = counts[:, c]
-        k = min(int(col.sum()), max(2, int(round(frac * col.sum()))))
-        share = col * (k / max(int(col.sum()), 1))
-        base = np.minimum(np.floor(share).astype(np.int64), col)
-        rest = k - int(base.sum())
-        if rest > 0:
-            room = col - base
-            order = np.argsort(-(share - base), kind="stable")
-            order = order[room[order] > 0][:rest]
-            base[order] += 1
-        take[:, c] = base
-    return take
+def _class_totals(stats: DatasetStats) -> np.ndarray:
+    """Rows of each class in the whole dataset (one class for an unlabelled one)."""
+    if stats.roles.label is not None:
+        return stats.class_counts.sum(axis=0).astype(np.int64)
+    return np.array([stats.n_rows], dtype=np.int64)
 
 
 def _raise_failure(exc: BaseException, step: str) -> None:
@@ -652,19 +639,31 @@ def _summarise(job: _Job, roles: Roles, seed: int, *, where: str) -> tuple[Datas
 
 
 def _draw_sample(job: _Job, stats: DatasetStats, coding_f: Any, sample_rows: int, seed: int) -> _Sample:
-    take = _allocate(stats, sample_rows)
-    blocks: dict[int, SampleBlock] = {}
-    job.map("sample", _task_sample, [(i, f, coding_f, take[i], seed) for i, f in enumerate(job.files) if take[i].sum()],
-            lambda b: blocks.__setitem__(b.index, b))
-    order = sorted(blocks)
-    positions = {i: np.zeros(0, dtype=np.int64) for i in range(len(job.files))}
-    positions.update({i: blocks[i].positions for i in order})
+    """The local scan's fit sample (:func:`poisonguard.scan._scan.select_sample`), from each partition's candidates."""
+    totals = _class_totals(stats)
+    take = sample_allocation(totals, sample_rows)
+    cutoffs = sample_cutoffs(totals, take)
     offsets = stats.offsets
+    blocks: dict[int, SampleBlock] = {}
+    job.map("sample", _task_sample, [(i, f, coding_f, int(offsets[i]), cutoffs, seed) for i, f in enumerate(job.files)],
+            lambda b: blocks.__setitem__(b.index, b))
+    order = range(len(job.files))  # dataset order: equal keys go to the earlier row, as in the local scan
+    keys = np.concatenate([blocks[i].keys for i in order])
+    part = np.concatenate([np.full(blocks[i].positions.size, i, dtype=np.int64) for i in order])
+    codes = (np.concatenate([blocks[i].y for i in order]) if stats.roles.label is not None
+             else np.zeros(keys.size, dtype=np.int64))
+    keep = select_sample(keys, codes, take)
+    X = np.concatenate([blocks[i].X for i in order])[keep]
+    positions = {i: np.zeros(0, dtype=np.int64) for i in range(len(job.files))}
+    starts = np.concatenate([[0], np.cumsum([blocks[i].positions.size for i in order])])
+    for i in order:
+        mine = keep[part[keep] == i] - starts[i]
+        positions[i] = blocks[i].positions[mine]
     return _Sample(
         positions=positions,
-        global_rows=np.concatenate([offsets[i] + positions[i] for i in range(len(job.files))]),
-        X=np.concatenate([blocks[i].X for i in order]),
-        y=np.concatenate([blocks[i].y for i in order]) if stats.roles.label is not None else None,
+        global_rows=np.concatenate([offsets[i] + positions[i] for i in order]),
+        X=X,
+        y=codes[keep] if stats.roles.label is not None else None,
     )
 
 
@@ -690,9 +689,9 @@ def _fit_on_sample(job: _Job, chosen: Sequence[BaseDetector], sample: _Sample) -
 
 def _score_partitions(job: _Job, stats: DatasetStats, coding_f: Any, fitted_f: Any, sample: _Sample,
                       raw_sample: Mapping[str, np.ndarray], names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Every row's raw scores (float32, n x d) and class codes, the sample's from the fit path."""
+    """Every row's raw scores (float64, n x d) and class codes, the sample's from the fit path."""
     n, offsets = stats.n_rows, stats.offsets
-    raw = np.empty((n, len(names)), dtype=np.float32)
+    raw = np.empty((n, len(names)), dtype=np.float64)
     y_all = np.empty(n, dtype=np.int64) if stats.roles.label is not None else None
     raw[sample.global_rows] = np.stack([raw_sample[k] for k in names], axis=1)
 

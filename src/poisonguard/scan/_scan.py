@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,36 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .._io import atomic_write_table
-from ..detectors import BaseDetector, resolve_settings
+from ..detectors import BaseDetector, Explanation, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError
 from ..validation import PreparedTable, check_count, check_fraction, check_output_columns, prepare_table
 from ._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
 
-__all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "ProgressCallback"]
+__all__ = [
+    "scan",
+    "ScanResult",
+    "AUTO_THRESHOLD",
+    "ProgressCallback",
+    "FIT_SAMPLE_ROWS",
+    "sample_keys",
+    "sample_allocation",
+    "sample_cutoffs",
+    "select_sample",
+]
 
 log = logging.getLogger(__name__)
 
 #: ``progress(stage, done, total)`` is called as the scan advances
 ProgressCallback = Callable[[str, int, int], None]
+#: Above this many rows the detectors are fitted on a stratified sample of this size
+#: and every other row is scored against them (the *query path* of the detector
+#: contract): the fit costs stay bounded (the neighbour vote's reference, the fold
+#: models, the forest), and the local scan and the Dask engine
+#: (:mod:`poisonguard.distributed`) fit on the *same* rows, so they give the same
+#: result by construction. The neighbour vote is the part that gains from a denser
+#: reference; its query cost grows ~ log of this number.
+FIT_SAMPLE_ROWS = 200_000
 _PLACEHOLDER = re.compile(r"\{(label|feature):(\d+)\}")
 
 
@@ -208,6 +226,82 @@ def _parse_rule(contamination: str | float | None, top: int | None) -> tuple[str
     return "contamination", check_fraction(contamination, "contamination")
 
 
+# ----------------------------------------------------------------------------- the fit sample
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+#: a class's candidate cut-off leaves room for this many standard deviations of its count
+_CUTOFF_SIGMAS = 8.0
+
+
+def sample_keys(rows: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform key in [0, 1) for each global row position: splitmix64 of ``(seed, row)``.
+
+    The key depends on the row's position in the dataset and on the seed alone, so an
+    engine that reads the rows whole and one that reads them partition by partition
+    draw the same sample.
+    """
+    x = np.asarray(rows, dtype=np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        z = x * _GOLDEN + np.uint64(int(seed) % (1 << 64)) * _MIX2
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def sample_allocation(class_counts: np.ndarray, sample_rows: int) -> np.ndarray:
+    """Rows of each class in a stratified sample of ``sample_rows``: each class in its share, at least 2 rows.
+
+    Every row when the table has at most ``sample_rows`` rows.
+    """
+    counts = np.asarray(class_counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total <= sample_rows:
+        return counts.copy()
+    frac = sample_rows / total
+    return np.minimum(counts, np.maximum(2, np.round(frac * counts).astype(np.int64)))
+
+
+def sample_cutoffs(class_counts: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """Per class, a key below which a partition keeps its rows as sample candidates.
+
+    The ``take[c]`` rows of class ``c`` with the smallest keys are the sample; rows with
+    a key under the cut-off are a superset of them unless fewer than ``take[c]`` of
+    the class's rows fall under it, which the margin of ``_CUTOFF_SIGMAS`` standard
+    deviations of that count makes practically impossible (:func:`select_sample` then
+    takes what there is, and says so).
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    take = np.asarray(take, dtype=np.float64)
+    want = take + _CUTOFF_SIGMAS * np.sqrt(take) + 2 * _CUTOFF_SIGMAS
+    return np.where(take >= counts, 1.0, np.minimum(1.0, want / np.maximum(counts, 1.0)))
+
+
+def select_sample(keys: np.ndarray, codes: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the ``take[c]`` rows of each class ``c`` with the smallest keys.
+
+    ``keys`` and ``codes`` are in dataset order; equal keys go to the earlier row, so the
+    choice is the same whether made over every row or over a superset of the chosen rows.
+    """
+    codes = np.asarray(codes)
+    chosen = []
+    for c, k in enumerate(np.asarray(take, dtype=np.int64).tolist()):
+        rows = np.flatnonzero(codes == c)
+        if rows.size < k:
+            log.warning("sample: class %d has %d candidate rows, %d wanted; taking them all", c, rows.size, k)
+        chosen.append(rows[np.argsort(keys[rows], kind="stable")[:k]] if rows.size > k else rows)
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def _fit_sample(y: np.ndarray | None, n_rows: int, fit_rows: int | None, seed: int) -> np.ndarray | None:
+    """The rows the detectors are fitted on, or ``None`` (every row) for a table of at most ``fit_rows`` rows."""
+    if fit_rows is None or n_rows <= fit_rows:
+        return None
+    codes = np.zeros(n_rows, dtype=np.int64) if y is None else np.asarray(y, dtype=np.int64)
+    take = sample_allocation(np.bincount(codes), fit_rows)
+    return select_sample(sample_keys(np.arange(n_rows), seed), codes, take)
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """The prepare step's output: the table, its encoding, the detectors and the rule."""
@@ -219,6 +313,8 @@ class _Prepared:
     rule: str
     rule_arg: Any
     candidates: np.ndarray | None
+    #: rows the detectors are fitted on (ascending), ``None`` for every row (see FIT_SAMPLE_ROWS)
+    sample: np.ndarray | None = None
 
 
 @dataclass
@@ -231,6 +327,9 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     #: perf_counter when the first detector started (the end of encoding)
     started: float = 0.0
+    #: the matrix and class codes the detectors were fitted on (the sample's rows, or the whole table)
+    fit_X: np.ndarray | None = None
+    fit_y: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +359,7 @@ def scan(
     strict: bool = True,
     candidates: Any = None,
     progress: ProgressCallback | None = None,
+    fit_rows: int | None = FIT_SAMPLE_ROWS,
 ) -> ScanResult:
     """Scan a training table and rank its rows by how likely they are poisoned.
 
@@ -298,6 +398,13 @@ def scan(
         never flagged; ``contamination`` and ``top`` count candidate rows only.
     progress : callable, optional
         ``progress(stage, done, total)`` for progress displays.
+    fit_rows : int or None, default=FIT_SAMPLE_ROWS
+        A table of more rows is scanned as the Dask engine scans it: the detectors are
+        fitted on a stratified sample of ``fit_rows`` rows (each class in its share,
+        chosen by a hash of the row's position and ``random_state``), the sample's rows
+        are scored on the fit path (leave-one-out neighbour votes, out-of-fold
+        probabilities) and every other row against the fitted detectors. ``None`` fits
+        on every row whatever the size.
 
     Returns
     -------
@@ -306,7 +413,7 @@ def scan(
     t0 = time.perf_counter()
     prep = _prepare(data, label=label, id_col=id_col, source_col=source_col, features=features,
                     detectors=detectors, settings=settings, contamination=contamination, top=top,
-                    random_state=random_state, candidates=candidates)
+                    random_state=random_state, candidates=candidates, fit_rows=fit_rows)
     run = _run(prep, progress)
     run.timings = {"encode": run.started - t0, **run.timings}
     total = len(prep.chosen) + 2
@@ -323,7 +430,7 @@ def scan(
     try:  # inside the fail-closed handling: a crash while explaining fails the scan
         rows = np.union1d(np.flatnonzero(flags.flagged), np.argsort(-flags.suspicion, kind="stable")[:10])
         _explain(run.fitted, prep.X, prep.table.y, flags.strengths, rows, run.raw, prep.table, prep.encoder,
-                 reasons, row_detectors)
+                 reasons, row_detectors, sample=_FitRows.of(prep, run))
     except Exception as exc:
         log.error("explaining the flagged rows failed: %s", exc)
         run.failures["explain"] = f"{type(exc).__name__}: {exc}"
@@ -358,7 +465,7 @@ def _prepare(
     data: Any, *, label: str | None, id_col: str | None, source_col: str | None,
     features: str | Sequence[str] | None, detectors: str | Sequence[str] | None,
     settings: Mapping[str, Mapping[str, Any]] | None, contamination: str | float | None, top: int | None,
-    random_state: int | None, candidates: Any,
+    random_state: int | None, candidates: Any, fit_rows: int | None = FIT_SAMPLE_ROWS,
 ) -> _Prepared:
     """Validate the rule and the table, choose and seed the detectors, encode the features."""
     rule, rule_arg = _parse_rule(contamination, top)
@@ -382,13 +489,42 @@ def _prepare(
     # detectors' checks and fingerprints of it are computed once (validation.frozen_fact)
     X = encoder.fit_transform(table.frame, table.features, dtype=np.float32)
     X.flags.writeable = False
-    return _Prepared(table=table, encoder=encoder, X=X, chosen=chosen, rule=rule, rule_arg=rule_arg, candidates=cand)
+    if fit_rows is not None:
+        fit_rows = check_count(fit_rows, "fit_rows", minimum=100)
+    sample = _fit_sample(table.y, table.n_rows, fit_rows, int(random_state or 0))
+    return _Prepared(table=table, encoder=encoder, X=X, chosen=chosen, rule=rule, rule_arg=rule_arg, candidates=cand,
+                     sample=sample)
+
+
+def _frozen(X: np.ndarray) -> np.ndarray:
+    """A contiguous read-only copy (the detectors' checks and fingerprints of it are then computed once)."""
+    out = np.ascontiguousarray(X)
+    out.flags.writeable = False
+    return out
 
 
 def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
-    """Fit and score every detector; a crash is recorded in ``failures`` and never dropped."""
+    """Fit and score every detector; a crash is recorded in ``failures`` and never dropped.
+
+    With a fit sample (``prep.sample``) each detector is fitted on the sample's rows and
+    scores them on its fit path; every other row is scored on its query path, which does
+    not depend on the other rows scored with it (so the Dask engine, scoring one
+    partition at a time, gets the same scores).
+    """
     out = _Run(started=time.perf_counter())
     total = len(prep.chosen) + 2
+    y = prep.table.y
+    if prep.sample is None:
+        out.fit_X, out.fit_y = prep.X, y
+        rest = None
+    else:
+        out.fit_X, out.fit_y = _frozen(prep.X[prep.sample]), (None if y is None else y[prep.sample])
+        keep = np.ones(prep.table.n_rows, dtype=bool)
+        keep[prep.sample] = False
+        rest = np.flatnonzero(keep)
+        del keep
+    X_rest = None if rest is None else _frozen(prep.X[rest])
+    y_rest = None if rest is None or y is None else y[rest]
     # One BLAS thread: the detectors' linear algebra is on small blocks, where thread
     # start-up and oversubscription (e.g. with pytest-xdist or a busy host) cost up to
     # 30x; neighbour search keeps its own OpenMP threads.
@@ -398,8 +534,14 @@ def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
                 progress(det.name, i, total)
             t = time.perf_counter()
             try:
-                det.fit(prep.X, prep.table.y)
-                out.raw[det.name] = det.score_samples(prep.X, prep.table.y)
+                det.fit(out.fit_X, out.fit_y)
+                raw = det.score_samples(out.fit_X, out.fit_y)
+                if rest is not None:
+                    full = np.empty(prep.table.n_rows, dtype=np.float64)
+                    full[prep.sample] = raw
+                    full[rest] = det.score_samples(X_rest, y_rest)
+                    raw = full
+                out.raw[det.name] = raw
                 out.fitted[det.name] = det
             except Exception as exc:  # fail closed: recorded, never silently dropped
                 log.error("detector %s failed: %s", det.name, exc)
@@ -483,6 +625,41 @@ def _detector_info(det: BaseDetector) -> dict[str, Any]:
         return {"report": str(report)}
 
 
+@dataclass(frozen=True)
+class _FitRows:
+    """The fit sample as :func:`_explain` needs it: positions (ascending), matrix and class codes."""
+
+    positions: np.ndarray
+    X: np.ndarray
+    y: np.ndarray | None
+
+    @classmethod
+    def of(cls, prep: _Prepared, run: _Run) -> "_FitRows | None":
+        if prep.sample is None or run.fit_X is None:
+            return None
+        return cls(positions=prep.sample, X=run.fit_X, y=run.fit_y)
+
+
+def _explain_with(det: BaseDetector, X: np.ndarray, y: np.ndarray | None, rows: np.ndarray, scores: np.ndarray,
+                  sample: _FitRows | None) -> list[Explanation]:
+    """``det.explain_rows`` for ``rows`` of ``X``: a sample row on the matrix the detector was fitted on
+    (fit path), any other row on its own (query path), as each was scored."""
+    if sample is None:
+        return det.explain_rows(X, y, rows, scores=scores)
+    at = np.searchsorted(sample.positions, rows)
+    in_fit = (at < sample.positions.size) & (sample.positions[np.minimum(at, sample.positions.size - 1)] == rows)
+    out: list[Explanation] = []
+    if in_fit.any():
+        exps = det.explain_rows(sample.X, sample.y, at[in_fit], scores=scores[sample.positions])
+        out += [replace(e, row=int(sample.positions[e.row])) for e in exps]
+    others = rows[~in_fit]
+    if others.size:
+        exps = det.explain_rows(X[others], None if y is None else y[others], np.arange(others.size),
+                                scores=scores[others])
+        out += [replace(e, row=int(others[e.row])) for e in exps]
+    return out
+
+
 def _explain(
     fitted: Mapping[str, BaseDetector],
     X: np.ndarray,
@@ -494,8 +671,13 @@ def _explain(
     encoder: TableEncoder,
     reasons: list[str],
     row_detectors: list[str],
+    *,
+    sample: _FitRows | None = None,
 ) -> None:
-    """Fill ``reasons``/``row_detectors`` for ``rows`` from the detectors that drive each row."""
+    """Fill ``reasons``/``row_detectors`` for ``rows`` from the detectors that drive each row.
+
+    With ``sample`` (a scan fitted on a sample) each row is explained on the path it was scored on.
+    """
     if rows.size == 0 or not strengths:
         return
     names = list(strengths)
@@ -506,7 +688,7 @@ def _explain(
     for j, name in enumerate(names):
         sel = rows[speaks[:, j]]
         if sel.size:
-            exps = fitted[name].explain_rows(X, y, sel, scores=raw[name])
+            exps = _explain_with(fitted[name], X, y, sel, raw[name], sample)
             per_det[name] = {e.row: _fill(e.reason, table, encoder) for e in exps}
     orders = np.argsort(-S, axis=1, kind="stable")  # one call for all rows: a million-row scan explains ~50k
     for i, r in enumerate(rows.tolist()):
