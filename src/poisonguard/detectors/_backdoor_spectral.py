@@ -195,7 +195,8 @@ class BackdoorSpectralDetector(BaseDetector):
         self.n_classes_ = K
         counts = np.bincount(y, minlength=K)
         rep = fit_representation(X, n_components=int(self.n_components), max_fit_rows=int(self.max_fit_rows),
-                                 random_state=int(self.random_state), rng=rng)
+                                 random_state=int(self.random_state), rng=rng,
+                                 fingerprint=getattr(self, "fit_fingerprint_", None))
         self.mean_, self.components_, self.scale_ = rep.mean, rep.components, rep.scale
         Z = rep.transform(X)
         search = find_candidates(

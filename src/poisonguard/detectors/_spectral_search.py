@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._projection import pca_basis
+
 __all__ = ["Representation", "Mixture1D", "ClusterCandidate", "SpectralSearch", "fit_representation",
            "fit_mixture_1d", "find_candidates"]
 
@@ -89,28 +91,19 @@ class SpectralSearch:
 
 def fit_representation(
     X: np.ndarray, *, n_components: int, max_fit_rows: int, random_state: int, rng: np.random.Generator,
-    whiten: bool = True,
+    whiten: bool = True, fingerprint: str | None = None,
 ) -> Representation:
     """PCA of ``X`` with at most ``n_components`` dimensions, fitted on at most ``max_fit_rows`` rows.
 
     Whitened (unit variance per component) unless ``whiten=False``, which keeps the
     components' scale, so that a regularised model on the projection penalises the
     directions as it would on the raw columns: the form for a label model on a wide table.
+    On a wide table the basis is shared with the other representation models of the
+    scan (:func:`~._projection.pca_basis`).
     """
-    from sklearn.utils.extmath import randomized_svd
-
-    n, d = X.shape
-    sub = rng.choice(n, size=max_fit_rows, replace=False) if n > max_fit_rows else np.arange(n)
-    Xs = X[sub]
-    mean = Xs.mean(axis=0)
-    k = max(1, min(n_components, d, Xs.shape[0] - 1))
-    _, s, vt = randomized_svd(Xs - mean, k, n_oversamples=10, n_iter=4, random_state=random_state)
-    sd = s / np.sqrt(max(Xs.shape[0] - 1, 1))
-    keep = sd > 1e-8 * max(float(sd.max()), 1e-300)
-    if not keep.any():
-        keep[:] = True
-        sd = np.ones_like(sd)
-    return Representation(mean=mean, components=vt[keep], scale=sd[keep] if whiten else np.ones(int(keep.sum())))
+    b = pca_basis(X, n_components=n_components, max_fit_rows=max_fit_rows, random_state=random_state, rng=rng,
+                  fingerprint=fingerprint)
+    return Representation(mean=b.mean, components=b.components, scale=b.sd if whiten else np.ones(b.sd.size))
 
 
 def fit_mixture_1d(z: np.ndarray, random_state: int) -> Mixture1D:
