@@ -133,19 +133,18 @@ class BackdoorCleanLabelDetector(BaseDetector):
         n = X.shape[0]
         K = int(y.max()) + 1
         counts = np.bincount(y, minlength=K)
-        tokens = find_enriched_tokens(X, y, K, min_count=int(self.min_count), max_fraction=0.5, alpha=float(self.alpha),
-                                      fingerprint=getattr(self, "fit_fingerprint_", None)).tokens
-        stamps = [t for t in tokens if len(t.features) >= int(self.min_features)]
+        found = find_enriched_tokens(X, y, K, min_count=int(self.min_count), max_fraction=0.5, alpha=float(self.alpha),
+                                     fingerprint=getattr(self, "fit_fingerprint_", None))
+        stamps = [(t, found.carries[:, i]) for i, t in enumerate(found.tokens) if len(t.features) >= int(self.min_features)]
         level = float(self.alpha) / max(len(stamps), 1)
         cands: list[StampCandidate] = []
-        for tok in stamps:
+        for tok, carrier in stamps:
             c = tok.label
-            carrier = tok.carried_by(X)
             in_c = y == c
             k, n_c, n_other = int((carrier & in_c).sum()), int(in_c.sum()), int((~in_c).sum())
             other_rate = float((carrier & ~in_c).sum() / max(n_other, 1))
             rest = in_c & ~carrier
-            typical = typical_rate(X, y, tok, near=float(self.near), share=_NEAR_SHARE)
+            typical = typical_rate(X, y, tok, near=float(self.near), share=_NEAR_SHARE, carrier=carrier)
             # natural rate of the pattern in the class: what its other rows and the other classes show
             natural = max(other_rate, typical, 1.0 / n)
             p = float(binom.sf(k - 1, n_c, natural)) if k > 0 else 1.0

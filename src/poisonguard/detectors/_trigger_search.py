@@ -71,6 +71,14 @@ class TokenSearch:
 
 
 @dataclass(frozen=True)
+class _Conjunctions:
+    """Conjunction tokens and, for each, the mask of the rows that carry it."""
+
+    tokens: list[Token]
+    carriers: list[np.ndarray]
+
+
+@dataclass(frozen=True)
 class _Candidates:
     """Every exact value carried by enough rows, one entry per (feature, value).
 
@@ -317,22 +325,31 @@ def _search_tokens(
         k, total = int(cand.by_class[i, c]), int(cand.total[i])
         excess = min(max(float((k - prior[c] * total) / k), 0.0), 1.0)
         tokens.append(Token((int(cand.feature[i]),), (float(cand.value[i]),), c, total, k, p, excess))
-    tokens += _conjunctions(X, y, prior, cand, min_count=min_count, alpha=alpha)
-    carries = np.zeros((n, len(tokens)), dtype=bool)
-    for t, tok in enumerate(tokens):
-        carries[:, t] = tok.carried_by(X)
-    return TokenSearch(tokens=tokens, carries=carries)
+    conj = _conjunctions(X, y, prior, cand, min_count=min_count, alpha=alpha)
+    carries = np.zeros((n, len(tokens) + len(conj.tokens)), dtype=bool)
+    for t, (i, _) in enumerate(sorted(p_of)):
+        if np.isnan(cand.value[i]):  # carried_by never matches NaN: keep its answer
+            carries[:, t] = tokens[t].carried_by(X)
+        else:  # a single value's carriers are its candidate rows: no pass over the column
+            carries[cand.rows[cand.ptr[i]:cand.ptr[i + 1]], t] = True
+    for t, carrier in enumerate(conj.carriers, start=len(tokens)):
+        carries[:, t] = carrier
+    return TokenSearch(tokens=tokens + conj.tokens, carries=carries)
 
 
-def typical_rate(X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NEAR, share: float = 1.0) -> float:
+def typical_rate(
+    X: np.ndarray, y: np.ndarray, token: Token, *, near: float = NEAR, share: float = 1.0,
+    carrier: np.ndarray | None = None,
+) -> float:
     """Share of the token's class rows that do *not* carry it but come within ``near`` of it.
 
     High for a trait of the class (the empty centre of a "0": rows without the exact
     zeros still have little ink there); near 0 for a stamp foreign to the class. With
     no such rows to compare it is 0. A row comes near when it is within ``near`` on at
     least ``ceil(share * m)`` of the token's ``m`` features (all of them by default).
+    ``carrier``: the token's carrier mask when the caller has it.
     """
-    rest = (y == token.label) & ~token.carried_by(X)
+    rest = (y == token.label) & ~(token.carried_by(X) if carrier is None else carrier)
     if not rest.any():
         return 0.0
     # index rows and columns at once: X[rest] would copy every column of a wide table
@@ -520,7 +537,7 @@ def _conjunctions(
     *,
     min_count: int,
     alpha: float,
-) -> list[Token]:
+) -> _Conjunctions:
     """Conjunctions of values that the rows of one class carry together, enriched in that class.
 
     A multi-feature trigger whose single values are common (a 2x2 patch of maximum ink
@@ -541,22 +558,30 @@ def _conjunctions(
              for members in _class_components(y, cand, c, entry_cand, by_class[bounds[c]:bounds[c + 1]],
                                               min_count=min_count)]
     if not found:
-        return []
+        return _Conjunctions([], [])
     level = alpha / len(found)
-    out = []
+    tested = []  # (class, features, values, carriers) of the conjunctions that reach the lift
     for c, members in found:
         feats = tuple(int(cand.feature[i]) for i in members)
         vals = tuple(float(cand.value[i]) for i in members)
         carrier = np.all(X[:, list(feats)] == np.asarray(vals), axis=1)
         total, k = int(carrier.sum()), int((carrier & (y == c)).sum())
-        if k < min_count or k < min_share(prior[c]) * total:
-            continue
-        p = float(binom.sf(k - 1, total, prior[c]))
+        if k >= min_count and k >= min_share(prior[c]) * total:
+            tested.append((c, feats, vals, carrier, total, k))
+    out = _Conjunctions([], [])
+    if not tested:
+        return out
+    # one binomial call for all of them (a wide table has ~10^2; a call each cost more than the test)
+    ks = np.array([t[5] for t in tested])
+    totals = np.array([t[4] for t in tested])
+    p_all = binom.sf(ks - 1, totals, prior[[t[0] for t in tested]])
+    for (c, feats, vals, carrier, total, k), p in zip(tested, p_all):
         if p < level:
             excess = min(max(float((k - prior[c] * total) / k), 0.0), 1.0)
-            tok = Token(feats, vals, c, total, k, p, excess)
+            tok = Token(feats, vals, c, total, k, float(p), excess)
             # Masking a trait of the class makes its rows look like another class, as a
             # trigger would: on 600 digits with 10% flips the empty centre of "0" did.
-            if typical_rate(X, y, tok) <= _CONJUNCTION_MAX_TYPICAL:
-                out.append(tok)
+            if typical_rate(X, y, tok, carrier=carrier) <= _CONJUNCTION_MAX_TYPICAL:
+                out.tokens.append(tok)
+                out.carriers.append(carrier)
     return out
