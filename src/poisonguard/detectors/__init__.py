@@ -21,6 +21,7 @@ from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
 from ._confident import ConfidentLearningDetector
 from ._duplicates import DuplicateConflictDetector
+from ._ecod import ECODDetector
 from ._gaussian_label import GaussianLabelDetector
 from ._iforest import IsolationForestDetector
 from ._knn_label import KNNLabelDetector
@@ -40,6 +41,7 @@ __all__ = [
     "ClassOutlierDetector",
     "ConfidentLearningDetector",
     "DuplicateConflictDetector",
+    "ECODDetector",
     "GaussianLabelDetector",
     "IsolationForestDetector",
     "KNNLabelDetector",
