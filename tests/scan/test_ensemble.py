@@ -157,14 +157,15 @@ def test_combine_groups_label_probabilities_and_ranks_flagged_rows_first():
 
 def test_flagged_rows_rank_by_the_group_that_flags_them_above_unflagged_rows():
     # row 0: the forest flags it at 0.6 while the label group doubts it at 0.3;
-    # row 1: only the label group doubts it (0.9) and its class is not judged poisoned
+    # row 1: only the label group doubts it (0.9) and no class is judged poisoned, so the
+    # doubt is unconfirmed and counts at UNCONFIRMED_WEIGHT (0.5) of its strength
     label = np.array([0.3, 0.9, 0.0, 0.0])
     forest = np.array([0.6, 0.0, 0.55, 0.0])
     y = np.array([0, 1, 0, 1])
     c = combine({"knn_label": label, "iforest": forest}, {"knn_label": "probability", "iforest": "anomaly"},
                 {"knn_label": "label", "iforest": "outlier"}, y=y)
     np.testing.assert_array_equal(c.auto_flags, [True, False, True, False])
-    np.testing.assert_allclose(c.suspicion, [0.8, 0.45, 0.775, 0.0])
+    np.testing.assert_allclose(c.suspicion, [0.8, 0.5 * 0.5 * 0.9, 0.775, 0.0])
 
 
 def test_combine_label_family_anomaly_detector_is_its_own_group():

@@ -122,6 +122,7 @@ __all__ = [
     "TailExcess",
     "EXCESS_LOG10P",
     "ANOMALY_FDR",
+    "UNCONFIRMED_WEIGHT",
 ]
 
 #: the one strength threshold of the auto rule: groups without a rule of their own flag at it,
@@ -153,6 +154,9 @@ EXCESS_MIN_ROWS, EXCESS_MIN_SHARE = 3, 0.005
 _FIT_QUANTILES = np.linspace(0.5, 0.9, 9)
 #: a present detector also flags rows whose q-value (estimated false-discovery share) is <= this
 ANOMALY_FDR = 0.05
+#: below the flagged rows, a group its presence test did not confirm counts at this share of
+#: its strength: an unconfirmed doubt stays under AUTO_THRESHOLD, where a confirmed one can rise
+UNCONFIRMED_WEIGHT = AUTO_THRESHOLD
 
 
 def robust_z(scores: np.ndarray) -> np.ndarray:
@@ -375,7 +379,7 @@ def combine(
     y: np.ndarray | None = None,
     n_classes: int | None = None,
 ) -> Combined:
-    """Group the detectors, run the presence tests, mix the label group, take the row-wise maximum.
+    """Group the detectors, run the presence tests, flag, and rank (see the module docstring).
 
     Parameters
     ----------
@@ -387,7 +391,8 @@ def combine(
         Raw scores; with them, anomaly detectors get their tail test (:func:`anomaly_presence`).
     y : ndarray of int, optional
         Class codes; with them, the label group gets its per-class presence test
-        (:func:`label_presence`) and flags only rows of classes judged poisoned.
+        (:func:`label_presence`) and flags only rows of classes judged poisoned, and an
+        anomaly detector's flags are measured against the row's own class.
         Without them every class counts as judged poisoned (the rule of a single class).
     """
     if not strengths:
@@ -397,19 +402,11 @@ def combine(
     anomaly_flags: dict[str, np.ndarray] = {}
     for name in used:
         if kinds[name] == "anomaly" and raw is not None and name in raw:
-            z = robust_z(raw[name])
-            excess = tail_excess(raw[name])
-            anomaly[name] = test = anomaly_presence(z, excess=excess)
-            if test.present:
-                used[name] = np.maximum(norm.cdf(z - Z_PRESENT), 1.0 - excess.q_value)
-                flags = (z >= Z_PRESENT_FLAG) | (excess.q_value <= ANOMALY_FDR)
-                if test.excess_log10p >= EXCESS_LOG10P:
-                    # the excess the test found: at most E of these rows are expected from
-                    # the table's own tail, and the fitted tail is never lighter than it
-                    flags |= np.asarray(raw[name], dtype=np.float64) >= excess.threshold
-                anomaly_flags[name] = flags
-            else:
-                anomaly_flags[name] = z >= Z_MID
+            scored = _anomaly_group(np.asarray(raw[name], dtype=np.float64), y)
+            anomaly[name] = scored.presence
+            anomaly_flags[name] = scored.flags
+            if scored.presence.present:
+                used[name] = scored.strength
     groups: dict[str, list[str]] = {}
     for name in used:
         key = LABEL_GROUP if (kinds[name] == "probability" and families[name] == "label") else name
@@ -422,37 +419,173 @@ def combine(
         w = mixture_weights(P)
         label_weights = {n: float(x) for n, x in zip(names, w)}
         group_strength[LABEL_GROUP] = 1.0 - P @ w
-    presence: list[ClassPresence] = []
+    n = next(iter(used.values())).shape[0]
     group_flags: dict[str, np.ndarray] = {}
+    # groups that say "this row was injected" (anomaly, backdoor) decide first: the rows
+    # they explain take no part in the label group's presence tests
+    for g, strength in group_strength.items():
+        if g == LABEL_GROUP or (y is not None and all(families[m] == "duplicate" for m in groups[g])):
+            continue
+        group_flags[g] = anomaly_flags[g] if g in anomaly_flags else strength >= AUTO_THRESHOLD
+    explained = np.zeros(n, dtype=bool)
+    for f in group_flags.values():
+        explained |= f
+    presence: list[ClassPresence] = []
+    p_label = 1.0 - group_strength.get(LABEL_GROUP, np.zeros(n))
     for g, strength in group_strength.items():
         if g == LABEL_GROUP:
-            decided = label_group_flags(1.0 - strength, y, n_classes=n_classes)
+            decided = label_group_flags(p_label, y, n_classes=n_classes, explained=explained)
             presence = decided.presence
             group_flags[g] = decided.flags
-        elif g in anomaly_flags:
-            group_flags[g] = anomaly_flags[g]
-        elif y is not None and all(families[n] == "duplicate" for n in groups[g]):
-            p_label = 1.0 - group_strength.get(LABEL_GROUP, np.zeros_like(strength))
-            group_flags[g] = conflict_flags(strength, p_label, y, threshold=AUTO_THRESHOLD)
-        else:
-            group_flags[g] = strength >= AUTO_THRESHOLD
+        elif g not in group_flags:  # conflicting duplicates
+            group_flags[g] = conflict_flags(strength, p_label, y, threshold=AUTO_THRESHOLD, explained=explained)
+    group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
+    confirmed = _confirmed(group_strength, group_flags, anomaly, groups, presence, y)
     suspicion = _tiered_suspicion(np.stack(list(group_strength.values()), axis=1),
-                                  np.stack(list(group_flags.values()), axis=1))
+                                  np.stack(list(group_flags.values()), axis=1),
+                                  np.stack([confirmed[g] for g in group_strength], axis=1))
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
 
 
-def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Flagged rows in [0.5, 1] by the strongest group that flags them; the rest in [0, 0.5] by the strongest group.
+@dataclass(frozen=True)
+class _AnomalyGroup:
+    """One anomaly detector after its tail test: the test, its auto flags, its strength when present."""
 
-    ``strength`` and ``flags`` have one column per group. A group's flag rule (after its
-    presence test) is the evidence that its strength means something on this table, so
-    a flagged row ranks by that evidence, above every row that only an unconfirmed signal
-    doubts.
+    presence: AnomalyPresence
+    flags: np.ndarray
+    strength: np.ndarray
+
+
+def _anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> _AnomalyGroup:
+    """Tail test, flags and strength of one anomaly detector.
+
+    With labels, each row's score is first lowered by its class's lower-quartile excess
+    over the table (:func:`_class_offset`): a clean class that the detector scores high
+    as a whole (a small, distinct class) is the table's structure, not injected rows.
+    """
+    z = robust_z(raw)
+    excess = tail_excess(raw)
+    test = anomaly_presence(z, excess=excess)
+    offset = _class_offset(z, y, line=Z_PRESENT_FLAG if test.present else Z_MID)
+    z_own = z - offset
+    if not test.present:
+        flags = z_own >= Z_MID
+        if offset.any():
+            flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
+        return _AnomalyGroup(test, flags, norm.cdf(z - Z_MID))
+    centre, scale = _centre_scale(raw)
+    raw_own = raw - offset * scale
+    q_own = _q_at(raw, excess.q_value, raw_own)
+    flags = _present_flags(z_own, q_own, raw_own, excess, test)
+    if offset.any():
+        # a row of such a class still counts when it stands out within its own class
+        flags |= _present_flags(z, excess.q_value, raw, excess, test) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
+    return _AnomalyGroup(test, flags, np.maximum(norm.cdf(z_own - Z_PRESENT), 1.0 - q_own))
+
+
+def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailExcess,
+                   test: AnomalyPresence) -> np.ndarray:
+    """The flag rule of a present anomaly detector (robust z, q-value, the excess found)."""
+    flags = (z >= Z_PRESENT_FLAG) | (q <= ANOMALY_FDR)
+    if test.excess_log10p >= EXCESS_LOG10P:
+        # the excess the test found: at most E of these rows are expected from the
+        # table's own tail, and the fitted tail is never lighter than it
+        flags |= raw >= excess.threshold
+    return flags
+
+
+def _within_class_z(raw: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    """Robust z of each row's score against the other rows of its class."""
+    if y is None:
+        return robust_z(raw)
+    y = np.asarray(y)
+    out = np.empty(raw.shape[0])
+    for c in np.unique(y):
+        rows = y == c
+        out[rows] = robust_z(raw[rows])
+    return out
+
+
+def _centre_scale(scores: np.ndarray) -> tuple[float, float]:
+    """The centre and scale of :func:`robust_z`."""
+    s = np.asarray(scores, dtype=np.float64)
+    centre = float(np.median(s))
+    dev = np.abs(s - centre)
+    scale = 1.4826 * float(np.median(dev))
+    if scale <= 1e-12:
+        scale = 1.2533 * float(dev.mean())
+    return centre, scale if scale > 1e-12 else 1.0
+
+
+def _class_offset(z: np.ndarray, y: np.ndarray | None, *, line: float) -> np.ndarray:
+    """Per row: the robust z of its class's lower quartile, for a class whose median row is past ``line``; else 0.
+
+    Only a class that the flag rule at robust z ``line`` would take in bulk is measured
+    from its own lower quartile. The lower quartile, not the median: injected rows that
+    share one label (a blob) and make up to three quarters of a small class still leave
+    it at a clean row.
+    """
+    out = np.zeros(z.shape[0])
+    if y is None:
+        return out
+    y = np.asarray(y)
+    for c in np.unique(y):
+        rows = y == c
+        zc = z[rows]
+        if float(np.median(zc)) >= line:
+            out[rows] = max(0.0, float(np.quantile(zc, 0.25)))
+    return out
+
+
+def _q_at(raw: np.ndarray, q: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The q-value of the excess test (a non-increasing step function of the score) at the scores ``at``."""
+    order = np.argsort(raw, kind="stable")
+    srt, q_srt = raw[order], np.minimum.accumulate(q[order])
+    idx = np.searchsorted(srt, at, side="right") - 1
+    return np.where(idx >= 0, q_srt[np.clip(idx, 0, None)], 1.0)
+
+
+def _confirmed(
+    group_strength: Mapping[str, np.ndarray], group_flags: Mapping[str, np.ndarray],
+    anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]],
+    presence: list[ClassPresence], y: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Per group and row: has the group's presence test confirmed that its strength means something here?
+
+    Label group: some class was judged poisoned (always without labels). Anomaly
+    detector: its tail test found injected rows. Any other group: it flags some row.
+    """
+    out: dict[str, np.ndarray] = {}
+    for g, strength in group_strength.items():
+        n = strength.shape[0]
+        if g == LABEL_GROUP:
+            # the whole group: a flip moves a row *into* a class, and the class the test
+            # judges poisoned is often the one it left
+            out[g] = np.full(n, y is None or not presence or any(c.poisoned for c in presence))
+        elif g in anomaly:
+            out[g] = np.full(n, anomaly[g].present)
+        else:
+            out[g] = np.full(n, bool(group_flags[g].any()))
+    return out
+
+
+def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray, confirmed: np.ndarray | None = None) -> np.ndarray:
+    """Flagged rows in [0.5, 1] by the strongest group that flags them; the rest in [0, 0.5].
+
+    ``strength``, ``flags`` and ``confirmed`` have one column per group. A group's flag
+    rule (after its presence test) is the evidence that its strength means something on
+    this table, so a flagged row ranks by that evidence, above every row that only an
+    unconfirmed signal doubts. Below the flagged rows, a group whose presence test
+    confirmed it counts at full strength and an unconfirmed one at ``UNCONFIRMED_WEIGHT``
+    of it, so a confirmed signal that falls short of the flag rule is not buried under
+    doubts that no test backs (label doubts in a class the features explain weakly).
     """
     flagged = flags.any(axis=1)
     by_flag = np.where(flags, strength, -np.inf).max(axis=1)
-    return np.where(flagged, 0.5 + 0.5 * np.clip(by_flag, 0.0, 1.0), 0.5 * strength.max(axis=1))
+    weight = np.ones_like(strength) if confirmed is None else np.where(confirmed, 1.0, UNCONFIRMED_WEIGHT)
+    lower = np.clip((weight * strength).max(axis=1), 0.0, 1.0)
+    return np.where(flagged, 0.5 + 0.5 * np.clip(by_flag, 0.0, 1.0), 0.5 * lower)
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:

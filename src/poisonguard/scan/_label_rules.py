@@ -90,7 +90,8 @@ def mixture_weights(p_correct: np.ndarray, *, iterations: int = 200, floor: floa
     return w
 
 
-def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | None = None) -> list[ClassPresence]:
+def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | None = None,
+                   explained: np.ndarray | None = None) -> list[ClassPresence]:
     """Per class: is there an excess of near-certain label errors beyond the class's own uncertainty?
 
     Parameters
@@ -99,6 +100,12 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
         The label group's estimate of P(label correct) per row.
     y : ndarray of int
         Class codes.
+    explained : ndarray of bool, optional
+        Rows another group already explains as injected (a backdoor's carriers, a
+        present anomaly detector's flags). They are left out of the test: a block of
+        injected rows that share a label makes their class look predictable and turns
+        the class's clean rows into "errors" (a backdoor relabelled to the minority
+        class of an insurance table did that to every clean positive).
 
     Returns
     -------
@@ -111,6 +118,9 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
     p = np.asarray(p_correct, dtype=np.float64)
     y = np.asarray(y)
     k = int(n_classes if n_classes is not None else (y.max() + 1 if y.size else 0))
+    if explained is not None:
+        keep = ~np.asarray(explained, dtype=bool)
+        p, y = p[keep], y[keep]
     level = LABEL_ALPHA / max(k, 1)
     out: list[ClassPresence] = []
     for c in range(k):
@@ -152,15 +162,17 @@ class LabelFlags:
     presence: list[ClassPresence]
 
 
-def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes: int | None = None) -> LabelFlags:
+def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes: int | None = None,
+                      explained: np.ndarray | None = None) -> LabelFlags:
     """Flag label errors: per-class presence test, then the posterior FDR rule within poisoned classes.
 
-    Without ``y`` every row counts as belonging to a class judged poisoned.
+    Without ``y`` every row counts as belonging to a class judged poisoned. ``explained``
+    rows (see :func:`label_presence`) take no part in the presence test.
     """
     p = np.asarray(p_correct, dtype=np.float64)
     presence: list[ClassPresence] = []
     if y is not None:
-        presence = label_presence(p, y, n_classes=n_classes)
+        presence = label_presence(p, y, n_classes=n_classes, explained=explained)
         poisoned = np.array([c.poisoned for c in presence] or [False], dtype=bool)
         eligible = poisoned[np.minimum(np.asarray(y), poisoned.size - 1)]
         # rows of classes judged clean take no part in the false-discovery rule
@@ -168,7 +180,8 @@ def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes:
     return LabelFlags(flags=posterior_fdr_flags(p), presence=presence)
 
 
-def conflict_flags(strength: np.ndarray, p_label: np.ndarray, y: np.ndarray, *, threshold: float) -> np.ndarray:
+def conflict_flags(strength: np.ndarray, p_label: np.ndarray, y: np.ndarray, *, threshold: float,
+                   explained: np.ndarray | None = None) -> np.ndarray:
     """Flags of the conflicting-duplicates detector.
 
     Identical rows with different labels are the normal state of a class that the
@@ -176,14 +189,21 @@ def conflict_flags(strength: np.ndarray, p_label: np.ndarray, y: np.ndarray, *, 
     profiles); a conflicting twin is evidence only in a predictable class, and only
     against the row whose own label the label group doubts.
     """
-    return (np.asarray(strength) >= threshold) & _predictable_rows(p_label, y) & (np.asarray(p_label) <= LABEL_CAP)
+    predictable = _predictable_rows(p_label, y, explained=explained)
+    return (np.asarray(strength) >= threshold) & predictable & (np.asarray(p_label) <= LABEL_CAP)
 
 
-def _predictable_rows(p_correct: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per row: is the row's class predictable (upper-quartile P(label correct) >= ``PREDICTABLE_Q75``)?"""
+def _predictable_rows(p_correct: np.ndarray, y: np.ndarray, *, explained: np.ndarray | None = None) -> np.ndarray:
+    """Per row: is the row's class predictable (upper-quartile P(label correct) >= ``PREDICTABLE_Q75``)?
+
+    The quartile is taken over the class's rows that no other group explains as injected.
+    """
     y = np.asarray(y)
+    p = np.asarray(p_correct, dtype=np.float64)
+    counted = np.ones(y.shape[0], dtype=bool) if explained is None else ~np.asarray(explained, dtype=bool)
     out = np.zeros(y.shape[0], dtype=bool)
     for c in np.unique(y):
         rows = y == c
-        out[rows] = float(np.quantile(np.asarray(p_correct)[rows], 0.75)) >= PREDICTABLE_Q75
+        ref = p[rows & counted]
+        out[rows] = ref.size > 0 and float(np.quantile(ref, 0.75)) >= PREDICTABLE_Q75
     return out
