@@ -45,7 +45,9 @@ import numpy as np
 from ..errors import ConfigError
 from ._base import BaseDetector, register
 from ._presence import ClassPresence, summarize_presence
-from ._trigger_presence import MaskingModel, TokenGroup, fit_masking_model, group_tokens, judge_group, softmax
+from ._trigger_presence import (
+    ColumnMedians, MaskingModel, TokenGroup, fit_masking_model, group_tokens, judge_group, softmax,
+)
 from ._trigger_search import NEAR, Token, TokenSearch, _tie_probability, find_enriched_tokens, typical_rate
 
 __all__ = [
@@ -154,9 +156,11 @@ class BackdoorTriggerDetector(BaseDetector):
             logits = model.logits(X)
             clusters = group_tokens(carries, tokens, overlap=float(self.overlap))
             level = float(self.alpha) / max(len(clusters), 1)
+            medians = ColumnMedians(X)  # the masking fills of hundreds of groups from columns sorted once
             for cl in clusters:
                 groups.append(judge_group(X, y, logits, carries, cl, tokens, model, level=level,
-                                          min_count=int(self.min_count), min_effect=float(self.min_effect)))
+                                          min_count=int(self.min_count), min_effect=float(self.min_effect),
+                                          medians=medians))
         self.groups_ = groups
         level = float(self.alpha) / max(len(groups), 1)
         self.present_, presence = summarize_presence(
