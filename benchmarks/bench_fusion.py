@@ -130,7 +130,7 @@ def run(cell: FusionCell) -> dict[str, Any]:
 
 
 _SHORT = {"backdoor_clean_label": "bd_clean", "backdoor_spectral": "bd_spec", "backdoor_trigger": "bd_trig",
-          "confident": "confident", "duplicates": "dup", "iforest": "iforest", "knn_label": "knn"}
+          "confident": "confident", "duplicates": "dup", "ecod": "ecod", "iforest": "iforest", "knn_label": "knn"}
 _DETS = list(_SHORT)
 
 
