@@ -207,7 +207,7 @@ def run_presence_test(
     # the pattern's features are masked (others' median) so the trigger cannot vouch for the label
     oth = np.flatnonzero(out_mask)
     oth = oth if oth.size <= _SAMPLE_ROWS else rng.choice(oth, _SAMPLE_ROWS, replace=False)
-    fill = np.median(X[oth][:, pre], axis=0)
+    fill = np.median(X[np.ix_(oth, pre)], axis=0)  # X[oth] would copy every column of a wide table
 
     def masked(idx: np.ndarray) -> np.ndarray:
         return represent.transform_masked(X[np.ix_(idx, pre)], Z[idx], pre, fill)

@@ -177,15 +177,15 @@ def _ordered_keys(block: np.ndarray) -> np.ndarray:
     return out
 
 
-#: entries (rows x columns) of one block of the candidate search: bounds its temporaries (32 MiB of packed keys)
-_BLOCK_ENTRIES = 1 << 22
+#: entries (rows x columns) of one block of the candidate search: bounds its temporaries (2 MiB of packed keys; a tall table goes a column at a time)
+_BLOCK_ENTRIES = 1 << 18
 
 
 def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_count: int, max_count: int) -> _Candidates:
     """Per column, the values carried by ``min_count..max_count`` rows, with their class counts and carriers.
 
     Vectorised over blocks of columns: a sort of the values finds each column's
-    multiplicities; the columns with candidate values then sort ``(value key, row)``
+    multiplicities; only the columns with candidate values then sort ``(value key, row)``
     pairs packed in one 64-bit integer, which groups each value's carriers in row order
     (784 columns: one sort instead of a search and a grouping per column, most of this
     search's time). Candidates come out by column, then by value; each candidate's rows
@@ -199,10 +199,18 @@ def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_cou
     row_ids = np.arange(n, dtype=np.uint64)
     for j0 in range(0, d, width):
         block = X[:, j0:j0 + width]
-        keys = _ordered_keys(block)  # (columns, rows)
-        srt = np.sort(keys, axis=1)
+        srt = np.sort(np.ascontiguousarray(block.T), axis=1)  # (columns, rows); NaNs last
+        nan = np.isnan(srt)
+        # only columns with a value repeated min_count times (a continuous column has none) go on
+        r = min(max(min_count - 1, 0), n - 1)
+        live = (np.flatnonzero(((srt[:, r:] == srt[:, :n - r]) | (nan[:, r:] & nan[:, :n - r])).any(axis=1))
+                if r else np.arange(srt.shape[0]))
+        if live.size == 0:
+            continue
+        srt, nan, block = srt[live], nan[live], block[:, live]
         new = np.ones(srt.shape, dtype=bool)
-        new[:, 1:] = srt[:, 1:] != srt[:, :-1]
+        new[:, 1:] = srt[:, 1:] != srt[:, :-1]  # -0.0 == 0.0: one value, as the keys have it
+        new[:, 1:] &= ~(nan[:, 1:] & nan[:, :-1])  # NaNs form one value, as np.unique has them
         col_of, start_of = np.nonzero(new)  # runs of equal values, by column then value
         counts = np.diff(np.r_[col_of * n + start_of, srt.size])
         ok = (counts >= min_count) & (counts <= max_count)
@@ -211,16 +219,17 @@ def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_cou
         cols = np.unique(col_of[ok])
         bounds = np.searchsorted(col_of, np.arange(srt.shape[0] + 1))  # runs of column c: bounds[c]:bounds[c + 1]
         for c in np.unique(col_of[ok & (counts <= small)]):
-            value_counts[j0 + int(c)] = counts[bounds[c]:bounds[c + 1]]  # tie probabilities need every value's count
+            value_counts[j0 + int(live[c])] = counts[bounds[c]:bounds[c + 1]]  # tie probabilities need every value's count
         # the columns with candidates: (key, row) pairs sorted, so each value's carriers are in row order
-        packed = np.sort((keys[cols].astype(np.uint64) << np.uint64(32)) | row_ids, axis=1)
+        keys = _ordered_keys(block[:, cols])  # same order and ties as ``srt``
+        packed = np.sort((keys.astype(np.uint64) << np.uint64(32)) | row_ids, axis=1)
         sel = np.flatnonzero(ok)
         local = np.searchsorted(cols, col_of[sel])  # position of each candidate's column in ``cols``
         start, cnt = start_of[sel], counts[sel]
         ent = np.repeat(local * n + start - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
         ent_row = (packed.ravel()[ent] & np.uint64(0xFFFFFFFF)).astype(np.int64)
         first = ent_row[np.cumsum(cnt) - cnt]
-        fcol = j0 + col_of[sel]
+        fcol = j0 + live[col_of[sel]]
         ent_cand = np.repeat(np.arange(sel.size), cnt)
         cc = np.bincount(ent_cand * n_classes + y[ent_row], minlength=sel.size * n_classes)
         feats.append(fcol.astype(np.int64))
