@@ -17,6 +17,8 @@ __all__ = [
     "ConfigError",
     "NotFittedError",
     "DetectorFailedError",
+    "PartitionFailedError",
+    "SchemaMismatchError",
     "MissingExtraError",
     "NotFoundError",
     "IntegrityError",
@@ -102,6 +104,29 @@ class DetectorFailedError(PoisonguardError):
 
     exit_code = 5
     http_status = 500
+
+
+class PartitionFailedError(PoisonguardError):
+    """A partition's task failed on the cluster (a worker died, ran out of memory or raised
+    something unexpected); the command fails closed and writes or records nothing.
+
+    Exit code 5, as a failed scan: the run did not complete, through no fault of the input.
+    """
+
+    exit_code = 5
+    http_status = 500
+
+
+class SchemaMismatchError(DataError):
+    """Two partitions of one dataset do not have the same columns and types (exit code 2).
+
+    ``first`` and ``second`` name the two partitions compared.
+    """
+
+    def __init__(self, message: str, *, first: str, second: str) -> None:
+        super().__init__(message)
+        self.first = first
+        self.second = second
 
 
 class IntegrityError(PoisonguardError):

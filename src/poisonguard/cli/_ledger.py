@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,9 +23,9 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(source_app, name="source")
 
 _DB = typer.Option(None, "--db", envvar=ENV_DB,
-                   help="Store: SQLAlchemy URL or SQLite path [default: .poisonguard/poisonguard.db].")
+                   help="Store: SQLAlchemy URL or SQLite path \\[default: .poisonguard/poisonguard.db].")
 _KEY = typer.Option(None, "--key", envvar="POISONGUARD_LEDGER_KEY",
-                    help="Signing key file [default: .poisonguard/ledger.key].")
+                    help="Signing key file \\[default: .poisonguard/ledger.key].")
 _ENGINE = typer.Option("local", "--engine",
                        help="For a partitioned dataset: 'local' (one partition after the other) or 'dask' "
                             "(partitions hashed on a Dask cluster; needs the dask extra).")
@@ -46,22 +44,7 @@ def _check_engine(engine: str, scheduler: Optional[str], workers: Optional[int])
         raise InputError("--workers sizes the local Dask cluster: it needs --engine dask and no --scheduler")
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
-    if engine == "dask" and not os.environ.get("POISONGUARD_DEBUG"):
-        _quiet_dask()
-
-
-def _quiet_dask() -> None:
-    """Keep Dask's cluster start/stop chatter (INFO, and a slow worker's stop as WARNING) off the terminal.
-
-    Dask sets levels on its own loggers when imported, so this imports it first (only
-    on the ``--engine dask`` path) and then raises every ``distributed`` logger to ERROR.
-    """
-    from .._optional import import_optional
-
-    import_optional("distributed", "dask")
-    for name in list(logging.root.manager.loggerDict):
-        if name == "distributed" or name.startswith("distributed."):
-            logging.getLogger(name).setLevel(logging.ERROR)
+    # Dask's own log chatter is quieted where the cluster is made (distributed.dask_client)
 
 
 def _store(db: Optional[str], *, create: bool = False):  # type: ignore[no-untyped-def]
@@ -182,7 +165,7 @@ def verify_cmd(
 def diff_cmd(
     v1: str = typer.Argument(..., help="Old version."),
     v2: str = typer.Argument(..., help="New version."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV file to write [default: stdout]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV file to write \\[default: stdout]."),
     db: Optional[str] = _DB,
 ) -> None:
     """Write the added, removed and changed rows between two versions as CSV."""
@@ -287,7 +270,7 @@ def lineage_cmd(
 def export_cmd(
     version: str = typer.Argument(..., help="Version to export."),
     mlflow: bool = typer.Option(False, "--mlflow", help="Log it as an MLflow dataset input."),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI [default: active]."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI \\[default: active]."),
     experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment for a new run."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Existing MLflow run to log into."),
     db: Optional[str] = _DB,

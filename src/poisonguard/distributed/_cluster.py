@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,12 +22,18 @@ DEFAULT_MEMORY_LIMIT = "4GB"
 
 
 def _quiet_dask_logs() -> None:
-    """Dask's own start-up and shut-down chatter (INFO) stays out of the command's output."""
+    """Keep Dask's cluster chatter off the terminal: start-up and shut-down (INFO), and a
+    slow worker's stop ("still alive after 4 s, killing", a WARNING) are routine.
+
+    Dask sets levels on its own loggers when imported, so this runs after the import and
+    raises every ``distributed`` logger to ERROR; with ``POISONGUARD_DEBUG`` set they are
+    left alone. Failures still surface: as the command's own typed error.
+    """
+    if os.environ.get("POISONGUARD_DEBUG"):
+        return
     for name in list(logging.root.manager.loggerDict):
         if name == "distributed" or name.startswith("distributed."):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    # the nanny's "worker still alive after 4 s, killing" at shut-down is routine, not a warning to the user
-    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager

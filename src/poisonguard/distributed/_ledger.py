@@ -43,7 +43,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DataError, InputError, PoisonguardError
+# the error types live in the one hierarchy (errors.py); re-exported here for callers of this module
+from ..errors import DataError, InputError, PartitionFailedError, PoisonguardError, SchemaMismatchError
 from ..provenance._fingerprint import CANON_VERSION, Fingerprint, RowHashes, content_digest, hash_frame
 from ._partitions import PartitionedDataset, resolve_partitions
 
@@ -56,21 +57,6 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("local", "dask")
 BATCH_ROWS = 262_144
-
-
-class SchemaMismatchError(DataError):
-    """Two partitions of one dataset do not have the same columns and types (exit code 2)."""
-
-    def __init__(self, message: str, *, first: str, second: str) -> None:
-        super().__init__(message)
-        self.first = first
-        self.second = second
-
-
-class PartitionFailedError(PoisonguardError):
-    """A partition could not be hashed (a worker died or raised); nothing was recorded."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)

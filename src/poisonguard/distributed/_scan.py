@@ -33,9 +33,11 @@ The steps, each a map over the partitions or a step on the client:
    temporary sibling directory that is renamed into place only when every partition
    succeeded.
 
-Fail closed: an error in any task (a detector that raises, a worker that dies) makes
-the scan *failed* (:class:`~poisonguard.errors.DetectorFailedError`, exit 5) and nothing
-is written; an unreadable partition or bad column roles are input errors (exit 2).
+Fail closed: an error in any task makes the scan *failed* and nothing is written: a
+detector that raises is a :class:`~poisonguard.errors.DetectorFailedError`, a worker
+that dies or any other failure of a partition's task a
+:class:`~poisonguard.errors.PartitionFailedError` naming the partition (both exit 5);
+an unreadable partition or bad column roles are input errors (exit 2).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from threadpoolctl import threadpool_limits
 from .._io import atomic_write_table, table_bytes
 from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
-from ..errors import DetectorFailedError, InputError, PoisonguardError
+from ..errors import DetectorFailedError, InputError, PartitionFailedError, PoisonguardError
 from ..scan._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
 from ..scan._scan import FIT_SAMPLE_ROWS, sample_allocation, sample_cutoffs, sample_keys, select_sample
 from ..validation import PreparedTable, check_count
@@ -371,23 +373,32 @@ def _class_totals(stats: DatasetStats) -> np.ndarray:
     return np.array([stats.n_rows], dtype=np.int64)
 
 
-def _raise_failure(exc: BaseException, step: str) -> None:
-    """Input errors keep their exit code (2); anything else fails the scan (exit 5)."""
+def _raise_failure(exc: Exception, step: str, where: str | None) -> None:
+    """Our own errors keep their type and exit code (bad input 2, a detector 5); any other
+    failure of a task (a dead worker, an out-of-memory kill) fails the scan (exit 5)."""
     if isinstance(exc, PoisonguardError):
         raise exc
-    raise DetectorFailedError(f"scan failed while {step}: {type(exc).__name__}: {exc}") from exc
+    part = f"partition {where}" if where else "a partition"
+    raise PartitionFailedError(f"scan failed while {step}: {part} failed on the Dask cluster "
+                               f"({type(exc).__name__}: {exc}); nothing was written") from exc
 
 
 def _gather(client: Any, futures: list[Any], step: str, progress: ProgressCallback | None,
-            on_result: Callable[[Any], None]) -> None:
-    """Wait for ``futures`` in completion order, hand each result to ``on_result``; fail on the first error."""
+            on_result: Callable[[Any], None], where: list[str] | None = None) -> None:
+    """Wait for ``futures`` in completion order, hand each result to ``on_result``; fail on the first error.
+
+    ``where[i]`` names the partition of ``futures[i]`` in the error.
+    """
     from distributed import as_completed
 
     done = 0
+    names = {f.key: w for f, w in zip(futures, where)} if where is not None else {}
     if progress:
         progress(step, 0, len(futures))
+    current = None
     try:
         for fut in as_completed(futures):
+            current = fut
             if fut.status == "error":
                 exc = fut.exception()
                 raise exc if isinstance(exc, BaseException) else RuntimeError(str(exc))
@@ -396,9 +407,12 @@ def _gather(client: Any, futures: list[Any], step: str, progress: ProgressCallba
             done += 1
             if progress:
                 progress(step, done, len(futures))
-    except BaseException as exc:
+    except Exception as exc:
         client.cancel(futures)
-        _raise_failure(exc, step)
+        _raise_failure(exc, step, names.get(current.key) if current is not None else None)
+    except BaseException:  # an interrupt: stop the cluster's work and let it through unchanged
+        client.cancel(futures)
+        raise
 
 
 def _choose_detectors(detectors: str | Sequence[str] | None, settings: Mapping[str, Mapping[str, Any]] | None,
@@ -604,7 +618,8 @@ class _Job:
         """Run ``func(*a)`` for each ``a`` on the workers and hand the results to ``on_result``; time the step."""
         t = time.perf_counter()
         futs = [self.client.submit(func, *a, pure=False) for a in args]
-        _gather(self.client, futs, step, self.progress, on_result)
+        # one task per partition, in dataset order: a failure names its partition
+        _gather(self.client, futs, step, self.progress, on_result, self.files if len(args) == len(self.files) else None)
         self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - t
 
 
