@@ -16,8 +16,14 @@ over ``n / 128`` cells spent as long finding the cells as scanning them. A neigh
 *vote* needs a representative neighbourhood, not the exact one; an exact duplicate
 always lands in its twin's cell, so it is always found.
 
-Queries run in blocks written straight into an int32/float32 graph, so the search's
-temporaries stay bounded. The last graph computed is memoised by the fingerprint of
+Each row's probe list (its nearest cells) is computed once, with one matrix product per
+block of rows: its first cell places the row in the index and the whole list is the
+search's, so the rows are not assigned to the cells twice. Queries run in blocks
+written straight into an int32/float32 graph, so the search's temporaries stay bounded.
+The blocks run on a few threads, faiss single-threaded inside each: a thread that a
+busy host deschedules delays only its own block, where OpenMP's barriers make the other
+threads spin-wait for it (measured on 2 CPUs under load: 2 OpenMP threads cost more CPU
+and more time than 1). The last graph computed is memoised by the fingerprint of
 the matrix, so several detectors in one scan share one search instead of repeating
 it. The memo never changes results: it is keyed by the data's bytes and ``k``.
 """
@@ -25,9 +31,12 @@ it. The memo never changes results: it is keyed by the data's bytes and ``k``.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._base import fingerprint_array
 from ._memo import BoundedMemo
@@ -44,7 +53,9 @@ MAX_PROBES = 16
 KMEANS_ROWS_PER_CELL = 16
 KMEANS_ITERATIONS = 5
 #: queries per block: bounds the search's temporaries (distances and labels of one block)
-SEARCH_BLOCK = 1 << 16
+SEARCH_BLOCK = 1 << 15
+#: threads of the search (at most; fewer on fewer CPUs)
+MAX_THREADS = 4
 #: the memoised graph always holds at least this many neighbours, so detectors
 #: asking for different k share one search
 MIN_GRAPH_K = 20
@@ -75,8 +86,44 @@ def _faiss():
     return faiss
 
 
+def _threads() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, MAX_THREADS))
+
+
+def _map_blocks(faiss, fn, n: int) -> None:
+    """Run ``fn(r0, r1)`` over blocks of ``SEARCH_BLOCK`` rows on a few threads, faiss and BLAS single-threaded.
+
+    OpenMP's thread count is a per-thread setting, so each worker sets its own; the
+    caller's is restored when the work runs on the calling thread.
+    """
+    blocks = [(r0, min(n, r0 + SEARCH_BLOCK)) for r0 in range(0, n, SEARCH_BLOCK)]
+    workers = min(_threads(), len(blocks))
+
+    def run(block: tuple[int, int]) -> None:
+        faiss.omp_set_num_threads(1)
+        fn(*block)
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        if workers <= 1:
+            saved = faiss.omp_get_max_threads()
+            try:
+                for block in blocks:
+                    run(block)
+            finally:
+                faiss.omp_set_num_threads(saved)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(run, blocks):  # re-raises a worker's exception
+                pass
+
+
 def _ivf_index(faiss, ref32: np.ndarray):
-    """An inverted-file index over ``ref32`` (see the module docstring) and each row's cell."""
+    """An inverted-file index over ``ref32`` (see the module docstring) and each row's probe list.
+
+    Returns ``(index, quantizer, probes)``: ``probes[i]`` are row i's ``nprobe`` nearest
+    cells, nearest first (int32), the first being the cell it is stored in.
+    """
     n, d = ref32.shape
     nlist = max(2, int(2 * np.sqrt(n)))
     n_train = min(n, KMEANS_ROWS_PER_CELL * nlist)
@@ -84,37 +131,47 @@ def _ivf_index(faiss, ref32: np.ndarray):
     km = faiss.Kmeans(d, nlist, niter=KMEANS_ITERATIONS, seed=0, min_points_per_centroid=1,
                       max_points_per_centroid=KMEANS_ROWS_PER_CELL)
     km.train(np.ascontiguousarray(ref32[sample]))
+    centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
     quantizer = faiss.IndexFlatL2(d)
-    quantizer.add(km.centroids)
+    quantizer.add(centroids)
     index = faiss.IndexIVFFlat(quantizer, d, nlist)
     index.is_trained = True  # the centres are given
-    cell = np.empty(n, dtype=np.int64)
-    for r0 in range(0, n, SEARCH_BLOCK):
-        cell[r0:r0 + SEARCH_BLOCK] = quantizer.search(ref32[r0:r0 + SEARCH_BLOCK], 1)[1][:, 0]
-    index.add_core(n, faiss.swig_ptr(ref32), None, faiss.swig_ptr(cell))
     index.nprobe = int(min(nlist, max(MIN_PROBES, min(MAX_PROBES, np.ceil(CANDIDATES * nlist / n)))))
-    return index, quantizer, cell
+    probes = np.empty((n, index.nprobe), dtype=np.int32)
+
+    def assign(r0: int, r1: int) -> None:
+        probes[r0:r1] = faiss.knn(ref32[r0:r1], centroids, index.nprobe)[1]
+
+    _map_blocks(faiss, assign, n)
+    cell = probes[:, 0].astype(np.int64)
+    index.add_core(n, faiss.swig_ptr(ref32), None, faiss.swig_ptr(cell))
+    return index, quantizer, probes
 
 
-def _search_blocks(index, q32: np.ndarray, k: int, drop_self: bool, compact: bool,
-                   order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _search_blocks(faiss, index, q32: np.ndarray, k: int, drop_self: bool, compact: bool,
+                   order: np.ndarray | None = None, probes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``k`` neighbours of every row of ``q32``, in blocks; with ``drop_self`` each row's own index is removed.
 
     A search for ``k`` finds the row itself first, or (among exact duplicates) a twin
     first; the row's own column is dropped where found, else the farthest. ``order``
     is the order in which rows are searched: by cell, consecutive queries probe the
     same cells while those are in the CPU cache (searched in row order, a million-row
-    index is re-read from memory for almost every query).
+    index is re-read from memory for almost every query). ``probes`` are the rows'
+    precomputed probe lists (the self-join); without them the index finds them.
     """
     n = q32.shape[0]
     width = k - 1 if drop_self else k
     # compact (int32/float32) for the large approximate graphs; small exact ones keep float64 distances
     idx = np.empty((n, width), dtype=np.int32 if compact else np.int64)
     dist = np.empty((n, width), dtype=np.float32 if compact else np.float64)
-    for r0 in range(0, n, SEARCH_BLOCK):
-        rows = np.arange(r0, min(n, r0 + SEARCH_BLOCK)) if order is None else order[r0:r0 + SEARCH_BLOCK]
-        block = q32[r0:r0 + SEARCH_BLOCK] if order is None else q32[rows]
-        d2, ii = index.search(block, k)
+
+    def search(r0: int, r1: int) -> None:
+        rows = np.arange(r0, r1) if order is None else order[r0:r1]
+        block = q32[r0:r1] if order is None else q32[rows]
+        if probes is None:
+            d2, ii = index.search(block, k)
+        else:
+            d2, ii = index.search_preassigned(block, k, probes[rows].astype(np.int64), None)
         bad = ii < 0  # fewer reachable rows than k: row 0 at the largest distance found
         if bad.any():
             ii = np.where(bad, 0, ii)
@@ -124,6 +181,8 @@ def _search_blocks(index, q32: np.ndarray, k: int, drop_self: bool, compact: boo
             ii, d2 = _drop_self(ii, d2, rows)
         idx[rows] = ii
         dist[rows] = np.sqrt(np.maximum(d2.astype(dist.dtype), 0.0))
+
+    _map_blocks(faiss, search, n)
     return idx, dist
 
 
@@ -133,17 +192,19 @@ def _search(ref: np.ndarray, query: np.ndarray, k: int, *, drop_self: bool = Fal
     if faiss is not None:
         ref32 = np.ascontiguousarray(ref, dtype=np.float32)
         q32 = ref32 if query is ref else np.ascontiguousarray(query, dtype=np.float32)
-        order = None
+        order = probes = None
         if ref.shape[0] > EXACT_MAX_ROWS:
-            index, _quantizer, cell = _ivf_index(faiss, ref32)  # the quantizer must outlive the index
+            index, _quantizer, probes = _ivf_index(faiss, ref32)  # the quantizer must outlive the index
             if q32 is ref32:
-                order = np.argsort(cell, kind="stable")
+                order = np.argsort(probes[:, 0], kind="stable")
+            else:
+                probes = None  # new rows: the index finds their cells
             exact = False
         else:
             index = faiss.IndexFlatL2(ref.shape[1])
             index.add(ref32)
             exact = True
-        idx, dist = _search_blocks(index, q32, k, drop_self, compact=not exact, order=order)
+        idx, dist = _search_blocks(faiss, index, q32, k, drop_self, compact=not exact, order=order, probes=probes)
         return Neighbours(indices=idx, distances=dist, exact=exact)
     from sklearn.neighbors import NearestNeighbors
 
