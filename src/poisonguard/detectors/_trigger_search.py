@@ -94,7 +94,7 @@ class _Candidates:
     ptr: np.ndarray  # (m + 1,) offsets into ``rows``
     n_tests: int  # candidate x class tests of the enrichment route
     shared_rows: list[list[int]]  # candidates with identical small carrier sets in >= 2 features
-    value_counts: dict[int, np.ndarray]  # feature -> multiplicity of each of its values (tie probabilities)
+    value_counts: dict[int, np.ndarray]  # feature -> multiplicities >= min_count of its values (tie probabilities)
 
 
 def _tie_probability(counts: np.ndarray, n: int, c: int) -> float:
@@ -197,6 +197,8 @@ def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_cou
     small = max(min_count, int(0.05 * n))  # small carrier sets: co-stamping candidates
     width = max(1, _BLOCK_ENTRIES // max(n, 1))
     row_ids = np.arange(n, dtype=np.uint64)
+    # carriers of every candidate: ~10^7 entries on a 10^6-row table with low-cardinality columns
+    row_dtype = np.int32 if n < 2**31 else np.int64
     for j0 in range(0, d, width):
         block = X[:, j0:j0 + width]
         srt = np.sort(np.ascontiguousarray(block.T), axis=1)  # (columns, rows); NaNs last
@@ -219,7 +221,10 @@ def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_cou
         cols = np.unique(col_of[ok])
         bounds = np.searchsorted(col_of, np.arange(srt.shape[0] + 1))  # runs of column c: bounds[c]:bounds[c + 1]
         for c in np.unique(col_of[ok & (counts <= small)]):
-            value_counts[j0 + int(live[c])] = counts[bounds[c]:bounds[c + 1]]  # tie probabilities need every value's count
+            # the tie probability of c >= min_count rows sums over values with at least c rows: the
+            # others are dropped (a continuous column with a few ties has 10^6 counts of 1)
+            vc = counts[bounds[c]:bounds[c + 1]]
+            value_counts[j0 + int(live[c])] = vc[vc >= min_count]
         # the columns with candidates: (key, row) pairs sorted, so each value's carriers are in row order
         keys = _ordered_keys(block[:, cols])  # same order and ties as ``srt``
         packed = np.sort((keys.astype(np.uint64) << np.uint64(32)) | row_ids, axis=1)
@@ -227,7 +232,7 @@ def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_cou
         local = np.searchsorted(cols, col_of[sel])  # position of each candidate's column in ``cols``
         start, cnt = start_of[sel], counts[sel]
         ent = np.repeat(local * n + start - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
-        ent_row = (packed.ravel()[ent] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        ent_row = (packed.ravel()[ent] & np.uint64(0xFFFFFFFF)).astype(row_dtype)
         first = ent_row[np.cumsum(cnt) - cnt]
         fcol = j0 + live[col_of[sel]]
         ent_cand = np.repeat(np.arange(sel.size), cnt)
@@ -245,7 +250,7 @@ def _collect_candidates(X: np.ndarray, y: np.ndarray, n_classes: int, *, min_cou
                            np.zeros(1, np.int64), n_tests, [], value_counts)
     feature = np.concatenate(feats)
     total = np.concatenate(tots).astype(np.int64)
-    rows_all = np.concatenate(rows).astype(np.int64)
+    rows_all = np.concatenate(rows)
     ptr = np.concatenate([[0], np.cumsum(total)])
     shared = _same_carriers(rows_all, ptr, feature, np.flatnonzero(total <= small))
     return _Candidates(feature, np.concatenate(vals), np.concatenate(ccs), total, rows_all, ptr,
@@ -538,6 +543,10 @@ def _class_components(y: np.ndarray, cand: _Candidates, c: int, entry_cand: np.n
     return [[int(i) for i in idx[order[start[g]:end[g]]]] for g in np.flatnonzero(multi)]
 
 
+#: classes up to which a class's entries are found by one pass each (no int64 index of every entry)
+_PASS_CLASSES = 32
+
+
 def _conjunctions(
     X: np.ndarray,
     y: np.ndarray,
@@ -558,14 +567,17 @@ def _conjunctions(
     Bonferroni over the conjunctions tested). A conjunction that the class's other
     rows come near (:func:`typical_rate` above 0.2) is a trait of the class and dropped.
     """
-    entry_cand = np.repeat(np.arange(cand.total.size), cand.total)
-    # the entries of each class, found with one sort instead of one pass over all entries per class
-    ent_class = y[cand.rows]
-    by_class = np.argsort(ent_class, kind="stable")
-    bounds = np.searchsorted(ent_class[by_class], np.arange(prior.size + 1))
-    found = [(c, members) for c in range(prior.size)
-             for members in _class_components(y, cand, c, entry_cand, by_class[bounds[c]:bounds[c + 1]],
-                                              min_count=min_count)]
+    # one entry per (candidate, carrier row): ~10^7 on a 10^6-row table with low-cardinality
+    # columns, so the per-entry arrays are kept small (int32 candidates, 1-byte classes)
+    entry_cand = np.repeat(np.arange(cand.total.size, dtype=np.int32), cand.total)
+    ent_class = y.astype(np.min_scalar_type(max(prior.size - 1, 0)))[cand.rows]
+    if prior.size > _PASS_CLASSES:  # many classes: one sort instead of a pass over all entries per class
+        order = np.argsort(ent_class, kind="stable")
+        bounds = np.searchsorted(ent_class[order], np.arange(prior.size + 1))
+    found = []
+    for c in range(prior.size):
+        entries = np.flatnonzero(ent_class == c) if prior.size <= _PASS_CLASSES else order[bounds[c]:bounds[c + 1]]
+        found += [(c, m) for m in _class_components(y, cand, c, entry_cand, entries, min_count=min_count)]
     if not found:
         return _Conjunctions([], [])
     level = alpha / len(found)
