@@ -68,3 +68,34 @@ def test_row_majority_matches_unique_per_row(n_values):
     for row, m, c in zip(labels, major, count):
         values, counts = np.unique(row, return_counts=True)
         assert m == values[np.argmax(counts)] and c == counts.max()  # ties: the smallest label, as before
+
+
+def test_query_path_reuses_the_index_and_equals_a_fresh_search(monkeypatch):
+    from poisonguard.detectors._memo import BoundedMemo
+
+    ref, query = _table(seed=2), _table(n=5000, seed=3)
+    ref.flags.writeable = False
+    _neighbors.self_neighbours(ref, 10)  # the fit: builds and keeps the index over ref
+    built = []
+    orig_kmeans = faiss.Kmeans
+
+    def counting_kmeans(*args, **kwargs):
+        built.append(1)
+        return orig_kmeans(*args, **kwargs)
+
+    monkeypatch.setattr(faiss, "Kmeans", counting_kmeans)
+    shared = _neighbors.query_neighbours(ref, query, 10)
+    assert not built  # the fit's index answered
+    assert _neighbors.query_neighbours(ref, query, 5).indices.tolist() == shared.indices[:, :5].tolist()
+    # a fresh search (empty memos) gives the same graph
+    monkeypatch.setattr(_neighbors, "_memo", BoundedMemo(2))
+    monkeypatch.setattr(_neighbors, "_index_memo", BoundedMemo(1))
+    fresh = _neighbors.query_neighbours(ref, query, 10)
+    assert built  # this time the index was rebuilt
+    np.testing.assert_array_equal(fresh.indices, shared.indices)
+    np.testing.assert_array_equal(fresh.distances, shared.distances)
+    exact = faiss.IndexFlatL2(ref.shape[1])
+    exact.add(ref)
+    _, truth = exact.search(query[:300], 10)
+    recall = np.mean([len(set(t.tolist()) & set(f.tolist())) / 10 for t, f in zip(truth, fresh.indices[:300])])
+    assert recall >= 0.9, recall

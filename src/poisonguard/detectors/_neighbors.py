@@ -34,6 +34,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -76,6 +77,8 @@ class Neighbours:
 
 
 _memo: BoundedMemo[Neighbours] = BoundedMemo(2)
+#: the last index built: a fit sample's self-join and its query searches share it
+_index_memo: "BoundedMemo[_Ivf]" = BoundedMemo(1)
 
 
 def _faiss():
@@ -118,12 +121,37 @@ def _map_blocks(faiss, fn, n: int) -> None:
                 pass
 
 
-def _ivf_index(faiss, ref32: np.ndarray):
-    """An inverted-file index over ``ref32`` (see the module docstring) and each row's probe list.
+@dataclass(frozen=True)
+class _Ivf:
+    """An inverted-file index over a reference matrix, with what searches against it reuse."""
 
-    Returns ``(index, quantizer, probes)``: ``probes[i]`` are row i's ``nprobe`` nearest
-    cells, nearest first (int32), the first being the cell it is stored in.
+    index: Any
+    quantizer: Any  # must outlive the index
+    centroids: np.ndarray  # (nlist, d) float32
+    probes: np.ndarray  # (n_ref, nprobe) int32: each reference row's nearest cells, its own first
+
+
+def _assign(faiss, x32: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.ndarray:
+    """Each row's ``nprobe`` nearest cells, nearest first (int32), one matrix product per block."""
+    probes = np.empty((x32.shape[0], nprobe), dtype=np.int32)
+
+    def assign(r0: int, r1: int) -> None:
+        probes[r0:r1] = faiss.knn(x32[r0:r1], centroids, nprobe)[1]
+
+    _map_blocks(faiss, assign, x32.shape[0])
+    return probes
+
+
+def _ivf_index(faiss, ref32: np.ndarray) -> _Ivf:
+    """The inverted-file index over ``ref32`` (see the module docstring), memoised by its fingerprint.
+
+    A scan fitted on a sample searches the sample against itself (fit) and the other rows
+    against it (score): one index serves both.
     """
+    fp = fingerprint_array(ref32)
+    hit = _index_memo.get(fp)
+    if hit is not None:
+        return hit
     n, d = ref32.shape
     nlist = max(2, int(2 * np.sqrt(n)))
     n_train = min(n, KMEANS_ROWS_PER_CELL * nlist)
@@ -137,15 +165,12 @@ def _ivf_index(faiss, ref32: np.ndarray):
     index = faiss.IndexIVFFlat(quantizer, d, nlist)
     index.is_trained = True  # the centres are given
     index.nprobe = int(min(nlist, max(MIN_PROBES, min(MAX_PROBES, np.ceil(CANDIDATES * nlist / n)))))
-    probes = np.empty((n, index.nprobe), dtype=np.int32)
-
-    def assign(r0: int, r1: int) -> None:
-        probes[r0:r1] = faiss.knn(ref32[r0:r1], centroids, index.nprobe)[1]
-
-    _map_blocks(faiss, assign, n)
+    probes = _assign(faiss, ref32, centroids, index.nprobe)
     cell = probes[:, 0].astype(np.int64)
     index.add_core(n, faiss.swig_ptr(ref32), None, faiss.swig_ptr(cell))
-    return index, quantizer, probes
+    ivf = _Ivf(index=index, quantizer=quantizer, centroids=centroids, probes=probes)
+    _index_memo.put(fp, ivf)
+    return ivf
 
 
 def _search_blocks(faiss, index, q32: np.ndarray, k: int, drop_self: bool, compact: bool,
@@ -194,11 +219,12 @@ def _search(ref: np.ndarray, query: np.ndarray, k: int, *, drop_self: bool = Fal
         q32 = ref32 if query is ref else np.ascontiguousarray(query, dtype=np.float32)
         order = probes = None
         if ref.shape[0] > EXACT_MAX_ROWS:
-            index, _quantizer, probes = _ivf_index(faiss, ref32)  # the quantizer must outlive the index
-            if q32 is ref32:
-                order = np.argsort(probes[:, 0], kind="stable")
-            else:
-                probes = None  # new rows: the index finds their cells
+            ivf = _ivf_index(faiss, ref32)
+            index = ivf.index
+            # new rows get their probe lists the same way (one product per block), and are
+            # searched by cell too, for the cache
+            probes = ivf.probes if q32 is ref32 else _assign(faiss, q32, ivf.centroids, index.nprobe)
+            order = np.argsort(probes[:, 0], kind="stable")
             exact = False
         else:
             index = faiss.IndexFlatL2(ref.shape[1])
@@ -246,5 +272,16 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
 
 
 def query_neighbours(ref: np.ndarray, query: np.ndarray, k: int) -> Neighbours:
-    """The ``k`` nearest rows of ``ref`` for each row of ``query``."""
-    return _search(ref, query, k)
+    """The ``k`` nearest rows of ``ref`` for each row of ``query``.
+
+    Memoised like :func:`self_neighbours`, by both matrices' fingerprints: the detectors
+    that score the rows outside a fit sample (``duplicates``, ``knn_label``) share one search.
+    """
+    key = ("query", fingerprint_array(ref), fingerprint_array(query))
+    k_eff = min(k, ref.shape[0])
+    hit = _memo.get(key)
+    if hit is not None and hit.indices.shape[1] >= k_eff:
+        return Neighbours(indices=hit.indices[:, :k_eff], distances=hit.distances[:, :k_eff], exact=hit.exact)
+    graph = _search(ref, query, min(max(k_eff, MIN_GRAPH_K), ref.shape[0]))
+    _memo.put(key, graph)
+    return Neighbours(indices=graph.indices[:, :k_eff], distances=graph.distances[:, :k_eff], exact=graph.exact)
