@@ -14,7 +14,10 @@ increase" the scan's share of it; ``ru_maxrss`` (``getrusage``) is recorded as w
 
 Targets: 1M x 32 in <= 60 s on 2 cores; the scan's RSS increase <= 3x the float32
 matrix (rows x 32 x 4 bytes); 10x the rows for <= 12x the time; 100k in <= 20 s.
-Timings on a shared machine are noisy: compare rows of one run only.
+Timings on a shared machine are noisy: compare rows of one run only. "CPU s" is the
+scan's user + system CPU time (all threads): under load the wall time grows with the
+host's load while the CPU time mostly does not, so it is the figure to compare across
+runs; the 1-minute load average is printed at the start and end of each size.
 
 Writes ``benchmarks/results/speed.json``, ``speed.md`` and ``speed.png`` (time and
 memory against rows, log-log).
@@ -86,9 +89,13 @@ def child(rows: int, seed: int) -> dict[str, Any]:
     gc.collect()
     before = _rss_mib()
     reset = _reset_peak()
+    load_before = os.getloadavg()[0]
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     result = poisonguard.scan(frame, label=poisoned.label)
     seconds = time.perf_counter() - t
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     hwm = _hwm_mib()
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = hwm if (reset and hwm is not None) else maxrss
@@ -98,6 +105,8 @@ def child(rows: int, seed: int) -> dict[str, Any]:
         "poisoned": int(mask.sum()),
         "seconds": round(seconds, 2),
         "s_per_million": round(seconds / rows * 1e6, 2),
+        "cpu_s": round(cpu, 2),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "rss_before_mib": round(before, 1),
         "peak_rss_mib": round(peak, 1),
         "rss_increase_mib": round(peak - before, 1),
@@ -129,7 +138,7 @@ def run_one(rows: int, seed: int, timeout: float | None) -> dict[str, Any]:
 
 def to_markdown(results: list[dict[str, Any]]) -> str:
     detectors = sorted({k for r in results for k in r.get("timings_s", {}) if k != "total"})
-    head = ["rows", "s", "s per 1M rows", "peak RSS MiB", "RSS before MiB", "RSS increase MiB",
+    head = ["rows", "s", "CPU s", "load 1-min (start, end)", "s per 1M rows", "peak RSS MiB", "RSS before MiB", "RSS increase MiB",
             "3x float32 matrix MiB", *[f"{d} s" for d in detectors], "AUROC", "flagged", "flagged poisoned"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for r in results:
@@ -137,7 +146,9 @@ def to_markdown(results: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['rows']:,} | {r.get('status')}: {r.get('error')} |")
             continue
         t = r["timings_s"]
-        cells = [f"{r['rows']:,}", f"{r['seconds']:.1f}", f"{r['s_per_million']:.1f}", f"{r['peak_rss_mib']:.0f}",
+        load = r.get("load_average", [float("nan")] * 2)
+        cells = [f"{r['rows']:,}", f"{r['seconds']:.1f}", f"{r.get('cpu_s', float('nan')):.1f}",
+                 f"{load[0]:.1f}, {load[1]:.1f}", f"{r['s_per_million']:.1f}", f"{r['peak_rss_mib']:.0f}",
                  f"{r['rss_before_mib']:.0f}", f"{r['rss_increase_mib']:.0f}", f"{3 * r['float32_matrix_mib']:.0f}",
                  *[f"{t.get(d, float('nan')):.1f}" for d in detectors], f"{r['auroc']:.4f}", f"{r['flagged']:,}",
                  f"{r['flagged_poisoned']:,}"]
