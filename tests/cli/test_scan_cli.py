@@ -242,6 +242,8 @@ def test_bad_table_exits_2_with_one_line_error(tmp_path, capsys, case):
         (["--label", "label", "--fail-over", "2"], "--fail-over must be in [0, 1), got 2.0"),
         (["--label", "label", "--config", "/nonexistent/scan.toml"], "config file not found: /nonexistent/scan.toml"),
         (["--label", "label", "--bogus-option"], "No such option: --bogus-option"),
+        (["--label", "label", "--sample-rows", "50"], "--sample-rows must be >= 100, got 50"),
+        (["--label", "label", "--sample-rows", "0", "--engine", "dask"], "--sample-rows must be >= 100, got 0"),
     ],
 )
 def test_bad_option_exits_2_with_one_line_error(tmp_path, capsys, args, message):
@@ -428,3 +430,25 @@ def test_compressed_and_semicolon_csv_scan_like_the_plain_file(tmp_path, capsys,
     assert rc == 0, captured.err
     summary = json.loads(captured.out)
     assert summary["rows"] == 178 and summary["features"] == 13
+
+
+def test_sample_rows_reach_the_local_scan(tmp_path, wine_csv, capsys):
+    out = tmp_path / "o.csv"
+    args = ["scan", str(wine_csv), "--label", "label", "--detectors", FAST, "--json", "--out", str(out)]
+    assert main([*args, "--sample-rows", "100"]) == 0  # wine has 178 rows: fitted on a sample of 100
+    sampled = json.loads(capsys.readouterr().out)
+    assert main([*args, "--sample-rows", "0"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["top"] == whole["top"] and sampled["top"] != whole["top"]
+
+
+def test_help_texts_keep_their_square_brackets(capsys, monkeypatch):
+    """Rich markup would eat "[dask]" and "[default: ...]" if they were not escaped."""
+    monkeypatch.setenv("COLUMNS", "250")
+    for argv in (["scan", "--help"], ["ledger", "init", "--help"]):
+        assert main(argv) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "poisonguard[dask]" in text
+    assert "[default: all others]" in text and "[default: .poisonguard/poisonguard.db]" in text
