@@ -516,26 +516,3 @@ def test_sampled_scan_explains_rows_on_the_path_they_were_scored_on():
         p = np.clip((q - r_ / (k - 1)) / (1 - r_ - r_ / (k - 1)), 0, 1)
         assert res.detector_scores["knn_label"][r] == pytest.approx(1 - p), (r, reason)
 
-
-def test_detectors_share_one_neighbour_query_per_matrix(monkeypatch):
-    from poisonguard.detectors import _duplicates, _knn_label, _neighbors
-
-    frame, _ = _poisoned_synthetic(3_000)
-    plain = scan(frame, label="label", detectors="duplicates,knn_label", fit_rows=1_500)
-    real, calls = _neighbors.query_neighbours, []
-
-    def counting(ref, query, k):  # noqa: ANN001, ANN202
-        calls.append((query.shape[0], k))
-        return real(ref, query, k)
-
-    for mod in (_neighbors, _knn_label, _duplicates):
-        monkeypatch.setattr(mod, "query_neighbours", counting)
-    shared = scan(frame, label="label", detectors="duplicates,knn_label", fit_rows=1_500)
-    from poisonguard.scan._scan import _fit_sample
-
-    n_rest = shared.n_rows - _fit_sample(shared.table.y, shared.n_rows, 1_500, 0).size
-    # duplicates asks for 10 neighbours, knn_label for 20: one search of the rows outside the sample
-    # (later calls: explaining flagged rows outside the sample, on their own small matrix)
-    assert calls[0] == (n_rest, 20) and [c for c in calls if c[0] == n_rest] == [calls[0]]
-    np.testing.assert_array_equal(shared.suspicion, plain.suspicion)
-    assert _knn_label.query_neighbours is counting  # restored after the scan

@@ -61,7 +61,7 @@ from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError, PartitionFailedError, PoisonguardError
 from ..scan._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
-from ..scan._scan import FIT_SAMPLE_ROWS, sample_allocation, sample_cutoffs, sample_keys, select_sample, shared_queries
+from ..scan._scan import FIT_SAMPLE_ROWS, sample_allocation, sample_cutoffs, sample_keys, select_sample
 from ..validation import PreparedTable, check_count
 from ._partitions import PartitionedDataset, is_partitioned, resolve_partitions
 from ._stats import (
@@ -280,7 +280,7 @@ def _task_score(index: int, path: str, coding: Coding, fitted: Mapping[str, Base
     raw = np.full((X.shape[0], len(fitted)), np.nan, dtype=np.float64)
     if keep.any():
         Xq, yq = X[keep], (None if y is None else y[keep])
-        with threadpool_limits(limits=1, user_api="blas"), shared_queries.active():
+        with threadpool_limits(limits=1, user_api="blas"):
             for j, (name, det) in enumerate(fitted.items()):
                 try:
                     raw[keep, j] = det.score_samples(Xq, yq)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -500,74 +496,6 @@ def _prepare(
                      sample=sample)
 
 
-# ----------------------------------------------------------------------------- one neighbour query per matrix
-class _SharedQueries:
-    """While scoring rows against a fit sample, one neighbour search per (reference, query) pair.
-
-    ``knn_label`` (k = 20) and ``duplicates`` (k = 10) both ask :func:`query_neighbours`
-    for the neighbours of the same rows among the same fitted reference; each call builds
-    the index and searches again, which is most of the query path's cost. Within
-    :meth:`active` the detector modules' ``query_neighbours`` is wrapped: the first call
-    searches for ``max(k, MIN_GRAPH_K)`` neighbours and a call for fewer gets the first
-    ``k`` columns of that graph, as ``self_neighbours`` already shares the fit path's
-    graph. The memo holds one graph and is dropped when the last scoring leaves
-    :meth:`active`. A wrapper here rather than a change to the neighbour module, which
-    another part of the code owns; it never changes which rows are searched for.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved: dict[str, Any] = {}
-        self._search: Any = None  # the neighbour module's query_neighbours, while active
-        self._key: tuple[str, str, int] | None = None
-        self._graph: Any = None
-
-    def _query(self, ref: np.ndarray, query: np.ndarray, k: int) -> Any:
-        from ..detectors._base import fingerprint_array
-        from ..detectors._neighbors import MIN_GRAPH_K, Neighbours
-
-        want = min(int(k), ref.shape[0])
-        key = (fingerprint_array(ref) + str(ref.dtype), fingerprint_array(query) + str(query.dtype), ref.shape[0])
-        with self._lock:
-            graph = self._graph if self._key == key else None
-        if graph is None or graph.indices.shape[1] < want:
-            graph = self._search(ref, query, max(want, MIN_GRAPH_K))
-            with self._lock:
-                self._key, self._graph = key, graph
-        if graph.indices.shape[1] == want:
-            return graph
-        return Neighbours(indices=graph.indices[:, :want], distances=graph.distances[:, :want], exact=graph.exact)
-
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        from ..detectors import _neighbors
-
-        with self._lock:
-            if self._users == 0:
-                self._search = _neighbors.query_neighbours
-                for name, mod in list(sys.modules.items()):
-                    if (name.startswith("poisonguard.detectors.") and mod is not _neighbors
-                            and getattr(mod, "query_neighbours", None) is self._search):
-                        self._saved[name] = mod.query_neighbours
-                        mod.query_neighbours = self._query  # type: ignore[attr-defined]
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    for name, fn in self._saved.items():
-                        sys.modules[name].query_neighbours = fn  # type: ignore[attr-defined]
-                    self._saved.clear()
-                    self._key, self._graph, self._search = None, None, None
-
-
-#: used by the local scan's query path and by the Dask engine's partition scoring
-shared_queries = _SharedQueries()
-
-
 def _frozen(X: np.ndarray) -> np.ndarray:
     """A contiguous read-only copy (the detectors' checks and fingerprints of it are then computed once)."""
     out = np.ascontiguousarray(X)
@@ -600,7 +528,7 @@ def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
     # One BLAS thread: the detectors' linear algebra is on small blocks, where thread
     # start-up and oversubscription (e.g. with pytest-xdist or a busy host) cost up to
     # 30x; neighbour search keeps its own OpenMP threads.
-    with threadpool_limits(limits=1, user_api="blas"), shared_queries.active():
+    with threadpool_limits(limits=1, user_api="blas"):
         for i, det in enumerate(prep.chosen):
             if progress:
                 progress(det.name, i, total)
