@@ -256,7 +256,7 @@ def write_report(runs: list[Run], agree: list[dict[str, Any]], meta: dict[str, A
         prec = f"{r.precision:.4f}" if r.precision is not None else "-"
         lines.append(f"| {r.engine} | {r.rows:,} | {r.seconds:.1f} | {r.seconds_per_million:.1f} | {r.client_peak_gb:.2f} | "
                      f"{r.worker_peak_gb:.2f} | {r.flagged if r.flagged is not None else '-'} | {prec} | "
-                     f"{r.auroc if r.auroc is not None else '-'} | {r.load_before[0]:.1f} / {r.load_after[0]:.1f} | "
+                     f"{r.auroc if r.auroc is not None else '-'} | {_load(r)} | "
                      f"{r.note or ('exit ' + str(r.exit_code) if r.exit_code else '')} |")
     if agree:
         lines += ["", "### Agreement of the flagged rows (a = reference)", "",
@@ -271,6 +271,13 @@ def write_report(runs: list[Run], agree: list[dict[str, Any]], meta: dict[str, A
     if est:
         lines += ["", f"Largest table the local scan can do on 24 GB (an estimate, not a run): {est}"]
     return "\n".join(lines) + "\n"
+
+
+def _load(r: Run) -> str:
+    """1-minute load average before / after a run ("-" for runs that did not record it)."""
+    if not any(r.load_before) and not any(r.load_after):
+        return "-"
+    return f"{r.load_before[0]:.1f} / {r.load_after[0]:.1f}"
 
 
 def local_estimate(runs: list[Run], budget_gb: float = 24.0) -> str:
@@ -317,6 +324,32 @@ def plot(runs: list[Run], path: Path) -> None:
     plt.close(fig)
 
 
+def combine_results(tags: list[str], tag: str) -> int:
+    """Merge earlier results (each run keeps the tag it came from) into one table and plot."""
+    runs: list[Run] = []
+    agree: list[dict[str, Any]] = []
+    sources = []
+    fields = set(Run.__dataclass_fields__)
+    for t in tags:
+        data = json.loads((RESULTS / f"{t}.json").read_text())
+        sources.append({"tag": t, **data["meta"]})
+        for r in data["runs"]:
+            run = Run(**{k: v for k, v in r.items() if k in fields})
+            run.note = (run.note + "; " if run.note else "") + f"from {t} at {data['meta'].get('commit', '?')}"
+            runs.append(run)
+        agree += [a for a in data.get("agreement", []) if "a" in a]  # the current agreement format only
+    runs.sort(key=lambda r: (r.engine, r.rows))
+    meta = {"description": sources[-1]["description"], "combined_from": sources}
+    (RESULTS / f"{tag}.json").write_text(json.dumps(
+        {"meta": meta, "runs": [asdict(r) | {"seconds_per_million": round(r.seconds_per_million, 2)} for r in runs],
+         "agreement": agree}, indent=2) + "\n")
+    report = write_report(runs, agree, meta)
+    (RESULTS / f"{tag}.md").write_text(report)
+    plot(runs, RESULTS / f"{tag}.png")
+    print(report, flush=True)
+    return 0
+
+
 def _sizes(text: str) -> list[int]:
     return [int(float(s)) for s in text.split(",") if s.strip() and float(s) > 0]
 
@@ -334,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="where the tables are written (default: a temporary directory)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="scale", help="results/<tag>.{json,md,png}")
+    ap.add_argument("--combine", default="",
+                    help="run nothing: merge the runs of results/<t>.json for each comma-separated tag t into <tag>")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine_results([t.strip() for t in args.combine.split(",") if t.strip()], args.tag)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pg_scale_"))
     sizes = {"dask": _sizes(args.sizes), "local": _sizes(args.local_sizes), "local-full": _sizes(args.local_full_sizes)}
     RESULTS.mkdir(parents=True, exist_ok=True)
