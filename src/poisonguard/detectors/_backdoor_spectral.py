@@ -253,7 +253,9 @@ class BackdoorSpectralDetector(BaseDetector):
         if not self.present_clusters_:
             return out
         rep = self._representation()
-        Z = rep.transform(X)
+        # the representation of the rows of a class judged poisoned only, once per class: a
+        # 10^6-row table's whole representation was this step's memory
+        Z_of: dict[int, np.ndarray] = {}
         for ci, cl in enumerate(self.clusters_):
             pc = self.present_clusters_.get((cl.label, cl.direction))
             if not cl.present or pc is None:
@@ -261,10 +263,13 @@ class BackdoorSpectralDetector(BaseDetector):
             rows = np.flatnonzero(y == cl.label)
             if rows.size == 0:
                 continue
-            z = (Z[rows] - self.centres_[cl.label]) @ self.directions_[cl.label][cl.direction]
+            if cl.label not in Z_of:
+                Z_of[cl.label] = rep.transform(X[rows])
+            Zc = Z_of[cl.label]
+            z = (Zc - self.centres_[cl.label]) @ self.directions_[cl.label][cl.direction]
             post = pc.mixture.posterior(z, pc.component)
             # the model trained without the cluster
-            trig = 1.0 - pc.model.p_label(X[np.ix_(rows, pc.model.masked)], Z[rows], cl.label, rep)
+            trig = 1.0 - pc.model.p_label(X[np.ix_(rows, pc.model.masked)], Zc, cl.label, rep)
             f = np.array(cl.pattern_features, dtype=np.int64)
             carries = (np.abs(X[np.ix_(rows, f)] - np.array(cl.pattern_values)) <= TOL).all(axis=1)
             # a carrier of a (nearly) exclusive pattern in the class is poisoned unless it is one of the few
