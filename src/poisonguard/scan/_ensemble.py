@@ -75,13 +75,13 @@ deleting clean data:
 ``suspicion`` ranks rows in two tiers. A row that a group's auto rule flags gets
 ``0.5 + 0.5 s``, where ``s`` is the largest strength among the groups that flag it; every
 other row gets ``0.5 x`` the largest *weighted* strength of any group, where a group
-counts at full strength when its presence test confirmed it on this table (label group:
-some class judged poisoned; anomaly detector: its tail test; any other group: it flags
-some row) and at ``UNCONFIRMED_WEIGHT`` (0.5) of it otherwise. A presence test and flag
+counts at full strength when a presence test confirmed it on this table (label group and
+conflicting duplicates: some class judged poisoned; anomaly detector: its tail test;
+backdoor detectors: they flag some row) and at ``UNCONFIRMED_WEIGHT`` (0.5) of it
+otherwise. A presence test and flag
 rule are the evidence that a group's strengths mean something here, so a flagged row
 ranks above every unflagged one, and below the flags a confirmed signal (a present
-anomaly detector's rows short of its flag rule, conflicting twins the duplicates
-detector found) is not buried under doubts that no test backs (the label doubts of a
+anomaly detector's rows short of its flag rule) is not buried under doubts that no test backs (the label doubts of a
 class the features explain weakly). When no group is confirmed, or all are, the lower
 tier is the row-wise maximum of the strengths, as before.
 
@@ -469,7 +469,7 @@ def combine(
         elif g not in group_flags:  # conflicting duplicates
             group_flags[g] = conflict_flags(strength, p_label, y, threshold=AUTO_THRESHOLD, explained=explained)
     group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
-    confirmed = _confirmed(group_strength, group_flags, anomaly, groups, presence, y)
+    confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
     suspicion = _tiered_suspicion(np.stack(list(group_strength.values()), axis=1),
                                   np.stack(list(group_flags.values()), axis=1),
                                   np.stack([confirmed[g] for g in group_strength], axis=1))
@@ -577,23 +577,30 @@ def _q_at(raw: np.ndarray, q: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _confirmed(
     group_strength: Mapping[str, np.ndarray], group_flags: Mapping[str, np.ndarray],
-    anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]],
+    anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]], families: Mapping[str, str],
     presence: list[ClassPresence], y: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """Per group and row: has the group's presence test confirmed that its strength means something here?
+    """Per group and row: has a presence test confirmed that the group's strength means something here?
 
-    Label group: some class was judged poisoned (always without labels). Anomaly
-    detector: its tail test found injected rows. Any other group: it flags some row.
+    Label group: some class was judged poisoned (always without labels). Conflicting
+    duplicates: the label group's answer (a conflicting twin is evidence about a label
+    and has no presence test of its own; identical rows with different labels are the
+    normal state of tables with few, coarse columns). Anomaly detector: its tail test
+    found injected rows. Any other group (backdoor detectors, whose flags follow their
+    own presence tests): it flags some row.
     """
+    label_confirmed = y is None or not presence or any(c.poisoned for c in presence)
     out: dict[str, np.ndarray] = {}
     for g, strength in group_strength.items():
         n = strength.shape[0]
         if g == LABEL_GROUP:
             # the whole group: a flip moves a row *into* a class, and the class the test
             # judges poisoned is often the one it left
-            out[g] = np.full(n, y is None or not presence or any(c.poisoned for c in presence))
+            out[g] = np.full(n, label_confirmed)
         elif g in anomaly:
             out[g] = np.full(n, anomaly[g].present)
+        elif all(families[m] == "duplicate" for m in groups[g]):
+            out[g] = np.full(n, label_confirmed)
         else:
             out[g] = np.full(n, bool(group_flags[g].any()))
     return out
