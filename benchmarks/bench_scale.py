@@ -309,10 +309,14 @@ def plot(runs: list[Run], path: Path) -> None:
             continue
         x = [r.rows / 1e6 for r in ok]
         ax_t.plot(x, [r.seconds for r in ok], "o-", color=colour, label=engine)
+        for r in ok:  # wall times on a shared host mean little without the load they ran under
+            ax_t.annotate(f"load {_load(r)}", (r.rows / 1e6, r.seconds), fontsize=7, color=colour,
+                          textcoords="offset points", xytext=(4, 4))
         ax_m.plot(x, [r.client_peak_gb for r in ok], "o-", color=colour, label=f"{engine}: client")
         if engine == "dask":
             ax_m.plot(x, [r.worker_peak_gb for r in ok], "s--", color=colour, label="dask: each worker (max)")
-    ax_t.set(xlabel="rows (millions) x 32 features", ylabel="wall time (s)", title="Scan time")
+    ax_t.set(xlabel="rows (millions) x 32 features", ylabel="wall time (s)",
+             title="Scan time (1-min load average before / after each run)")
     ax_m.set(xlabel="rows (millions) x 32 features", ylabel="peak RSS (GB)", title="Peak memory")
     ax_m.axhline(4.0, color="grey", lw=0.8, ls=":", label="worker memory limit")
     for ax in (ax_t, ax_m):
@@ -335,7 +339,7 @@ def combine_results(tags: list[str], tag: str) -> int:
         sources.append({"tag": t, **data["meta"]})
         for r in data["runs"]:
             run = Run(**{k: v for k, v in r.items() if k in fields})
-            run.note = (run.note + "; " if run.note else "") + f"from {t} at {data['meta'].get('commit', '?')}"
+            run.note = (run.note + "; " if run.note else "") + f"from {t} at {data['meta'].get('commit') or '?'}"
             runs.append(run)
         agree += [a for a in data.get("agreement", []) if "a" in a]  # the current agreement format only
     runs.sort(key=lambda r: (r.engine, r.rows))
