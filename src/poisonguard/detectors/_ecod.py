@@ -61,8 +61,15 @@ class ECODDetector(BaseDetector):
         m = min(n, int(self.max_reference))
         if m < n:  # evenly spaced order statistics, the minimum and maximum included
             srt = srt[np.linspace(0, n - 1, m).round().astype(np.int64)]
-        self.reference_ = np.ascontiguousarray(srt.T)  # (columns, m): one contiguous row per column
+        # per column: its distinct reference values and how many reference values lie below
+        # each, so one search gives both tail counts (ties included)
+        self.values_, self.below_ = [], []
+        for col in np.ascontiguousarray(srt.T):
+            values, counts = np.unique(col, return_counts=True)
+            self.values_.append(values)
+            self.below_.append(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
         self.n_reference_ = m
+        self.log_count_ = np.log(np.maximum(np.arange(m + 1), 1))  # log(max(c, 1)) for c = 0..m
         # sample skewness per column (0 for a constant column): which tail is "the" tail
         mean = X.mean(axis=0, dtype=np.float64)
         centred = X - mean
@@ -92,14 +99,19 @@ class ECODDetector(BaseDetector):
     def _tails(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``-log`` left and right tail probabilities, shape ``(rows, columns)`` each."""
         m = self.n_reference_
+        log_m, log_count = np.log(m), self.log_count_
         left = np.empty(X.shape, dtype=np.float64)
         right = np.empty(X.shape, dtype=np.float64)
         for j in range(X.shape[1]):
-            ref, col = self.reference_[j], X[:, j]
-            # a value outside the reference range counts as the most extreme value seen
-            left[:, j] = np.maximum(np.searchsorted(ref, col, side="right"), 1)
-            right[:, j] = np.maximum(m - np.searchsorted(ref, col, side="left"), 1)
-        return np.log(m) - np.log(left), np.log(m) - np.log(right)
+            values, below, col = self.values_[j], self.below_[j], X[:, j]
+            pos = np.searchsorted(values, col, side="left")  # first distinct value >= x
+            hit = values[np.minimum(pos, values.size - 1)] == col
+            n_below = below[pos]  # reference values < x
+            n_at_most = below[pos + hit]  # reference values <= x
+            # a value outside the reference range counts as the most extreme value seen (count 1)
+            left[:, j] = log_m - log_count[n_at_most]
+            right[:, j] = log_m - log_count[m - n_below]
+        return left, right
 
     def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
         out = np.empty(X.shape[0], dtype=np.float64)
