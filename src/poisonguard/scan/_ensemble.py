@@ -120,6 +120,7 @@ from ..detectors._presence import ClassPresence
 from ._label_rules import (
     LABEL_CAP,
     LABEL_FDR,
+    LABEL_GROUP,
     PREDICTABLE_Q75,
     label_group_flags,
     conflict_flags,
@@ -159,8 +160,6 @@ __all__ = [
 AUTO_THRESHOLD = 0.5
 #: robust standard deviations at which an anomaly score reaches strength AUTO_THRESHOLD
 Z_MID = 8.0
-#: the group name of the averaged label-probability detectors
-LABEL_GROUP = "label"
 #: robust z of the tail test of an anomaly detector: the plateau is measured between these
 TAIL_LOW, TAIL_HIGH = 4.0, 6.0
 #: share of the rows above TAIL_LOW that must also lie above TAIL_HIGH (a plateau)
