@@ -193,15 +193,8 @@ def robust_z(scores: np.ndarray) -> np.ndarray:
     The scale is 1.4826 x MAD; when more than half the values tie (MAD = 0) it falls
     back to the mean absolute deviation, then to 1.
     """
-    s = np.asarray(scores, dtype=np.float64)
-    centre = float(np.median(s))
-    dev = np.abs(s - centre)
-    scale = 1.4826 * float(np.median(dev))
-    if scale <= 1e-12:
-        scale = 1.2533 * float(dev.mean())
-    if scale <= 1e-12:
-        scale = 1.0
-    return (s - centre) / scale
+    centre, scale = _centre_scale(scores)
+    return (np.asarray(scores, dtype=np.float64) - centre) / scale
 
 
 def calibrate(raw: np.ndarray, score_kind: str) -> np.ndarray:
