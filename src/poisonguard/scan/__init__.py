@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from ._ensemble import Combined, calibrate, combine, robust_z
-from ._scan import AUTO_THRESHOLD, ScanResult, scan
+from ._scan import AUTO_THRESHOLD, FIT_SAMPLE_ROWS, ScanResult, scan
 
-__all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "calibrate", "combine", "Combined", "robust_z"]
+__all__ = ["scan", "ScanResult", "AUTO_THRESHOLD", "FIT_SAMPLE_ROWS", "calibrate", "combine", "Combined", "robust_z"]
