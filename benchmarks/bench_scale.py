@@ -344,6 +344,12 @@ def combine_results(tags: list[str], tag: str) -> int:
         agree += [a for a in data.get("agreement", []) if "a" in a]  # the current agreement format only
     runs.sort(key=lambda r: (r.engine, r.rows))
     meta = {"description": sources[-1]["description"], "combined_from": sources}
+    write_results(tag, runs, agree, meta)
+    return 0
+
+
+def write_results(tag: str, runs: list[Run], agree: list[dict], meta: dict) -> None:
+    """Write results/<tag>.json, .md and .png and print the report."""
     (RESULTS / f"{tag}.json").write_text(json.dumps(
         {"meta": meta, "runs": [asdict(r) | {"seconds_per_million": round(r.seconds_per_million, 2)} for r in runs],
          "agreement": agree}, indent=2) + "\n")
@@ -351,7 +357,6 @@ def combine_results(tags: list[str], tag: str) -> int:
     (RESULTS / f"{tag}.md").write_text(report)
     plot(runs, RESULTS / f"{tag}.png")
     print(report, flush=True)
-    return 0
 
 
 def _sizes(text: str) -> list[int]:
@@ -392,13 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def save() -> None:
-        (RESULTS / f"{args.tag}.json").write_text(json.dumps(
-            {"meta": meta, "runs": [asdict(r) | {"seconds_per_million": round(r.seconds_per_million, 2)} for r in runs],
-             "agreement": agree}, indent=2) + "\n")
-        report = write_report(runs, agree, meta)
-        (RESULTS / f"{args.tag}.md").write_text(report)
-        plot(runs, RESULTS / f"{args.tag}.png")
-        print(report, flush=True)
+        write_results(args.tag, runs, agree, meta)
 
     for rows in sorted(set().union(*sizes.values())):
         data = work / f"data_{rows}"
