@@ -464,7 +464,7 @@ def combine(
     confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
     suspicion = _tiered_suspicion(np.stack(list(group_strength.values()), axis=1),
                                   np.stack(list(group_flags.values()), axis=1),
-                                  np.stack([confirmed[g] for g in group_strength], axis=1))
+                                  np.array([confirmed[g] for g in group_strength]))
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
 
@@ -495,7 +495,7 @@ def _anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> _AnomalyGroup:
         if offset.any():
             flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
         return _AnomalyGroup(test, flags, norm.cdf(z - Z_MID))
-    centre, scale = _centre_scale(raw)
+    _, scale = _centre_scale(raw)
     raw_own = raw - offset * scale
     q_own = _q_at(raw, excess.q_value, raw_own)
     flags = _present_flags(z_own, q_own, raw_own, excess, test)
@@ -571,8 +571,8 @@ def _confirmed(
     group_strength: Mapping[str, np.ndarray], group_flags: Mapping[str, np.ndarray],
     anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]], families: Mapping[str, str],
     presence: list[ClassPresence], y: np.ndarray | None,
-) -> dict[str, np.ndarray]:
-    """Per group and row: has a presence test confirmed that the group's strength means something here?
+) -> dict[str, bool]:
+    """Per group: has a presence test confirmed that the group's strength means something here?
 
     Label group: some class was judged poisoned (always without labels). Conflicting
     duplicates: the label group's answer (a conflicting twin is evidence about a label
@@ -582,26 +582,23 @@ def _confirmed(
     own presence tests): it flags some row.
     """
     label_confirmed = y is None or not presence or any(c.poisoned for c in presence)
-    out: dict[str, np.ndarray] = {}
-    for g, strength in group_strength.items():
-        n = strength.shape[0]
-        if g == LABEL_GROUP:
-            # the whole group: a flip moves a row *into* a class, and the class the test
-            # judges poisoned is often the one it left
-            out[g] = np.full(n, label_confirmed)
+    out: dict[str, bool] = {}
+    for g in group_strength:
+        if g == LABEL_GROUP or all(families[m] == "duplicate" for m in groups[g]):
+            # the whole label group, not per class: a flip moves a row *into* a class, and
+            # the class the test judges poisoned is often the one it left
+            out[g] = bool(label_confirmed)
         elif g in anomaly:
-            out[g] = np.full(n, anomaly[g].present)
-        elif all(families[m] == "duplicate" for m in groups[g]):
-            out[g] = np.full(n, label_confirmed)
+            out[g] = bool(anomaly[g].present)
         else:
-            out[g] = np.full(n, bool(group_flags[g].any()))
+            out[g] = bool(group_flags[g].any())
     return out
 
 
 def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray, confirmed: np.ndarray | None = None) -> np.ndarray:
     """Flagged rows in [0.5, 1] by the strongest group that flags them; the rest in [0, 0.5].
 
-    ``strength``, ``flags`` and ``confirmed`` have one column per group. A group's flag
+    ``strength`` and ``flags`` have one column per group, ``confirmed`` one entry per group. A group's flag
     rule (after its presence test) is the evidence that its strength means something on
     this table, so a flagged row ranks by that evidence, above every row that only an
     unconfirmed signal doubts. Below the flagged rows, a group whose presence test
@@ -611,7 +608,7 @@ def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray, confirmed: np.nda
     """
     flagged = flags.any(axis=1)
     by_flag = np.where(flags, strength, -np.inf).max(axis=1)
-    weight = np.ones_like(strength) if confirmed is None else np.where(confirmed, 1.0, UNCONFIRMED_WEIGHT)
+    weight = np.ones(strength.shape[1]) if confirmed is None else np.where(confirmed, 1.0, UNCONFIRMED_WEIGHT)
     lower = np.clip((weight * strength).max(axis=1), 0.0, 1.0)
     return np.where(flagged, 0.5 + 0.5 * np.clip(by_flag, 0.0, 1.0), 0.5 * lower)
 
