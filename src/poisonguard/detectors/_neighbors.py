@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -260,14 +261,21 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
     The graph is memoised per matrix with the largest ``k`` asked so far; a smaller
     ``k`` is a slice of it.
     """
-    fp = fingerprint_array(X)
-    k_eff = min(k, X.shape[0] - 1)
-    hit = _memo.get(fp)
-    if hit is not None and hit.indices.shape[1] >= k_eff:
-        return Neighbours(indices=hit.indices[:, :k_eff], distances=hit.distances[:, :k_eff], exact=hit.exact)
-    k_graph = min(max(k_eff, MIN_GRAPH_K), X.shape[0] - 1)
-    graph = _search(X, X, k_graph + 1, drop_self=True)
-    _memo.put(fp, graph)
+    limit = X.shape[0] - 1
+    return _memoised(fingerprint_array(X), min(k, limit), limit,
+                     lambda k_graph: _search(X, X, k_graph + 1, drop_self=True))
+
+
+def _memoised(key: Any, k_eff: int, limit: int, search: Callable[[int], Neighbours]) -> Neighbours:
+    """The memoised graph under ``key`` sliced to ``k_eff``, or ``search(k_graph)`` memoised.
+
+    A new graph holds at least ``MIN_GRAPH_K`` neighbours (at most ``limit``), so detectors
+    asking for different ``k`` share one search.
+    """
+    graph = _memo.get(key)
+    if graph is None or graph.indices.shape[1] < k_eff:
+        graph = search(min(max(k_eff, MIN_GRAPH_K), limit))
+        _memo.put(key, graph)
     return Neighbours(indices=graph.indices[:, :k_eff], distances=graph.distances[:, :k_eff], exact=graph.exact)
 
 
@@ -277,11 +285,6 @@ def query_neighbours(ref: np.ndarray, query: np.ndarray, k: int) -> Neighbours:
     Memoised like :func:`self_neighbours`, by both matrices' fingerprints: the detectors
     that score the rows outside a fit sample (``duplicates``, ``knn_label``) share one search.
     """
-    key = ("query", fingerprint_array(ref), fingerprint_array(query))
-    k_eff = min(k, ref.shape[0])
-    hit = _memo.get(key)
-    if hit is not None and hit.indices.shape[1] >= k_eff:
-        return Neighbours(indices=hit.indices[:, :k_eff], distances=hit.distances[:, :k_eff], exact=hit.exact)
-    graph = _search(ref, query, min(max(k_eff, MIN_GRAPH_K), ref.shape[0]))
-    _memo.put(key, graph)
-    return Neighbours(indices=graph.indices[:, :k_eff], distances=graph.distances[:, :k_eff], exact=graph.exact)
+    limit = ref.shape[0]
+    return _memoised(("query", fingerprint_array(ref), fingerprint_array(query)), min(k, limit), limit,
+                     lambda k_graph: _search(ref, query, k_graph))
