@@ -15,15 +15,8 @@ from sklearn.metrics import roc_auc_score
 from poisonguard.attacks import flip_labels, inject_outliers
 from poisonguard.datasets import load_dataset
 from poisonguard.scan import scan
-from poisonguard.scan._ensemble import (
-    EXCESS_LOG10P,
-    TAIL_LOW,
-    anomaly_presence,
-    calibrate,
-    combine,
-    robust_z,
-    tail_excess,
-)
+from poisonguard.scan._anomaly_rules import EXCESS_LOG10P, TAIL_LOW, anomaly_presence, robust_z, tail_excess
+from poisonguard.scan._ensemble import calibrate, combine
 
 TOLERANCE = 0.005
 KINDS = {"knn_label": "probability", "iforest": "anomaly"}

@@ -1,0 +1,319 @@
+"""The anomaly detectors' half of the fusion: robust z, the tail tests, flags and strength.
+
+An anomaly detector's raw score is compared with the bulk of the table (robust z) and
+its upper tail with a tail fitted to the table's own quantiles; see the module
+docstring of :mod:`poisonguard.scan._ensemble` for how the results enter the fusion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import binom, norm
+
+__all__ = [
+    "robust_z",
+    "anomaly_presence",
+    "anomaly_group",
+    "AnomalyGroup",
+    "AnomalyPresence",
+    "tail_excess",
+    "TailExcess",
+    "Z_MID",
+    "Z_PRESENT",
+    "Z_PRESENT_FLAG",
+    "EXCESS_LOG10P",
+    "ANOMALY_FDR",
+]
+
+#: robust standard deviations at which an anomaly score reaches strength AUTO_THRESHOLD
+Z_MID = 8.0
+#: robust z of the tail test of an anomaly detector: the plateau is measured between these
+TAIL_LOW, TAIL_HIGH = 4.0, 6.0
+#: share of the rows above TAIL_LOW that must also lie above TAIL_HIGH (a plateau)
+PLATEAU_SHARE = 0.5
+#: rows above TAIL_LOW needed for a plateau (share of the table, and a count)
+TAIL_MIN_SHARE, TAIL_MIN_ROWS = 0.01, 3
+#: an anomaly detector judged present ranks with Phi(z - Z_PRESENT) ...
+Z_PRESENT = 3.0
+#: ... and flags rows at robust z >= Z_PRESENT_FLAG
+Z_PRESENT_FLAG = 5.0
+#: excess test (:func:`tail_excess`): present at -log10 p >= EXCESS_LOG10P (p <= 1e-6; with at
+#: most EXCESS_MAX_THRESHOLDS thresholds tried, Bonferroni keeps the family-wise level <= 2e-3)
+EXCESS_LOG10P = 6.0
+EXCESS_MAX_THRESHOLDS = 2000
+#: ... at a threshold with at least EXCESS_RATIO x the expected rows and an excess of
+#: at least max(EXCESS_MIN_ROWS, EXCESS_MIN_SHARE x rows)
+EXCESS_RATIO = 2.0
+EXCESS_MIN_ROWS, EXCESS_MIN_SHARE = 3, 0.005
+#: quantiles whose log-survival the null tail of the excess test is fitted to
+_FIT_QUANTILES = np.linspace(0.5, 0.9, 9)
+#: a present detector also flags rows whose q-value (estimated false-discovery share) is <= this
+ANOMALY_FDR = 0.05
+
+def robust_z(scores: np.ndarray) -> np.ndarray:
+    """Robust z-score of each value against the bulk of ``scores``.
+
+    The scale is 1.4826 x MAD; when more than half the values tie (MAD = 0) it falls
+    back to the mean absolute deviation, then to 1.
+    """
+    centre, scale = _centre_scale(scores)
+    return (np.asarray(scores, dtype=np.float64) - centre) / scale
+
+
+@dataclass(frozen=True)
+class AnomalyPresence:
+    """The tail test of one anomaly detector (two rules; either one makes it present).
+
+    Attributes
+    ----------
+    above_low, above_high : int
+        Rows at robust z >= ``TAIL_LOW`` and >= ``TAIL_HIGH``.
+    plateau : float
+        ``above_high / above_low`` (0 when no row is above ``TAIL_LOW``).
+    excess_log10p : float
+        ``-log10`` of the smallest binomial p-value of the excess test (0 when no
+        threshold met the effect-size conditions).
+    excess_rows, expected_rows : float
+        Rows at or above the most significant threshold, and how many the fitted
+        null fitted to the table's own quantiles expects there.
+    present : bool
+        A plateau, or an excess of rows over the table's own tail: injected rows.
+    """
+
+    above_low: int
+    above_high: int
+    plateau: float
+    present: bool
+    excess_log10p: float = 0.0
+    excess_rows: int = 0
+    expected_rows: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TailExcess:
+    """The excess test of one anomaly score against a tail fitted to its own quantiles.
+
+    Attributes
+    ----------
+    log10p : float
+        ``-log10`` of the smallest one-sided binomial p-value over the thresholds tried.
+    observed, expected : float
+        Rows at or above that threshold, and the null's expectation there.
+    threshold : float
+        The most significant threshold (``inf`` when none qualified): the rows at or
+        above it are the excess the test found.
+    q_value : ndarray
+        Per row: the smallest estimated false-discovery share (expected / observed rows at
+        or above a threshold) of any threshold at or below the row's score; 1 below the
+        fit's upper quantile.
+    """
+
+    log10p: float
+    observed: int
+    expected: float
+    q_value: np.ndarray
+    threshold: float = float("inf")
+
+
+def _gpd_log_survival(x: np.ndarray, xi: float, sigma: float) -> np.ndarray:
+    """log P(X > x) of a generalised Pareto excess with shape ``xi >= 0`` and scale ``sigma``."""
+    if xi < 1e-9:
+        return -x / sigma
+    return -np.log1p(xi * x / sigma) / xi
+
+
+def _sorted_quantiles(srt: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Quantiles of already sorted values (linear interpolation, as ``np.quantile``)."""
+    pos = np.asarray(probs, dtype=np.float64) * (srt.size - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, srt.size - 1)
+    return srt[lo] + (pos - lo) * (srt[hi] - srt[lo])
+
+
+def _fit_tail(srt: np.ndarray) -> tuple[float, float, float] | None:
+    """Threshold q50, shape and scale of the null tail fitted to the quantiles q50..q90 of sorted values.
+
+    ``None`` when the tail is degenerate (q90 == q50).
+    """
+    q = _sorted_quantiles(srt, _FIT_QUANTILES)
+    x = q - q[0]
+    if x[-1] <= 1e-12:
+        return None
+    target = np.log((1.0 - _FIT_QUANTILES) / 0.5)
+
+    def loss(p: np.ndarray) -> float:
+        return float(np.sum((_gpd_log_survival(x, max(p[0], 0.0), np.exp(p[1]) * x[-1]) - target) ** 2))
+
+    fits = [minimize(loss, [xi0, np.log(0.6)], method="Nelder-Mead",
+                     options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000}) for xi0 in (0.0, 0.5)]
+    best = min(fits, key=lambda r: r.fun)
+    return float(q[0]), max(float(best.x[0]), 0.0), float(np.exp(best.x[1]) * x[-1])
+
+
+def tail_excess(scores: np.ndarray) -> TailExcess:
+    """Compare the upper tail of ``scores`` with a tail fitted to the table's own quantiles.
+
+    The null is a generalised Pareto tail over the median, ``P(S >= t) = 0.5 S_GPD(t -
+    q50; xi, sigma)`` with shape ``xi >= 0`` (exponential or heavier, never lighter),
+    fitted by least squares to the log-survival at the 50%, 55%, ..., 90% quantiles.
+    Above q90 every distinct score (at most ``EXCESS_MAX_THRESHOLDS`` of them, evenly by
+    rank) is a threshold ``t``: ``N(t)`` rows lie at or above it, the null expects
+    ``E(t)``. The statistic is the smallest binomial p-value ``P(Bin(n, E/n) >= N)``
+    among thresholds with ``N >= EXCESS_RATIO * E`` and ``N - E >= max(EXCESS_MIN_ROWS,
+    EXCESS_MIN_SHARE n)``. A clean table's own tail, light (Isolation Forest on real
+    tables) or heavy (lognormal, Pareto, Weibull with shape < 1), is at or below the
+    fitted one; a cluster of injected rows beyond the 90% quantile is an excess it cannot
+    explain. Injected rows that make up more than 10% of the table, or that sit below
+    its 90% quantile, are not seen.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    n = s.size
+    ones = np.ones(n)
+    if n < 20 or not np.isfinite(s).all():
+        return TailExcess(0.0, 0, 0.0, ones)
+    srt = np.sort(s)
+    fit = _fit_tail(srt)
+    if fit is None:
+        return TailExcess(0.0, 0, 0.0, ones)
+    u, xi, sigma = fit
+    top = srt[srt >= _sorted_quantiles(srt, np.array([0.9]))[0]]
+    if top.size > EXCESS_MAX_THRESHOLDS:
+        top = top[np.linspace(0, top.size - 1, EXCESS_MAX_THRESHOLDS).astype(int)]
+    t = np.unique(top)
+    observed = n - np.searchsorted(srt, t, side="left")
+    expected = n * 0.5 * np.exp(_gpd_log_survival(t - u, xi, sigma))
+    log10p = -binom.logsf(observed - 1, n, np.clip(expected / n, 1e-300, 1.0)) / np.log(10.0)
+    ok = (observed >= EXCESS_RATIO * expected) & (observed - expected >= max(EXCESS_MIN_ROWS, EXCESS_MIN_SHARE * n))
+    log10p = np.where(ok, log10p, 0.0)
+    i = int(np.argmax(log10p))
+    # q-value per threshold: the best false-discovery share of any threshold at or below it
+    fdr = np.minimum(expected / np.maximum(observed, 1), 1.0)
+    q_at = np.minimum.accumulate(fdr)
+    idx = np.searchsorted(t, s, side="right") - 1
+    q = np.where(idx >= 0, q_at[np.clip(idx, 0, None)], 1.0)
+    return TailExcess(float(min(log10p[i], 300.0)), int(observed[i]), float(expected[i]), q,
+                      float(t[i]) if log10p[i] > 0 else float("inf"))
+
+
+def anomaly_presence(z: np.ndarray, scores: np.ndarray | None = None, *,
+                     excess: TailExcess | None = None) -> AnomalyPresence:
+    """Does the upper tail hold injected rows? (see module docstring)
+
+    ``z`` are robust z-scores (the plateau rule); ``scores`` the raw scores for the excess
+    rule (:func:`tail_excess`), or ``excess`` its result when already computed; without
+    either only the plateau rule runs.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    low, high = int((z >= TAIL_LOW).sum()), int((z >= TAIL_HIGH).sum())
+    plateau = high / low if low else 0.0
+    plateau_found = low >= max(TAIL_MIN_ROWS, TAIL_MIN_SHARE * z.size) and plateau >= PLATEAU_SHARE
+    if excess is None:
+        excess = tail_excess(scores) if scores is not None else TailExcess(0.0, 0, 0.0, np.ones(z.size))
+    present = plateau_found or excess.log10p >= EXCESS_LOG10P
+    return AnomalyPresence(low, high, float(plateau), bool(present), excess.log10p, excess.observed,
+                           round(excess.expected, 3))
+
+
+@dataclass(frozen=True)
+class AnomalyGroup:
+    """One anomaly detector after its tail test: the test, its auto flags, its strength when present."""
+
+    presence: AnomalyPresence
+    flags: np.ndarray
+    strength: np.ndarray
+
+
+def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
+    """Tail test, flags and strength of one anomaly detector.
+
+    With labels, each row's score is first lowered by its class's lower-quartile excess
+    over the table (:func:`_class_offset`): a clean class that the detector scores high
+    as a whole (a small, distinct class) is the table's structure, not injected rows.
+    """
+    z = robust_z(raw)
+    excess = tail_excess(raw)
+    test = anomaly_presence(z, excess=excess)
+    offset = _class_offset(z, y, line=Z_PRESENT_FLAG if test.present else Z_MID)
+    z_own = z - offset
+    if not test.present:
+        flags = z_own >= Z_MID
+        if offset.any():
+            flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
+        return AnomalyGroup(test, flags, norm.cdf(z - Z_MID))
+    _, scale = _centre_scale(raw)
+    raw_own = raw - offset * scale
+    q_own = _q_at(raw, excess.q_value, raw_own)
+    flags = _present_flags(z_own, q_own, raw_own, excess, test)
+    if offset.any():
+        # a row of such a class still counts when it stands out within its own class
+        flags |= _present_flags(z, excess.q_value, raw, excess, test) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
+    return AnomalyGroup(test, flags, np.maximum(norm.cdf(z_own - Z_PRESENT), 1.0 - q_own))
+
+
+def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailExcess,
+                   test: AnomalyPresence) -> np.ndarray:
+    """The flag rule of a present anomaly detector (robust z, q-value, the excess found)."""
+    flags = (z >= Z_PRESENT_FLAG) | (q <= ANOMALY_FDR)
+    if test.excess_log10p >= EXCESS_LOG10P:
+        # the excess the test found: at most E of these rows are expected from the
+        # table's own tail, and the fitted tail is never lighter than it
+        flags |= raw >= excess.threshold
+    return flags
+
+
+def _within_class_z(raw: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    """Robust z of each row's score against the other rows of its class."""
+    if y is None:
+        return robust_z(raw)
+    y = np.asarray(y)
+    out = np.empty(raw.shape[0])
+    for c in np.unique(y):
+        rows = y == c
+        out[rows] = robust_z(raw[rows])
+    return out
+
+
+def _centre_scale(scores: np.ndarray) -> tuple[float, float]:
+    """The centre and scale of :func:`robust_z`."""
+    s = np.asarray(scores, dtype=np.float64)
+    centre = float(np.median(s))
+    dev = np.abs(s - centre)
+    scale = 1.4826 * float(np.median(dev))
+    if scale <= 1e-12:
+        scale = 1.2533 * float(dev.mean())
+    return centre, scale if scale > 1e-12 else 1.0
+
+
+def _class_offset(z: np.ndarray, y: np.ndarray | None, *, line: float) -> np.ndarray:
+    """Per row: the robust z of its class's lower quartile, for a class whose median row is past ``line``; else 0.
+
+    Only a class that the flag rule at robust z ``line`` would take in bulk is measured
+    from its own lower quartile. The lower quartile, not the median: injected rows that
+    share one label (a blob) and make up to three quarters of a small class still leave
+    it at a clean row.
+    """
+    out = np.zeros(z.shape[0])
+    if y is None:
+        return out
+    y = np.asarray(y)
+    for c in np.unique(y):
+        rows = y == c
+        zc = z[rows]
+        if float(np.median(zc)) >= line:
+            out[rows] = max(0.0, float(np.quantile(zc, 0.25)))
+    return out
+
+
+def _q_at(raw: np.ndarray, q: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The q-value of the excess test (a non-increasing step function of the score) at the scores ``at``."""
+    order = np.argsort(raw, kind="stable")
+    srt, q_srt = raw[order], np.minimum.accumulate(q[order])
+    idx = np.searchsorted(srt, at, side="right") - 1
+    return np.where(idx >= 0, q_srt[np.clip(idx, 0, None)], 1.0)
