@@ -19,6 +19,7 @@ from ._backdoor_clean_label import BackdoorCleanLabelDetector
 from ._backdoor_spectral import BackdoorSpectralDetector
 from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
+from ._cluster import ClusterDetector
 from ._confident import ConfidentLearningDetector
 from ._duplicates import DuplicateConflictDetector
 from ._ecod import ECODDetector
@@ -39,6 +40,7 @@ __all__ = [
     "BackdoorSpectralDetector",
     "BackdoorTriggerDetector",
     "ClassOutlierDetector",
+    "ClusterDetector",
     "ConfidentLearningDetector",
     "DuplicateConflictDetector",
     "ECODDetector",

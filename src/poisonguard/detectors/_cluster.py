@@ -1,0 +1,406 @@
+"""Injected micro-clusters: many rows packed together, in a place the data leaves empty.
+
+One injection campaign often writes copies of one template with a little noise: a
+tight group of rows, one label, placed wherever the attacker chose. Every member's
+nearest neighbours are the other members, so a detector that scores a row by its
+distance to its neighbours sees nothing, and inside the columns' ranges each value
+is ordinary. What no natural table shows is the *cliff* around such a group: rows
+far closer to each other than the table's rows are to their neighbours, then an
+empty gap several typical neighbour distances wide. Natural dense groups (exact
+duplicates, the grid of tables with few integer columns, a tight class) reach the
+rest of the data through a chain of intermediate rows, so their gap is about one
+typical neighbour distance.
+
+The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of its own):
+
+1. **scale**: ``rho`` is the table's median distance from a row to its nearest
+   *distinct* row (exact duplicates left out, so a table full of them keeps a
+   scale);
+2. **candidates**: connected components of the edges no longer than
+   ``tightness * rho``, with at least ``min_size`` rows; a row most of whose
+   nearest neighbours lie in one candidate joins it (a noisy member whose rounding
+   moved it off the core);
+3. **presence test** per candidate, from its *separation* ``gap / max(rho, local,
+   4 * internal)``: ``gap`` is the exact distance from the group to its nearest
+   non-member; ``local`` the neighbour spacing of the rows nearest the group (their
+   distance to their 5th neighbour: the data's own density there); ``internal`` the
+   members' median distance to their 5th nearest member. A group is judged
+   injected when its separation is at least ``separation``. A cheap upper bound of
+   the gap from the graph rejects almost every natural group before the exact one
+   is computed.
+
+Members of a group judged injected score ``1 - separation / (2 * ratio)``, at least
+0.5 (the scan's flag strength) and rising with the ratio; every other row scores 0,
+so a clean table flags nothing (``score_kind = "probability"``). A new row (a row
+outside the fit sample of a large scan) belongs to a found group when it lies within
+the group's joining radius of one of the group's stored members.
+
+What this does not find: a blob looser than ``tightness`` times the table's
+neighbour spacing (it is no denser than the data), a blob that lands inside dense
+data (it has no gap: in a low-dimensional, densely filled table an in-range blob is
+indistinguishable from natural density), and groups of fewer than ``min_size`` rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from ..errors import ConfigError
+from ._base import BaseDetector, register
+from ._neighbors import self_neighbours
+
+__all__ = ["ClusterDetector", "FoundGroup"]
+
+#: rank of the neighbour that measures spacing (the 5th): robust to a single close twin
+_SPACING_RANK = 5
+#: non-members nearest the group whose spacing gives ``local``
+_LOCAL_ROWS = 5
+#: members kept per found group to score new rows (a seeded sample of larger groups)
+_STORED_MEMBERS = 2048
+#: rows per block when measuring exact distances to a group's members
+_BLOCK = 4096
+
+
+@dataclass(frozen=True)
+class FoundGroup:
+    """A candidate group and its presence test.
+
+    Attributes
+    ----------
+    size : int
+        Rows in the group.
+    internal : float
+        Members' median distance to their 5th nearest member (to the farthest
+        member for groups of at most 5 rows): how tightly they are packed.
+    gap : float
+        Distance from the group to its nearest non-member.
+    local : float
+        Neighbour spacing of the rows nearest the group (median distance to their
+        5th neighbour).
+    rho : float
+        The table's median distance from a row to its nearest distinct row.
+    ratio : float
+        ``gap / max(rho, local, 4 * internal)``: the separation the test judges.
+    injected : bool
+        The decision: ``ratio >= separation``.
+    """
+
+    size: int
+    internal: float
+    gap: float
+    local: float
+    rho: float
+    ratio: float
+    injected: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What scoring needs of a found group: its stored members, centre, reach and score."""
+
+    members: np.ndarray  # (m_stored, d) float32
+    centre: np.ndarray  # (d,) float64
+    radius: float  # largest distance of a stored member from the centre
+    join: float  # a new row within this distance of a stored member belongs to the group
+    score: float
+
+
+@register
+class ClusterDetector(BaseDetector):
+    """Tight groups of rows separated from the rest of the data (injected micro-clusters).
+
+    See the module docstring for the method.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=20
+        Width of the neighbour graph (the scan's other neighbour detectors share it).
+    min_size : int, default=5
+        Fewest rows of a group.
+    tightness : float, default=0.5
+        Edges no longer than ``tightness`` times the table's nearest-distinct-row
+        distance join candidate groups.
+    separation : float, default=2.0
+        A group is judged injected when its gap is at least this many times the
+        largest of the table's spacing, the local spacing and four times its own.
+    max_groups : int, default=512
+        Candidate groups examined, the largest first.
+    """
+
+    name = "cluster"
+    family = "cluster"
+    score_kind = "probability"
+    summary = "tight groups of rows separated from the rest of the data (injected micro-clusters)"
+
+    def __init__(self, *, n_neighbors: int = 20, min_size: int = 5, tightness: float = 0.5,
+                 separation: float = 2.0, min_evidence: float = 8.0, max_groups: int = 512) -> None:
+        self.n_neighbors = n_neighbors
+        self.min_size = min_size
+        self.tightness = tightness
+        self.separation = separation
+        self.min_evidence = min_evidence
+        self.max_groups = max_groups
+
+    def _validate_params(self) -> None:
+        if int(self.n_neighbors) < _SPACING_RANK:
+            raise ConfigError(f"cluster: n_neighbors must be >= {_SPACING_RANK}, got {self.n_neighbors}")
+        if int(self.min_size) < 2:
+            raise ConfigError(f"cluster: min_size must be >= 2, got {self.min_size}")
+        if not 0 < float(self.tightness) <= 1:
+            raise ConfigError(f"cluster: tightness must be in (0, 1], got {self.tightness}")
+        if not float(self.separation) > 1:
+            raise ConfigError(f"cluster: separation must be > 1, got {self.separation}")
+        if not float(self.min_evidence) >= 0:
+            raise ConfigError(f"cluster: min_evidence must be >= 0, got {self.min_evidence}")
+        if int(self.max_groups) < 1:
+            raise ConfigError(f"cluster: max_groups must be >= 1, got {self.max_groups}")
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
+        n = X.shape[0]
+        self.groups_: list[FoundGroup] = []
+        self.stored_: list[_Stored] = []
+        self.fit_group_ = np.full(n, -1, dtype=np.int32)  # index into stored_ per fit row
+        self.rho_ = 0.0
+        self.n_candidates_ = 0
+        if n < 2 * int(self.min_size):
+            self.report_ = self._report()
+            return
+        nb = self_neighbours(X, min(int(self.n_neighbors), n - 1))
+        D, I = nb.distances, nb.indices.astype(np.int64)
+        first = D[:, 0]
+        distinct = first[first > 0]
+        if distinct.size == 0:  # every row has an exact twin at every rank: nothing to measure against
+            self.report_ = self._report()
+            return
+        self.rho_ = rho = float(np.median(distinct)) if distinct.size == n else _distinct_spacing(D)
+        label, candidates = self._candidates(D, I, rho)
+        self.n_candidates_ = len(candidates)
+        ub = _gap_upper_bounds(D, I, label, len(candidates))
+        Xf = X
+        for g, members in enumerate(candidates):
+            group = self._judge(Xf, D, I, members, ub[g], rho)
+            if group is None:
+                continue
+            self.groups_.append(group)
+            if group.injected:
+                self.fit_group_[members] = len(self.stored_)
+                self.stored_.append(_store(Xf, D, members, group, float(self.separation), float(self.tightness)))
+        self.report_ = self._report()
+
+    def _candidates(self, D: np.ndarray, I: np.ndarray, rho: float) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Components of the edges no longer than ``rho``, joined, that are tight and small enough (largest first).
+
+        Returns the candidate index of every row (-1: none) and each candidate's rows.
+        """
+        n = D.shape[0]
+        r, c = np.nonzero(D <= rho)
+        graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, I[r, c])), shape=(n, n)).tocsr()
+        _, comp = connected_components(graph, directed=False)
+        sizes = np.bincount(comp)
+        # a component holding a quarter of the table is the data itself, not a group in it
+        big = np.flatnonzero((sizes >= int(self.min_size)) & (sizes <= n // 4))
+        label = np.full(sizes.size, -1, dtype=np.int64)
+        label[big] = big
+        label = label[comp]
+        # a row most of whose nearest neighbours sit in one component joins it
+        near = label[I[:, :_SPACING_RANK]]
+        head = near[:, 0]
+        votes = (near == head[:, None]).sum(axis=1)
+        joins = (label < 0) & (head >= 0) & (votes * 2 > near.shape[1])
+        label[joins] = head[joins]
+        # tight: the members' median distance to their 5th neighbour is at most ``tightness * rho``
+        spacing = D[:, min(_SPACING_RANK, D.shape[1]) - 1]
+        inside = label >= 0
+        keys, inverse, counts = np.unique(label[inside], return_inverse=True, return_counts=True)
+        tight = _group_medians(inverse, spacing[inside], keys.size)
+        keep = [g for g in np.argsort(-counts, kind="stable") if tight[g] <= float(self.tightness) * rho]
+        keep = keep[: int(self.max_groups)]
+        lookup = np.full(keys.size, -1, dtype=np.int64)
+        lookup[keep] = np.arange(len(keep))
+        out = np.full(n, -1, dtype=np.int64)
+        out[inside] = lookup[inverse]
+        order = np.argsort(out, kind="stable")
+        starts = np.searchsorted(out[order], np.arange(len(keep) + 1))
+        return out, [order[starts[g]:starts[g + 1]] for g in range(len(keep))]
+
+    def _judge(self, X: np.ndarray, D: np.ndarray, I: np.ndarray, members: np.ndarray, gap_bound: float,
+               rho: float) -> FoundGroup | None:
+        """The presence test of one candidate; ``None`` when the graph already shows it is not separated."""
+        m = members.size
+        rank = min(m - 1, _SPACING_RANK) - 1
+        internal = float(np.median(D[members, rank]))
+        floor = max(rho, 4.0 * internal)
+        sep = float(self.separation)
+        if gap_bound < sep * floor:  # joined to the data through a short edge: natural density
+            return None
+        gap, nearest = _exact_gap(X, members)
+        local = float(np.median(D[nearest, _SPACING_RANK - 1])) if nearest.size else 0.0
+        ratio = gap / floor
+        # the gap must also exceed the spacing of the data nearest the group, and a small group needs
+        # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
+        injected = ratio >= sep and gap >= local and m * (ratio - 1.0) >= float(self.min_evidence)
+        return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(ratio),
+                          injected=bool(injected))
+
+    def _report(self) -> dict[str, Any]:
+        found = [g for g in self.groups_ if g.injected]
+        return {
+            "rho": round(self.rho_, 6),
+            "candidates": self.n_candidates_,
+            "tested": [g.to_dict() for g in sorted(self.groups_, key=lambda g: -g.ratio)[:10]],
+            "injected_groups": len(found),
+            "injected_rows": int(sum(g.size for g in found)),
+        }
+
+    # ---------------------------------------------------------------- score
+    def _assign(self, X: np.ndarray, is_fit_data: bool) -> np.ndarray:
+        """Index of the found group each row belongs to (-1: none)."""
+        if is_fit_data:
+            return self.fit_group_
+        out = np.full(X.shape[0], -1, dtype=np.int32)
+        for g, st in enumerate(self.stored_):
+            # rows that cannot be within ``join`` of any stored member are skipped without the exact distance
+            centre_dist = np.sqrt(((X.astype(np.float64) - st.centre) ** 2).sum(axis=1))
+            near = np.flatnonzero((centre_dist <= st.radius + st.join) & (out < 0))
+            if near.size:
+                d = _min_distances(X[near], st.members)
+                out[near[d <= st.join]] = g
+        return out
+
+    def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
+        group = self._assign(X, is_fit_data)
+        scores = np.array([st.score for st in self.stored_] + [0.0])
+        return scores[group]  # -1 picks the trailing 0
+
+    def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
+        group = self._assign(X, True)[rows] if is_fit_data else self._assign(X[rows], False)
+        found = [g for g in self.groups_ if g.injected]
+        out = []
+        for g in group.tolist():
+            if g < 0:
+                out.append((
+                    f"not in a tight, separated group ({self.n_candidates_} candidate group(s) examined, "
+                    f"{len(found)} judged injected)",
+                    {"group": None},
+                ))
+                continue
+            fg = found[g]
+            out.append((
+                f"one of {fg.size} rows packed within {fg.internal:.3g} of each other (median distance to the "
+                f"5th nearest member), {fg.gap:.3g} from the nearest other row; the table's rows are "
+                f"{fg.rho:.3g} from their nearest distinct row and {fg.local:.3g} apart near this group "
+                f"(separation {fg.ratio:.1f}, judged injected at >= {float(self.separation):g})",
+                {"group": g, **fg.to_dict()},
+            ))
+        return out
+
+
+# ---------------------------------------------------------------- helpers
+def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of ``values`` per group code ``0..n_groups-1`` (one sort, not one pass per group)."""
+    if n_groups == 0:
+        return np.zeros(0)
+    order = np.lexsort((values, group))
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    v = values[order]
+    lo = v[starts + (counts - 1) // 2]
+    hi = v[starts + counts // 2]
+    return (lo + hi) / 2.0
+
+
+def _distinct_spacing(D: np.ndarray) -> float:
+    """Median over rows of the distance to the nearest distinct row (the first non-zero distance in the graph).
+
+    Rows whose whole neighbour list is exact twins have no distinct row in the graph
+    and are left out.
+    """
+    positive = D > 0
+    has = positive.any(axis=1)
+    first = D[has, positive[has].argmax(axis=1)] if has.any() else np.zeros(0)
+    return float(np.median(first)) if first.size else 0.0
+
+
+def _gap_upper_bounds(D: np.ndarray, I: np.ndarray, label: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per candidate: the shortest graph edge between a member and a non-member (inf when none is listed).
+
+    Both directions: a member listing an outsider, and an outsider listing a member.
+    """
+    ub = np.full(n_groups, np.inf)
+    lab_nb = label[I]
+    cross = lab_nb != label[:, None]
+    r, c = np.nonzero(cross & (label[:, None] >= 0))  # member i lists an outsider
+    if r.size:
+        np.minimum.at(ub, label[r], D[r, c].astype(np.float64))
+    r, c = np.nonzero(cross & (lab_nb >= 0))  # row i lists a member of another group
+    if r.size:
+        np.minimum.at(ub, lab_nb[r, c], D[r, c].astype(np.float64))
+    return ub
+
+
+def _exact_gap(X: np.ndarray, members: np.ndarray) -> tuple[float, np.ndarray]:
+    """Exact distance from the group to its nearest non-member, and the ``_LOCAL_ROWS`` non-members nearest it.
+
+    Non-members are taken by their distance to the group's centre; by the triangle
+    inequality a row farther than ``best + radius`` from the centre cannot be closer
+    than ``best`` to a member, so only a few rows are measured exactly.
+    """
+    Xm = X[members].astype(np.float64)
+    centre = Xm.mean(axis=0)
+    radius = float(np.sqrt(((Xm - centre) ** 2).sum(axis=1)).max())
+    dc = np.sqrt(((X.astype(np.float64) - centre) ** 2).sum(axis=1))
+    dc[members] = np.inf
+    order = np.argsort(dc, kind="stable")
+    best = np.inf
+    exact: list[tuple[float, int]] = []
+    for start in range(0, order.size, 256):
+        rows = order[start:start + 256]
+        rows = rows[np.isfinite(dc[rows])]
+        if rows.size == 0 or (dc[rows[0]] - radius >= best and len(exact) >= _LOCAL_ROWS):
+            break
+        d = _min_distances(X[rows], Xm)
+        exact.extend(zip(d.tolist(), rows.tolist()))
+        best = min(best, float(d.min()))
+    if not exact:
+        return float("inf"), np.zeros(0, dtype=np.int64)
+    exact.sort()
+    nearest = np.array([r for _, r in exact[:_LOCAL_ROWS]], dtype=np.int64)
+    return float(exact[0][0]), nearest
+
+
+def _min_distances(Q: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Each row of ``Q``'s distance to its nearest row of ``M`` (exact, in blocks)."""
+    Q = np.asarray(Q, dtype=np.float64)
+    M = np.asarray(M, dtype=np.float64)
+    m2 = (M ** 2).sum(axis=1)
+    out = np.empty(Q.shape[0])
+    for r0 in range(0, Q.shape[0], _BLOCK):
+        q = Q[r0:r0 + _BLOCK]
+        d2 = (q ** 2).sum(axis=1)[:, None] - 2.0 * q @ M.T + m2[None, :]
+        out[r0:r0 + _BLOCK] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out
+
+
+def _store(X: np.ndarray, D: np.ndarray, members: np.ndarray, group: FoundGroup, separation: float,
+           tightness: float) -> _Stored:
+    """Keep what scoring new rows needs: a seeded sample of the members, the centre, the reach, the score."""
+    keep = members
+    if members.size > _STORED_MEMBERS:
+        keep = np.sort(np.random.default_rng(0).choice(members, _STORED_MEMBERS, replace=False))
+    M = np.ascontiguousarray(X[keep], dtype=np.float32)
+    centre = X[members].astype(np.float64).mean(axis=0)
+    radius = float(np.sqrt(((M.astype(np.float64) - centre) ** 2).sum(axis=1)).max())
+    # a member's typical distance to its nearest member, with room; never half the gap or more
+    spread = float(np.quantile(D[members, 0], 0.9))
+    join = min(max(tightness * group.rho, 2.0 * spread), 0.5 * group.gap)
+    score = float(min(1.0, max(0.5, 1.0 - separation / (2.0 * group.ratio))))
+    return _Stored(members=M, centre=centre, radius=radius, join=join, score=score)
