@@ -85,9 +85,12 @@ class FoundGroup:
     rho : float
         The table's median distance from a row to its nearest distinct row.
     ratio : float
-        ``gap / max(rho, local, 4 * internal)``: the separation the test judges.
+        ``gap / max(rho, 4 * internal)``: the separation the test judges.
+    p_value : float
+        Share of the table's rows at least ``gap`` from their nearest distinct row,
+        times the candidates tested (Bonferroni).
     injected : bool
-        The decision: ``ratio >= separation``.
+        The decision (see the module docstring).
     """
 
     size: int
@@ -96,6 +99,7 @@ class FoundGroup:
     local: float
     rho: float
     ratio: float
+    p_value: float
     injected: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,12 +145,14 @@ class ClusterDetector(BaseDetector):
     summary = "tight groups of rows separated from the rest of the data (injected micro-clusters)"
 
     def __init__(self, *, n_neighbors: int = 20, min_size: int = 5, tightness: float = 0.5,
-                 separation: float = 2.0, min_evidence: float = 8.0, max_groups: int = 512) -> None:
+                 separation: float = 2.0, min_evidence: float = 8.0, level: float = 0.05,
+                 max_groups: int = 512) -> None:
         self.n_neighbors = n_neighbors
         self.min_size = min_size
         self.tightness = tightness
         self.separation = separation
         self.min_evidence = min_evidence
+        self.level = level
         self.max_groups = max_groups
 
     def _validate_params(self) -> None:
@@ -160,6 +166,8 @@ class ClusterDetector(BaseDetector):
             raise ConfigError(f"cluster: separation must be > 1, got {self.separation}")
         if not float(self.min_evidence) >= 0:
             raise ConfigError(f"cluster: min_evidence must be >= 0, got {self.min_evidence}")
+        if not 0 < float(self.level) < 1:
+            raise ConfigError(f"cluster: level must be in (0, 1), got {self.level}")
         if int(self.max_groups) < 1:
             raise ConfigError(f"cluster: max_groups must be >= 1, got {self.max_groups}")
 
@@ -176,18 +184,18 @@ class ClusterDetector(BaseDetector):
             return
         nb = self_neighbours(X, min(int(self.n_neighbors), n - 1))
         D, I = nb.distances, nb.indices.astype(np.int64)
-        first = D[:, 0]
-        distinct = first[first > 0]
-        if distinct.size == 0:  # every row has an exact twin at every rank: nothing to measure against
+        isolation = _distinct_first(D)
+        if isolation.size == 0:  # every row has an exact twin at every rank: nothing to measure against
             self.report_ = self._report()
             return
-        self.rho_ = rho = float(np.median(distinct)) if distinct.size == n else _distinct_spacing(D)
+        self.rho_ = rho = float(np.median(isolation))
         label, candidates = self._candidates(D, I, rho)
         self.n_candidates_ = len(candidates)
         ub = _gap_upper_bounds(D, I, label, len(candidates))
+        candidates, ub = self._merge_truncated(X, D, label, candidates, ub, rho)
         Xf = X
         for g, members in enumerate(candidates):
-            group = self._judge(Xf, D, I, members, ub[g], rho)
+            group = self._judge(Xf, D, members, ub[g], rho, isolation, self.n_candidates_)
             if group is None:
                 continue
             self.groups_.append(group)
@@ -232,8 +240,42 @@ class ClusterDetector(BaseDetector):
         starts = np.searchsorted(out[order], np.arange(len(keep) + 1))
         return out, [order[starts[g]:starts[g + 1]] for g in range(len(keep))]
 
-    def _judge(self, X: np.ndarray, D: np.ndarray, I: np.ndarray, members: np.ndarray, gap_bound: float,
-               rho: float) -> FoundGroup | None:
+    def _merge_truncated(self, X: np.ndarray, D: np.ndarray, label: np.ndarray, candidates: list[np.ndarray],
+                         ub: np.ndarray, rho: float) -> tuple[list[np.ndarray], np.ndarray]:
+        """Merge candidates that lie within ``rho`` of each other but that the graph did not link.
+
+        A group of more than ``n_neighbors`` identical (or nearly identical) rows lists only
+        its own members, so two such clumps of one blob (integer columns rounded two ways)
+        are not joined by a graph edge however close they are. Each candidate the graph
+        does not already show joined to the data gets its exact nearest non-member; when
+        that row belongs to another candidate within ``rho``, the two are one group.
+        """
+        parent = list(range(len(candidates)))
+
+        def root(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        sep = float(self.separation)
+        for g, members in enumerate(candidates):
+            if ub[g] < sep * rho:  # a short edge to the data: no merge can make it separated
+                continue
+            gap, nearest = _exact_gap(X, members)
+            h = int(label[nearest[0]]) if nearest.size else -1
+            if h >= 0 and gap <= rho:
+                parent[root(g)] = root(h)
+        roots: dict[int, list[int]] = {}
+        for g in range(len(candidates)):
+            roots.setdefault(root(g), []).append(g)
+        if len(roots) == len(candidates):
+            return candidates, ub
+        merged = [np.sort(np.concatenate([candidates[g] for g in parts])) for parts in roots.values()]
+        return merged, np.array([min(ub[g] for g in parts) for parts in roots.values()])
+
+    def _judge(self, X: np.ndarray, D: np.ndarray, members: np.ndarray, gap_bound: float, rho: float,
+               isolation: np.ndarray, n_tested: int) -> FoundGroup | None:
         """The presence test of one candidate; ``None`` when the graph already shows it is not separated."""
         m = members.size
         rank = min(m - 1, _SPACING_RANK) - 1
@@ -245,11 +287,16 @@ class ClusterDetector(BaseDetector):
         gap, nearest = _exact_gap(X, members)
         local = float(np.median(D[nearest, _SPACING_RANK - 1])) if nearest.size else 0.0
         ratio = gap / floor
+        # How often is a row of this table that isolated? The share of rows whose nearest distinct row
+        # is at least ``gap`` away, times the candidates tested (Bonferroni): a natural group sitting
+        # where the table's sparse rows sit is no more isolated than they are.
+        p_value = min(1.0, n_tested * (1.0 + isolation.size - np.searchsorted(isolation, gap)) / (isolation.size + 1.0))
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
         # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
-        injected = ratio >= sep and gap >= local and m * (ratio - 1.0) >= float(self.min_evidence)
+        injected = (ratio >= sep and gap >= local and m * (ratio - 1.0) >= float(self.min_evidence)
+                    and p_value <= float(self.level))
         return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(ratio),
-                          injected=bool(injected))
+                          p_value=float(p_value), injected=bool(injected))
 
     def _report(self) -> dict[str, Any]:
         found = [g for g in self.groups_ if g.injected]
@@ -318,8 +365,8 @@ def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.n
     return (lo + hi) / 2.0
 
 
-def _distinct_spacing(D: np.ndarray) -> float:
-    """Median over rows of the distance to the nearest distinct row (the first non-zero distance in the graph).
+def _distinct_first(D: np.ndarray) -> np.ndarray:
+    """Each row's distance to its nearest distinct row (the first non-zero distance in the graph), sorted.
 
     Rows whose whole neighbour list is exact twins have no distinct row in the graph
     and are left out.
@@ -327,7 +374,7 @@ def _distinct_spacing(D: np.ndarray) -> float:
     positive = D > 0
     has = positive.any(axis=1)
     first = D[has, positive[has].argmax(axis=1)] if has.any() else np.zeros(0)
-    return float(np.median(first)) if first.size else 0.0
+    return np.sort(first.astype(np.float64))
 
 
 def _gap_upper_bounds(D: np.ndarray, I: np.ndarray, label: np.ndarray, n_groups: int) -> np.ndarray:

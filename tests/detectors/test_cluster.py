@@ -1,0 +1,75 @@
+"""The injected micro-cluster detector: finds blobs, keeps clean tables and natural dense groups clean."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poisonguard.attacks import inject_outliers
+from poisonguard.detectors import ClusterDetector
+from poisonguard.encoding import TableEncoder
+from poisonguard.errors import ConfigError
+
+
+def _encode(frame: pd.DataFrame) -> np.ndarray:
+    feats = [c for c in frame.columns if c != "label"]
+    return TableEncoder().fit_transform(frame, feats)
+
+
+@pytest.fixture(scope="module")
+def blob(digits_small):
+    pt = inject_outliers(digits_small, "label", 0.03, seed=0, placement="cluster_in_range")
+    return _encode(pt.frame), pt.mask
+
+
+def test_finds_an_in_range_blob_and_nothing_else(blob):
+    X, mask = blob
+    det = ClusterDetector().fit(X)
+    s = det.score_samples(X)
+    assert (s[mask] >= 0.5).all()
+    assert (s[~mask] == 0).all()
+    assert det.report_["injected_groups"] == 1 and det.report_["injected_rows"] == mask.sum()
+
+
+def test_clean_tables_flag_nothing(digits_small):
+    X = _encode(digits_small)
+    assert (ClusterDetector().fit(X).score_samples(X) == 0).all()
+
+
+def test_natural_dense_groups_are_not_injected():
+    """Exact duplicates and a grid of repeated integer values reach the data through neighbouring cells."""
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 4, size=(3000, 4)).astype(float)  # 256 cells, ~12 identical rows each
+    dup = np.repeat(rng.normal(size=(50, 6)), 8, axis=0)  # 50 groups of 8 exact duplicates in a continuum
+    cont = np.vstack([dup, rng.normal(size=(1600, 6))])
+    for X in (grid, cont):
+        X = TableEncoder().fit_transform(pd.DataFrame(X), list(range(X.shape[1])))
+        assert (ClusterDetector().fit(X).score_samples(X) == 0).all()
+
+
+def test_new_rows_join_a_found_group_within_its_radius(blob):
+    X, mask = blob
+    det = ClusterDetector().fit(X)
+    members, others = X[mask], X[~mask]
+    jitter = np.random.default_rng(1).normal(0.0, 1e-3, size=members.shape)
+    s_new = det.score_samples(members + jitter)
+    assert (s_new >= 0.5).all()
+    assert (det.score_samples(others[:200] + 1e-3) == 0).all()
+
+
+def test_explains_with_the_groups_evidence(blob):
+    X, mask = blob
+    det = ClusterDetector().fit(X)
+    row = int(np.flatnonzero(mask)[0])
+    e = det.explain(X, None, row)
+    assert f"one of {int(mask.sum())} rows" in e.reason
+    assert e.evidence["gap"] > e.evidence["internal"] and e.evidence["injected"]
+    other = det.explain(X, None, int(np.flatnonzero(~mask)[0]))
+    assert "not in a tight, separated group" in other.reason
+
+
+@pytest.mark.parametrize("setting", [{"min_size": 1}, {"tightness": 0}, {"separation": 1.0}, {"n_neighbors": 2}])
+def test_bad_settings_raise(setting):
+    with pytest.raises(ConfigError):
+        ClusterDetector(**setting).fit(np.zeros((20, 2)))
