@@ -53,6 +53,12 @@ EXCESS_MIN_ROWS, EXCESS_MIN_SHARE = 3, 0.005
 _FIT_QUANTILES = np.linspace(0.5, 0.9, 9)
 #: a present detector also flags rows whose q-value (estimated false-discovery share) is <= this
 ANOMALY_FDR = 0.05
+#: ... and rows at robust z >= Z_PRESENT_FLAG that the null expects fewer than this many rows at or above
+ROW_EXPECTED_MAX = 1.0
+#: ... or whose q-value is <= this (past robust z Z_PRESENT_FLAG the null's share is looser)
+FAR_FDR = 0.2
+#: a class gets a null tail of its own (the class-aware null) when it has at least this many rows
+CLASS_FIT_MIN_ROWS = 30
 
 def robust_z(scores: np.ndarray) -> np.ndarray:
     """Robust z-score of each value against the bulk of ``scores``.
@@ -113,6 +119,11 @@ class TailExcess:
         Per row: the smallest estimated false-discovery share (expected / observed rows at
         or above a threshold) of any threshold at or below the row's score; 1 below the
         fit's upper quantile.
+    threshold : float
+        The most significant threshold (``inf`` when none qualified).
+    null : _TailNull or None
+        The fitted null (``None`` when the tail is degenerate or the table too small):
+        ``null.expected(t)`` is how many rows it expects at or above ``t``.
     """
 
     log10p: float
@@ -120,6 +131,64 @@ class TailExcess:
     expected: float
     q_value: np.ndarray
     threshold: float = float("inf")
+    null: "_TailNull | None" = None
+
+    def row_expected(self, at: np.ndarray) -> np.ndarray:
+        """Rows the null expects at or above each score in ``at`` (``inf`` without a null)."""
+        at = np.asarray(at, dtype=np.float64)
+        return self.null.expected(at) if self.null is not None else np.full(at.shape, np.inf)
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """A generalised Pareto tail over the median ``u`` of ``n`` values (shape ``xi``, scale ``sigma``).
+
+    Below ``u`` the expectation is the empirical count of those values (``srt``, sorted):
+    the bulk of a class explains itself.
+    """
+
+    n: int
+    u: float
+    xi: float
+    sigma: float
+    srt: np.ndarray
+
+    def expected(self, t: np.ndarray) -> np.ndarray:
+        above = self.n * 0.5 * np.exp(_gpd_log_survival(np.maximum(t - self.u, 0.0), self.xi, self.sigma))
+        below = self.srt.size - np.searchsorted(self.srt, t, side="left")
+        return np.where(t >= self.u, above, np.maximum(below, self.n * 0.5))
+
+
+@dataclass(frozen=True)
+class _TailNull:
+    """The null of the excess test: the table's tail, and with labels each class's own tail.
+
+    ``expected(t)`` is the larger of the table tail's expectation and the sum of the
+    classes' (a class with fewer than ``CLASS_FIT_MIN_ROWS`` rows, or a degenerate tail,
+    counts its share of the table tail). A table is a mixture of classes; a class whose
+    own upper tail is heavier than the table's (a spread-out or sub-clustered class) puts
+    more clean rows far out than the pooled tail expects, and those rows are that
+    class's structure, not injected rows. The larger of the two keeps a clean table's
+    tail at or below the null whichever model describes it.
+    """
+
+    table: _Tail
+    classes: tuple[_Tail, ...] = ()
+    pooled_share: float = 0.0
+
+    def expected(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        e = self.table.expected(t)
+        if not self.classes:
+            return e
+        mix = self.pooled_share * e
+        for c in self.classes:
+            # a class explains no more rows than it has at or above t (its fitted rows), or
+            # its share of the table's tail: its own fit extrapolated past its rows can be
+            # far heavier than anything it shows (a sub-cluster makes xi large)
+            own = c.srt.size - np.searchsorted(c.srt, t, side="left")
+            mix = mix + np.minimum(c.expected(t), np.maximum(own, c.n / self.table.n * e))
+        return np.maximum(e, mix)
 
 
 def _gpd_log_survival(x: np.ndarray, xi: float, sigma: float) -> np.ndarray:
@@ -137,8 +206,8 @@ def _sorted_quantiles(srt: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return srt[lo] + (pos - lo) * (srt[hi] - srt[lo])
 
 
-def _fit_tail(srt: np.ndarray) -> tuple[float, float, float] | None:
-    """Threshold q50, shape and scale of the null tail fitted to the quantiles q50..q90 of sorted values.
+def _fit_tail(srt: np.ndarray) -> _Tail | None:
+    """The null tail over q50 fitted to the quantiles q50..q90 of sorted values.
 
     ``None`` when the tail is degenerate (q90 == q50).
     """
@@ -154,10 +223,36 @@ def _fit_tail(srt: np.ndarray) -> tuple[float, float, float] | None:
     fits = [minimize(loss, [xi0, np.log(0.6)], method="Nelder-Mead",
                      options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000}) for xi0 in (0.0, 0.5)]
     best = min(fits, key=lambda r: r.fun)
-    return float(q[0]), max(float(best.x[0]), 0.0), float(np.exp(best.x[1]) * x[-1])
+    return _Tail(srt.size, float(q[0]), max(float(best.x[0]), 0.0), float(np.exp(best.x[1]) * x[-1]), srt)
 
 
-def tail_excess(scores: np.ndarray) -> TailExcess:
+def _fit_null(s: np.ndarray, srt: np.ndarray, y: np.ndarray | None) -> _TailNull | None:
+    """The table's tail and, with labels, each class's own (see :class:`_TailNull`).
+
+    A class's tail is fitted to its rows below robust z ``Z_PRESENT_FLAG``: a blob of
+    injected rows that shares one label and makes up a large part of a small class must
+    not become the class's own tail (the null then explains the rows short of that
+    line, and the rows past it are judged against the table's tail).
+    """
+    table = _fit_tail(srt)
+    if table is None:
+        return None
+    if y is None:
+        return _TailNull(table)
+    y = np.asarray(y)
+    z = robust_z(s)
+    classes, pooled = [], 0
+    for c in np.unique(y):
+        vals = s[(y == c) & (z < Z_PRESENT_FLAG)]
+        tail = _fit_tail(np.sort(vals)) if vals.size >= CLASS_FIT_MIN_ROWS else None
+        if tail is None:
+            pooled += int((y == c).sum())
+        else:
+            classes.append(tail)
+    return _TailNull(table, tuple(classes), pooled / s.size)
+
+
+def tail_excess(scores: np.ndarray, y: np.ndarray | None = None) -> TailExcess:
     """Compare the upper tail of ``scores`` with a tail fitted to the table's own quantiles.
 
     The null is a generalised Pareto tail over the median, ``P(S >= t) = 0.5 S_GPD(t -
@@ -179,16 +274,15 @@ def tail_excess(scores: np.ndarray) -> TailExcess:
     if n < 20 or not np.isfinite(s).all():
         return TailExcess(0.0, 0, 0.0, ones)
     srt = np.sort(s)
-    fit = _fit_tail(srt)
-    if fit is None:
+    null = _fit_null(s, srt, y)
+    if null is None:
         return TailExcess(0.0, 0, 0.0, ones)
-    u, xi, sigma = fit
     top = srt[srt >= _sorted_quantiles(srt, np.array([0.9]))[0]]
     if top.size > EXCESS_MAX_THRESHOLDS:
         top = top[np.linspace(0, top.size - 1, EXCESS_MAX_THRESHOLDS).astype(int)]
     t = np.unique(top)
     observed = n - np.searchsorted(srt, t, side="left")
-    expected = n * 0.5 * np.exp(_gpd_log_survival(t - u, xi, sigma))
+    expected = null.expected(t)
     log10p = -binom.logsf(observed - 1, n, np.clip(expected / n, 1e-300, 1.0)) / np.log(10.0)
     ok = (observed >= EXCESS_RATIO * expected) & (observed - expected >= max(EXCESS_MIN_ROWS, EXCESS_MIN_SHARE * n))
     log10p = np.where(ok, log10p, 0.0)
@@ -199,7 +293,7 @@ def tail_excess(scores: np.ndarray) -> TailExcess:
     idx = np.searchsorted(t, s, side="right") - 1
     q = np.where(idx >= 0, q_at[np.clip(idx, 0, None)], 1.0)
     return TailExcess(float(min(log10p[i], 300.0)), int(observed[i]), float(expected[i]), q,
-                      float(t[i]) if log10p[i] > 0 else float("inf"))
+                      float(t[i]) if log10p[i] > 0 else float("inf"), null)
 
 
 def anomaly_presence(z: np.ndarray, scores: np.ndarray | None = None, *,
@@ -233,22 +327,25 @@ class AnomalyGroup:
 def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
     """Tail test, flags and strength of one anomaly detector.
 
-    With labels, each row's score is first lowered by its class's lower-quartile excess
-    over the table (:func:`_class_offset`): a clean class that the detector scores high
-    as a whole (a small, distinct class) is the table's structure, not injected rows.
+    With labels the tail test's null is class-aware (:func:`tail_excess`), and each
+    row's score is first lowered by its class's lower-quartile excess over the table
+    (:func:`_class_offset`): a clean class that the detector scores high as a whole (a
+    small, distinct class) is the table's structure, not injected rows.
     """
     z = robust_z(raw)
-    excess = tail_excess(raw)
+    excess = tail_excess(raw, y)
     test = anomaly_presence(z, excess=excess)
     offset = _class_offset(z, y, line=Z_PRESENT_FLAG if test.present else Z_MID)
     z_own = z - offset
+    _, scale = _centre_scale(raw)
+    raw_own = raw - offset * scale
     if not test.present:
-        flags = z_own >= Z_MID
+        # a far row (robust z >= Z_MID) is flagged unless the null expects a row that far
+        # out: some clean tables (many heavy-tailed columns) reach z 8-10 on their own
+        flags = (z_own >= Z_MID) & (excess.row_expected(raw_own) < ROW_EXPECTED_MAX)
         if offset.any():
             flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
         return AnomalyGroup(test, flags, norm.cdf(z - Z_MID))
-    _, scale = _centre_scale(raw)
-    raw_own = raw - offset * scale
     q_own = _q_at(raw, excess.q_value, raw_own)
     flags = _present_flags(z_own, q_own, raw_own, excess, test)
     if offset.any():
@@ -259,11 +356,27 @@ def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
 
 def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailExcess,
                    test: AnomalyPresence) -> np.ndarray:
-    """The flag rule of a present anomaly detector (robust z, q-value, the excess found)."""
-    flags = (z >= Z_PRESENT_FLAG) | (q <= ANOMALY_FDR)
+    """The flag rule of a present anomaly detector.
+
+    A row is flagged at robust z >= ``Z_PRESENT_FLAG`` (``Z_MID`` when absent) when the
+    null (the table's own tail, class-aware with labels) expects fewer than
+    ``ROW_EXPECTED_MAX`` rows at or above its score or its q-value is <= ``FAR_FDR``; at q-value <=
+    ``ANOMALY_FDR``; or at or above the threshold where the excess test found its excess.
+    A detector present by the plateau rule alone flags at robust z >= ``Z_PRESENT_FLAG``
+    without the null's say (the plateau contradicts the fitted tail).
+    A fixed z alone took the upper tail of clean tables (robust z 5-8 holds 1-2% of the
+    rows of some real tables) as soon as injected rows made the detector present.
+    """
+    far = z >= Z_PRESENT_FLAG
+    if test.excess_log10p < EXCESS_LOG10P:
+        # present by the plateau alone: the rows above TAIL_HIGH are themselves the
+        # evidence that the fitted tail does not describe the top of this table (a
+        # bounded score such as the forest's, with injected rows piled up under its cap)
+        return far | (q <= ANOMALY_FDR)
+    flags = (q <= ANOMALY_FDR) | (far & ((excess.row_expected(raw) < ROW_EXPECTED_MAX) | (q <= FAR_FDR)))
     if test.excess_log10p >= EXCESS_LOG10P:
         # the excess the test found: at most E of these rows are expected from the
-        # table's own tail, and the fitted tail is never lighter than it
+        # null, and the fitted tail is never lighter than it
         flags |= raw >= excess.threshold
     return flags
 
