@@ -7,9 +7,10 @@ Each detector's raw scores become a *strength* in [0, 1]:
   estimate the same thing, P(label wrong), so they form one group. Their estimates
   of P(label correct) are mixed with weights that maximise the likelihood of the
   table's own labels (EM for mixture weights, :func:`mixture_weights`): the estimator
-  that predicts this table's labels better gets more say. On the generated table a
-  linear model fits poorly and the neighbour vote gets weight 0.87, which raised the
-  10%-flip AUROC from 0.981 (equal weights) to 0.991; elsewhere it changed nothing.
+  that predicts this table's labels better gets more say. The labels are scored
+  through a symmetric noise channel (``MIXTURE_NOISE``), so an estimator that is sure
+  a flipped row's label is wrong is not punished for it (without the channel, the
+  flips of a table moved the weight to whichever estimator doubted every row alike).
 * ``anomaly`` detectors (Isolation Forest, class-conditional distance) are compared
   with the bulk of the table: a robust z-score ``z = (s - median) / (1.4826 MAD)``
   becomes ``Phi(z - Z_MID)``, strength ``AUTO_THRESHOLD`` (0.5) at ``Z_MID`` robust standard deviations.
@@ -65,6 +66,18 @@ deleting clean data:
   quartile: a row of it is flagged when it passes the rule from there, or when it
   stands out within its class (within-class robust z >= ``Z_PRESENT_FLAG``). Classes
   whose median row is not past the line are untouched.
+* **conflicting duplicates** (``duplicates``, :class:`~poisonguard.detectors.RelabelledTwinDetector`)
+  have a presence test of their own, on the feature matrix: do the table's twins
+  disagree far more often than two rows at the same spot naturally do? Identical rows
+  with different labels are the normal state of coarse tables (river's Phishing has
+  about 110), where twins disagree at their neighbours' rate; relabelled copies always
+  disagree with their source. Only then does the detector reach ``AUTO_THRESHOLD``, and
+  only the twin whose label its neighbourhood supports less goes above it; that twin is
+  flagged when the label group also finds its label less likely than not
+  (:func:`conflict_flags`). In the ranking a conflicting twin of a present test counts
+  ``0.5 + 0.5 w``, ``w`` the chance that it, not its twin, is the wrong one given the
+  label group's P(label correct); a conflict without presence never counts more than the
+  label group's own doubt of the row (:func:`duplicate_strength`).
 * **rows another group explains** (``explained`` in :func:`label_presence`). Rows that
   an anomaly detector or a backdoor detector flags as injected take no part in the
   label presence tests or in the predictability of their class. A backdoor relabelled
@@ -75,8 +88,8 @@ deleting clean data:
 ``suspicion`` ranks rows in two tiers. A row that a group's auto rule flags gets
 ``0.5 + 0.5 s``, where ``s`` is the largest strength among the groups that flag it; every
 other row gets ``0.5 x`` the largest *weighted* strength of any group, where a group
-counts at full strength when a presence test confirmed it on this table (label group and
-conflicting duplicates: some class judged poisoned; anomaly detector: its tail test;
+counts at full strength when a presence test confirmed it on this table (label group:
+some class judged poisoned; anomaly detector: its tail test; conflicting duplicates and
 backdoor detectors: they flag some row) and at ``UNCONFIRMED_WEIGHT`` (0.5) of it
 otherwise. A presence test and flag
 rule are the evidence that a group's strengths mean something here, so a flagged row
@@ -134,8 +147,9 @@ from ._label_rules import (
     LABEL_FDR,
     LABEL_GROUP,
     PREDICTABLE_Q75,
-    label_group_flags,
     conflict_flags,
+    duplicate_strength,
+    label_group_flags,
     label_presence,
     mixture_weights,
     posterior_fdr_flags,
@@ -258,7 +272,7 @@ def combine(
     if len(groups.get(LABEL_GROUP, [])) > 1:
         names = groups[LABEL_GROUP]
         P = 1.0 - np.stack([used[n] for n in names], axis=1)
-        w = mixture_weights(P)
+        w = mixture_weights(P, n_classes=_n_classes(y, n_classes))
         label_weights = {n: float(x) for n, x in zip(names, w)}
         group_strength[LABEL_GROUP] = 1.0 - P @ w
     n = next(iter(used.values())).shape[0]
@@ -279,8 +293,9 @@ def combine(
             decided = label_group_flags(p_label, y, n_classes=n_classes, explained=explained)
             presence = decided.presence
             group_flags[g] = decided.flags
-        elif g not in group_flags:  # conflicting duplicates
-            group_flags[g] = conflict_flags(strength, p_label, y, threshold=AUTO_THRESHOLD, explained=explained)
+        elif g not in group_flags:  # conflicting duplicates: of a pair, the twin the label group doubts
+            group_flags[g] = conflict_flags(strength, p_label, threshold=AUTO_THRESHOLD, explained=explained)
+            group_strength[g] = duplicate_strength(strength, p_label, threshold=AUTO_THRESHOLD)
     group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
     confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
     suspicion = _tiered_suspicion(np.stack(list(group_strength.values()), axis=1),
@@ -290,6 +305,13 @@ def combine(
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
 
 
+def _n_classes(y: np.ndarray | None, n_classes: int | None) -> int:
+    """The number of classes (at least 2): given, else from the codes in ``y``."""
+    if n_classes:
+        return max(int(n_classes), 2)
+    return max(int(np.max(y)) + 1, 2) if y is not None and np.size(y) else 2
+
+
 def _confirmed(
     group_strength: Mapping[str, np.ndarray], group_flags: Mapping[str, np.ndarray],
     anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]], families: Mapping[str, str],
@@ -297,17 +319,15 @@ def _confirmed(
 ) -> dict[str, bool]:
     """Per group: has a presence test confirmed that the group's strength means something here?
 
-    Label group: some class was judged poisoned (always without labels). Conflicting
-    duplicates: the label group's answer (a conflicting twin is evidence about a label
-    and has no presence test of its own; identical rows with different labels are the
-    normal state of tables with few, coarse columns). Anomaly detector: its tail test
-    found injected rows. Any other group (backdoor detectors, whose flags follow their
-    own presence tests): it flags some row.
+    Label group: some class was judged poisoned (always without labels). Anomaly
+    detector: its tail test found injected rows. Any other group (conflicting
+    duplicates, after their twin presence test; backdoor detectors, whose flags
+    follow their own presence tests): it flags some row.
     """
     label_confirmed = y is None or not presence or any(c.poisoned for c in presence)
     out: dict[str, bool] = {}
     for g in group_strength:
-        if g == LABEL_GROUP or all(families[m] == "duplicate" for m in groups[g]):
+        if g == LABEL_GROUP:
             # the whole label group, not per class: a flip moves a row *into* a class, and
             # the class the test judges poisoned is often the one it left
             out[g] = bool(label_confirmed)

@@ -23,6 +23,8 @@ __all__ = [
     "LABEL_ALPHA",
     "MIN_LABEL_SUSPECTS",
     "NULL_SHARE",
+    "MIXTURE_NOISE",
+    "duplicate_strength",
     "LabelFlags",
     "label_group_flags",
     "conflict_flags",
@@ -49,6 +51,9 @@ MIN_LABEL_SUSPECTS = 3
 #: rows below LABEL_FDR. A 5% share (the earlier null) took the ordinary overlap of
 #: held-out tables (anes96, river's Bananas) for a mode and flagged 1.3-2.2% of them.
 NULL_SHARE = LABEL_FDR / LABEL_CAP
+#: symmetric label-noise rate of the channel through which :func:`mixture_weights` scores
+#: the estimators (the prior the label detectors themselves assume)
+MIXTURE_NOISE = 0.1
 
 
 def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: float = LABEL_CAP) -> np.ndarray:
@@ -63,27 +68,38 @@ def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: f
     return mask
 
 
-def mixture_weights(p_correct: np.ndarray, *, iterations: int = 200, floor: float = 1e-3) -> np.ndarray:
+def mixture_weights(p_correct: np.ndarray, *, n_classes: int = 2, noise_rate: float = MIXTURE_NOISE,
+                    iterations: int = 200, floor: float = 1e-3) -> np.ndarray:
     """Weights of a mixture of estimators of P(label correct), fitted by EM.
 
     Parameters
     ----------
     p_correct : ndarray of shape (n_rows, n_estimators)
         Each estimator's probability of the row's given label.
+    n_classes : int, default=2
+    noise_rate : float, default=MIXTURE_NOISE
+        The labels are scored through a symmetric noise channel: an estimator that
+        gives the given label probability ``p`` predicts it with ``(1 - r) p + r (1 - p) / (K - 1)``.
+        Without it, the likelihood of a table's own (partly flipped) labels punishes the
+        estimator that is sure of the flips: a vote of 0 on a flipped row cost
+        ``log(floor)`` and moved the weight to an estimator that doubts every row alike
+        (a linear model on river's Bananas, P ~ 0.5 everywhere), whose share then kept
+        every flipped row's mixed P above the near-certain-error line.
 
     Returns
     -------
     ndarray of shape (n_estimators,)
         Non-negative weights summing to 1 that (locally) maximise
-        ``sum_i log(sum_k w_k p_ik)``. Flipped rows lower every estimator alike, so the
-        weights follow which estimator models the clean rows better.
+        ``sum_i log(sum_k w_k p~_ik)``, ``p~`` the channel's probabilities.
     """
-    P = np.maximum(np.asarray(p_correct, dtype=np.float64), floor)
+    P = np.clip(np.asarray(p_correct, dtype=np.float64), 0.0, 1.0)
+    r = float(noise_rate) if n_classes > 1 else 0.0
+    P = np.maximum((1.0 - r) * P + r * (1.0 - P) / max(n_classes - 1, 1), floor)
     w = np.full(P.shape[1], 1.0 / P.shape[1])
     for _ in range(iterations):
-        r = P * w
-        r /= r.sum(axis=1, keepdims=True)
-        new = r.mean(axis=0)
+        resp = P * w
+        resp /= resp.sum(axis=1, keepdims=True)
+        new = resp.mean(axis=0)
         if np.max(np.abs(new - w)) < 1e-6:
             return new
         w = new
@@ -180,30 +196,34 @@ def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes:
     return LabelFlags(flags=posterior_fdr_flags(p), presence=presence)
 
 
-def conflict_flags(strength: np.ndarray, p_label: np.ndarray, y: np.ndarray, *, threshold: float,
+def conflict_flags(strength: np.ndarray, p_label: np.ndarray, *, threshold: float,
                    explained: np.ndarray | None = None) -> np.ndarray:
-    """Flags of the conflicting-duplicates detector.
+    """Flags of a conflicting-duplicates detector: of a conflicting pair, the twin whose label is doubted.
 
-    Identical rows with different labels are the normal state of a class that the
-    features explain weakly (an insurance table's buyers and non-buyers share
-    profiles); a conflicting twin is evidence only in a predictable class, and only
-    against the row whose own label the label group doubts.
+    The ``duplicates`` detector (:class:`~poisonguard.detectors.RelabelledTwinDetector`)
+    reaches ``threshold`` only on conflicting twins of a table its presence test judged
+    to hold relabelled copies, and goes *above* it only on the twin whose label its
+    neighbourhood supports less (the source row stays at the threshold). Such a row is
+    flagged when the label group agrees: it finds the row's label less likely than not
+    (``P(label correct) <= LABEL_CAP``). Rows another group explains as injected are
+    left to it.
     """
-    predictable = _predictable_rows(p_label, y, explained=explained)
-    return (np.asarray(strength) >= threshold) & predictable & (np.asarray(p_label) <= LABEL_CAP)
+    flags = (np.asarray(strength) > threshold) & (np.asarray(p_label) <= LABEL_CAP)
+    if explained is not None:
+        flags &= ~np.asarray(explained, dtype=bool)
+    return flags
 
 
-def _predictable_rows(p_correct: np.ndarray, y: np.ndarray, *, explained: np.ndarray | None = None) -> np.ndarray:
-    """Per row: is the row's class predictable (upper-quartile P(label correct) >= ``PREDICTABLE_Q75``)?
+def duplicate_strength(strength: np.ndarray, p_label: np.ndarray, *, threshold: float) -> np.ndarray:
+    """A duplicates detector's strength as the scan ranks it, told apart within a conflicting pair.
 
-    The quartile is taken over the class's rows that no other group explains as injected.
+    On a twin at or above ``threshold`` (relabelled copies present): ``0.5 + 0.5 w`` with
+    ``w = (1 - p)^2 / ((1 - p)^2 + p^2)``, the chance that this twin, not the other, is
+    the wrong one when exactly one of two twins is wrong and the other's label has
+    probability about ``1 - p``. Below it (no presence): at most the label group's own
+    doubt ``1 - p``, so a conflict that may be natural never outranks the label group.
     """
-    y = np.asarray(y)
-    p = np.asarray(p_correct, dtype=np.float64)
-    counted = np.ones(y.shape[0], dtype=bool) if explained is None else ~np.asarray(explained, dtype=bool)
-    out = np.zeros(y.shape[0], dtype=bool)
-    for c in np.unique(y):
-        rows = y == c
-        ref = p[rows & counted]
-        out[rows] = ref.size > 0 and float(np.quantile(ref, 0.75)) >= PREDICTABLE_Q75
-    return out
+    s = np.asarray(strength, dtype=np.float64)
+    p = np.clip(np.asarray(p_label, dtype=np.float64), 0.0, 1.0)
+    wrong = (1.0 - p) ** 2 / np.maximum((1.0 - p) ** 2 + p ** 2, 1e-12)
+    return np.where(s >= threshold, 0.5 + 0.5 * wrong, np.minimum(s, 1.0 - p))
