@@ -3,6 +3,20 @@
 An anomaly detector's raw score is compared with the bulk of the table (robust z) and
 its upper tail with a tail fitted to the table's own quantiles; see the module
 docstring of :mod:`poisonguard.scan._ensemble` for how the results enter the fusion.
+
+With labels the null is class-aware (:class:`_TailNull`): a table is a mixture of
+classes, and one clean class that a detector scores with a heavier upper tail (a
+spread-out class, or a sub-cluster of it) puts more rows far out than the pooled tail
+expects. Those rows are the class's structure: each class's own tail, fitted to its
+rows short of robust z ``Z_PRESENT_FLAG``, counts in the null beside the table's.
+
+Flags need the row to stand out against that null, not only past a fixed robust z:
+clean real tables reach robust z 5-10 on their own (many heavy-tailed columns), so a
+row past ``Z_PRESENT_FLAG`` (present) or ``Z_MID`` (absent) is flagged only when the null
+expects fewer than ``ROW_EXPECTED_MAX`` rows that far out, or (present) its q-value is
+at most ``FAR_FDR``. A detector present by the plateau alone keeps the plain z rule:
+the plateau is itself evidence that the fitted tail does not describe the top of the
+table (a bounded score with injected rows piled up under its cap).
 """
 
 from __future__ import annotations
@@ -27,6 +41,9 @@ __all__ = [
     "Z_PRESENT_FLAG",
     "EXCESS_LOG10P",
     "ANOMALY_FDR",
+    "ROW_EXPECTED_MAX",
+    "FAR_FDR",
+    "CLASS_FIT_MIN_ROWS",
 ]
 
 #: robust standard deviations at which an anomaly score reaches strength AUTO_THRESHOLD
