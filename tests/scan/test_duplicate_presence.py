@@ -38,7 +38,13 @@ def _continuous_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
 
 
 def _relabelled_copies(frame: pd.DataFrame, k: int, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
-    src = np.random.default_rng(seed).choice(len(frame), k, replace=False)
+    """``k`` rows that the features place clearly in their class, copied with the other label.
+
+    (A copy of a row on the class boundary gets a label that is as common there as the
+    source's: neither twin can be named, and the detector names neither.)
+    """
+    margin = np.abs(frame["x0"] + 0.5 * frame["x1"]).to_numpy()
+    src = np.random.default_rng(seed).choice(np.flatnonzero(margin > 0.5), k, replace=False)
     copies = frame.iloc[src].copy()
     copies["label"] = 1 - copies["label"]
     out = pd.concat([frame, copies], ignore_index=True)

@@ -186,10 +186,10 @@ class RelabelledTwinDetector(DuplicateConflictDetector):
     The twin presence test (:func:`twin_presence`) asks whether the table's twins
     disagree far more often than two rows at the same spot naturally do. When it
     finds relabelled copies, a row with ``c`` conflicting and ``a`` agreeing twins
-    scores ``0.5 + 0.5 c / (c + a + 1)`` (at least 0.75) when its label is less
-    common among its non-twin neighbours than a conflicting twin's label (the
-    relabelled copy of a pair), and 0.5 otherwise (the source row; either twin on a
-    tie). When it does not, ``0.5 c / (c + a + 1)``: below 0.5, a conflict that may
+    scores ``0.5 + 0.5 c / (c + a + 1)`` (at least 0.75) when its label is clearly
+    less common among its non-twin neighbours than a conflicting twin's label (the
+    relabelled copy of a pair), and 0.5 otherwise (the source row, or either twin when
+    both labels are about as common there). When it does not, ``0.5 c / (c + a + 1)``: below 0.5, a conflict that may
     be natural. The scan flags a suspect twin only when the label detectors also
     find its label less likely than not.
 
@@ -230,22 +230,24 @@ class RelabelledTwinDetector(DuplicateConflictDetector):
         return np.where(share > 0, np.where(self._less_supported(X, y, is_fit_data), 0.5 + 0.5 * share, 0.5), 0.0)
 
     def _less_supported(self, X: np.ndarray, y: np.ndarray, is_fit_data: bool) -> np.ndarray:
-        """Per row: is its label less common among its non-twin neighbours than a conflicting twin's label?
+        """Per row: is its label clearly less common among its non-twin neighbours than a conflicting twin's?
 
         Of a relabelled copy and its source row, the source's label is the one the
-        neighbourhood shares; a tie (no neighbour carries either label) names neither.
+        neighbourhood shares. "Clearly": the rival label's count exceeds the row's own
+        by at least one vote and by ``sqrt(rival + own)``, about one standard deviation
+        of the difference of two counts that differ by chance; where both labels are
+        about as common (a copy given a label that is common there) neither twin is named.
         """
         k = max(int(self.n_neighbors), int(self.max_duplicates))
         nb = self_neighbours(X, k) if is_fit_data else query_neighbours(self.X_ref_, X, k)
         labels = self.y_ref_[nb.indices]
         twin = nb.distances <= self.radius_ + 1e-12
         other = ~twin
-        m = np.maximum(other.sum(axis=1), 1)
-        own = ((labels == y[:, None]) & other).sum(axis=1) / m
-        rival = np.zeros(y.shape[0])
+        own = ((labels == y[:, None]) & other).sum(axis=1)
+        rival = np.zeros(y.shape[0], dtype=np.int64)
         for t in range(labels.shape[1]):
             conflicting = twin[:, t] & (labels[:, t] != y)
             if conflicting.any():
-                support = ((labels == labels[:, t][:, None]) & other).sum(axis=1) / m
+                support = ((labels == labels[:, t][:, None]) & other).sum(axis=1)
                 rival = np.where(conflicting, np.maximum(rival, support), rival)
-        return rival > own
+        return (rival - own) >= np.maximum(1.0, np.sqrt(rival + own))
