@@ -89,6 +89,7 @@ def test_query_path_reuses_the_index_and_equals_a_fresh_search(monkeypatch):
     assert _neighbors.query_neighbours(ref, query, 5).indices.tolist() == shared.indices[:, :5].tolist()
     # a fresh search (empty memos) gives the same graph
     monkeypatch.setattr(_neighbors, "_memo", BoundedMemo(2))
+    monkeypatch.setattr(_neighbors, "_query_memo", BoundedMemo(1))
     monkeypatch.setattr(_neighbors, "_index_memo", BoundedMemo(1))
     fresh = _neighbors.query_neighbours(ref, query, 10)
     assert built  # this time the index was rebuilt

@@ -33,3 +33,8 @@ class BoundedMemo(Generic[V]):
             while len(self._items) >= self._size:
                 self._items.pop(next(iter(self._items)))
             self._items[key] = value
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._items.clear()

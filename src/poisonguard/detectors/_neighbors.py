@@ -26,6 +26,11 @@ threads spin-wait for it (measured on 2 CPUs under load: 2 OpenMP threads cost m
 and more time than 1). The last graph computed is memoised by the fingerprint of
 the matrix, so several detectors in one scan share one search instead of repeating
 it. The memo never changes results: it is keyed by the data's bytes and ``k``.
+Self-joins (a fit matrix against itself) and query graphs (other rows against it)
+are memoised apart: a scan that scores its other rows block by block replaces the
+query graph with every block, and must not push out the fit matrix's self-join,
+which explaining its rows needs again. :func:`release` drops every graph and index
+(a scan calls it when it is done: a million-row graph should not outlive its scan).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from threadpoolctl import threadpool_limits
 from ._base import fingerprint_array
 from ._memo import BoundedMemo
 
-__all__ = ["Neighbours", "self_neighbours", "query_neighbours", "EXACT_MAX_ROWS"]
+__all__ = ["Neighbours", "self_neighbours", "query_neighbours", "release", "release_query_graphs",
+           "EXACT_MAX_ROWS"]
 
 log = logging.getLogger(__name__)
 EXACT_MAX_ROWS = 20_000
@@ -77,7 +83,10 @@ class Neighbours:
     exact: bool
 
 
+#: the last self-joins (a matrix's rows against the matrix itself)
 _memo: BoundedMemo[Neighbours] = BoundedMemo(2)
+#: the last query graph (other rows against a reference): one block of a scan's rows at a time
+_query_memo: BoundedMemo[Neighbours] = BoundedMemo(1)
 #: the last index built: a fit sample's self-join and its query searches share it
 _index_memo: "BoundedMemo[_Ivf]" = BoundedMemo(1)
 
@@ -262,20 +271,21 @@ def self_neighbours(X: np.ndarray, k: int) -> Neighbours:
     ``k`` is a slice of it.
     """
     limit = X.shape[0] - 1
-    return _memoised(fingerprint_array(X), min(k, limit), limit,
+    return _memoised(_memo, fingerprint_array(X), min(k, limit), limit,
                      lambda k_graph: _search(X, X, k_graph + 1, drop_self=True))
 
 
-def _memoised(key: Any, k_eff: int, limit: int, search: Callable[[int], Neighbours]) -> Neighbours:
-    """The memoised graph under ``key`` sliced to ``k_eff``, or ``search(k_graph)`` memoised.
+def _memoised(memo: BoundedMemo[Neighbours], key: Any, k_eff: int, limit: int,
+              search: Callable[[int], Neighbours]) -> Neighbours:
+    """The graph memoised in ``memo`` under ``key`` sliced to ``k_eff``, or ``search(k_graph)`` memoised.
 
     A new graph holds at least ``MIN_GRAPH_K`` neighbours (at most ``limit``), so detectors
     asking for different ``k`` share one search.
     """
-    graph = _memo.get(key)
+    graph = memo.get(key)
     if graph is None or graph.indices.shape[1] < k_eff:
         graph = search(min(max(k_eff, MIN_GRAPH_K), limit))
-        _memo.put(key, graph)
+        memo.put(key, graph)
     return Neighbours(indices=graph.indices[:, :k_eff], distances=graph.distances[:, :k_eff], exact=graph.exact)
 
 
@@ -286,5 +296,16 @@ def query_neighbours(ref: np.ndarray, query: np.ndarray, k: int) -> Neighbours:
     that score the rows outside a fit sample (``duplicates``, ``knn_label``) share one search.
     """
     limit = ref.shape[0]
-    return _memoised(("query", fingerprint_array(ref), fingerprint_array(query)), min(k, limit), limit,
+    return _memoised(_query_memo, (fingerprint_array(ref), fingerprint_array(query)), min(k, limit), limit,
                      lambda k_graph: _search(ref, query, k_graph))
+
+
+def release_query_graphs() -> None:
+    """Forget the memoised query graph (e.g. a scan's last block of rows, once every detector scored it)."""
+    _query_memo.clear()
+
+
+def release() -> None:
+    """Forget every memoised graph and index (results are unchanged: the next search recomputes them)."""
+    for memo in (_memo, _query_memo, _index_memo):
+        memo.clear()

@@ -17,6 +17,8 @@ from threadpoolctl import threadpool_limits
 
 from .._io import atomic_write_table
 from ..detectors import BaseDetector, Explanation, resolve_settings
+from ..detectors._neighbors import release as release_neighbours
+from ..detectors._neighbors import release_query_graphs
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError
 from ..validation import PreparedTable, check_count, check_fraction, check_output_columns, prepare_table
@@ -308,13 +310,29 @@ class _Prepared:
 
     table: PreparedTable
     encoder: TableEncoder
-    X: np.ndarray
+    #: the encoded table (float32, read-only); ``None`` when the detectors are fitted on a
+    #: sample: then the rows are encoded when needed (:meth:`encode_rows`), so the whole
+    #: matrix is never held
+    X: np.ndarray | None
     chosen: list[BaseDetector]
     rule: str
     rule_arg: Any
     candidates: np.ndarray | None
     #: rows the detectors are fitted on (ascending), ``None`` for every row (see FIT_SAMPLE_ROWS)
     sample: np.ndarray | None = None
+
+    def encode_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The encoded rows at positions ``rows``, as a read-only array of their own.
+
+        Without ``X`` they are encoded from the table: the encoding is row by row (each
+        value from its own cell and the column's fitted centre and scale), so these are
+        the values the whole matrix would hold.
+        """
+        if self.X is not None:
+            return _frozen(self.X[rows])
+        out = self.encoder.transform(self.table.frame.iloc[rows], dtype=np.float32)
+        out.flags.writeable = False
+        return out
 
 
 @dataclass
@@ -414,27 +432,23 @@ def scan(
     prep = _prepare(data, label=label, id_col=id_col, source_col=source_col, features=features,
                     detectors=detectors, settings=settings, contamination=contamination, top=top,
                     random_state=random_state, candidates=candidates, fit_rows=fit_rows)
-    run = _run(prep, progress)
-    run.timings = {"encode": run.started - t0, **run.timings}
-    total = len(prep.chosen) + 2
-    if progress:
-        progress("combine", len(prep.chosen), total)
-    t = time.perf_counter()
-    flags = _flag(prep, run)
-    run.timings["combine"] = time.perf_counter() - t
+    try:
+        run = _run(prep, progress)
+        run.timings = {"encode": run.started - t0, **run.timings}
+        total = len(prep.chosen) + 2
+        if progress:
+            progress("combine", len(prep.chosen), total)
+        t = time.perf_counter()
+        flags = _flag(prep, run)
+        run.timings["combine"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if progress:
+            progress("explain", len(prep.chosen) + 1, total)
+        reasons, row_detectors = _explain_flagged(prep, run, flags)
+        run.timings["explain"] = time.perf_counter() - t
+    finally:
+        release_neighbours()  # the graphs and index of this scan's matrices: not needed after it
     n = prep.table.n_rows
-    reasons, row_detectors = [""] * n, [""] * n
-    t = time.perf_counter()
-    if progress:
-        progress("explain", len(prep.chosen) + 1, total)
-    try:  # inside the fail-closed handling: a crash while explaining fails the scan
-        rows = np.union1d(np.flatnonzero(flags.flagged), np.argsort(-flags.suspicion, kind="stable")[:10])
-        _explain(run.fitted, prep.X, prep.table.y, flags.strengths, rows, run.raw, prep.table, prep.encoder,
-                 reasons, row_detectors, sample=_FitRows.of(prep, run))
-    except Exception as exc:
-        log.error("explaining the flagged rows failed: %s", exc)
-        run.failures["explain"] = f"{type(exc).__name__}: {exc}"
-    run.timings["explain"] = time.perf_counter() - t
     run.timings["total"] = time.perf_counter() - t0
     if progress:
         progress("done", total, total)
@@ -445,8 +459,9 @@ def scan(
         flagged=flags.flagged,
         reasons=reasons,
         row_detectors=row_detectors,
-        detector_scores=pd.DataFrame(run.raw, index=pd.RangeIndex(n)),
-        strengths=pd.DataFrame(flags.strengths, index=pd.RangeIndex(n)),
+        # copy=False: the frames take the score arrays as they are (no second copy of each table)
+        detector_scores=pd.DataFrame(run.raw, index=pd.RangeIndex(n), copy=False),
+        strengths=pd.DataFrame(flags.strengths, index=pd.RangeIndex(n), copy=False),
         flag_rule=flags.rule_text,
         threshold=flags.threshold,
         failures=run.failures,
@@ -485,13 +500,19 @@ def _prepare(
         if cand.shape != (table.n_rows,):
             raise InputError(f"candidates has shape {cand.shape}, expected ({table.n_rows},)")
     encoder = TableEncoder()
-    # float32 halves the matrix (and the neighbour index copies float32 anyway); frozen, so the
-    # detectors' checks and fingerprints of it are computed once (validation.frozen_fact)
-    X = encoder.fit_transform(table.frame, table.features, dtype=np.float32)
-    X.flags.writeable = False
     if fit_rows is not None:
         fit_rows = check_count(fit_rows, "fit_rows", minimum=100)
     sample = _fit_sample(table.y, table.n_rows, fit_rows, int(random_state or 0))
+    X = None
+    if sample is None:
+        # float32 halves the matrix (and the neighbour index copies float32 anyway); frozen, so the
+        # detectors' checks and fingerprints of it are computed once (validation.frozen_fact)
+        X = encoder.fit_transform(table.frame, table.features, dtype=np.float32)
+        X.flags.writeable = False
+    else:
+        # a sampled scan encodes the sample and then each block of the other rows when it
+        # scores them (_Prepared.encode_rows): the whole matrix is never held
+        encoder.fit(table.frame, table.features)
     return _Prepared(table=table, encoder=encoder, X=X, chosen=chosen, rule=rule, rule_arg=rule_arg, candidates=cand,
                      sample=sample)
 
@@ -501,6 +522,13 @@ def _frozen(X: np.ndarray) -> np.ndarray:
     out = np.ascontiguousarray(X)
     out.flags.writeable = False
     return out
+
+
+#: rows outside the fit sample scored at a time (see :func:`_score_rest`): each detector's
+#: temporaries are one block's (at a million rows, a fold model's float64 design matrix of
+#: every other row was 200 MiB). A multiple of ecod's scoring block, so its BLAS products
+#: see the rows in the same groups as one call over all of them would: the same bits.
+SCORE_BLOCK = 1 << 17
 
 
 def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
@@ -516,15 +544,8 @@ def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
     y = prep.table.y
     if prep.sample is None:
         out.fit_X, out.fit_y = prep.X, y
-        rest = None
     else:
-        out.fit_X, out.fit_y = _frozen(prep.X[prep.sample]), (None if y is None else y[prep.sample])
-        keep = np.ones(prep.table.n_rows, dtype=bool)
-        keep[prep.sample] = False
-        rest = np.flatnonzero(keep)
-        del keep
-    X_rest = None if rest is None else _frozen(prep.X[rest])
-    y_rest = None if rest is None or y is None else y[rest]
+        out.fit_X, out.fit_y = prep.encode_rows(prep.sample), (None if y is None else y[prep.sample])
     # One BLAS thread: the detectors' linear algebra is on small blocks, where thread
     # start-up and oversubscription (e.g. with pytest-xdist or a busy host) cost up to
     # 30x; neighbour search keeps its own OpenMP threads.
@@ -536,18 +557,55 @@ def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
             try:
                 det.fit(out.fit_X, out.fit_y)
                 raw = det.score_samples(out.fit_X, out.fit_y)
-                if rest is not None:
+                if prep.sample is not None:
                     full = np.empty(prep.table.n_rows, dtype=np.float64)
                     full[prep.sample] = raw
-                    full[rest] = det.score_samples(X_rest, y_rest)
                     raw = full
                 out.raw[det.name] = raw
                 out.fitted[det.name] = det
             except Exception as exc:  # fail closed: recorded, never silently dropped
-                log.error("detector %s failed: %s", det.name, exc)
-                out.failures[det.name] = f"{type(exc).__name__}: {exc}"
+                _fail(out, det.name, exc)
             out.timings[det.name] = time.perf_counter() - t
+        if prep.sample is not None:
+            _score_rest(prep, out)
     return out
+
+
+def _score_rest(prep: _Prepared, out: _Run) -> None:
+    """Score the rows outside the fit sample on every fitted detector, ``SCORE_BLOCK`` rows at a time.
+
+    Block by block, every detector in turn: the detectors' temporaries (a fold model's
+    design matrix, a neighbour graph and its labels) are those of one block, not of
+    every other row; the rows are gathered block by block, never copied whole; and the
+    neighbour detectors share one search per block (one memoised query graph).
+    Scores are the query path's, which does not depend on the rows scored together.
+    """
+    keep = np.ones(prep.table.n_rows, dtype=bool)
+    keep[prep.sample] = False
+    rest = np.flatnonzero(keep)
+    del keep
+    y = prep.table.y
+    for b0 in range(0, rest.size, SCORE_BLOCK):
+        rows = rest[b0:b0 + SCORE_BLOCK]
+        Xb = prep.encode_rows(rows)  # its own read-only array: fingerprinted once per block
+        yb = None if y is None else y[rows]
+        for name, det in list(out.fitted.items()):
+            t = time.perf_counter()
+            try:
+                out.raw[name][rows] = det.score_samples(Xb, yb)
+            except Exception as exc:  # fail closed, as in the fit
+                _fail(out, name, exc)
+            out.timings[name] += time.perf_counter() - t
+        del Xb
+    release_query_graphs()  # the last block's graph: explaining searches for its own rows
+
+
+def _fail(out: _Run, name: str, exc: Exception) -> None:
+    """Record a crashed detector (fail closed) and drop its scores and model."""
+    log.error("detector %s failed: %s", name, exc)
+    out.failures[name] = f"{type(exc).__name__}: {exc}"
+    out.raw.pop(name, None)
+    out.fitted.pop(name, None)
 
 
 def _flag(prep: _Prepared, run: _Run) -> _Flags:
@@ -579,6 +637,21 @@ def _flag(prep: _Prepared, run: _Run) -> _Flags:
     threshold = float(suspicion[flagged].min()) if flagged.any() else 1.0
     return _Flags(strengths=strengths, combined=combined, suspicion=suspicion, flagged=flagged,
                   threshold=threshold, rule_text=rule_text)
+
+
+def _explain_flagged(prep: _Prepared, run: _Run, flags: _Flags) -> tuple[list[str], list[str]]:
+    """Reasons and driving detectors of the flagged rows and the top ten; a crash fails the scan (fail closed)."""
+    n = prep.table.n_rows
+    reasons, row_detectors = [""] * n, [""] * n
+    try:
+        rows = np.union1d(np.flatnonzero(flags.flagged), np.argsort(-flags.suspicion, kind="stable")[:10])
+        X = prep.X if prep.X is not None else _RowEncoder(prep)
+        _explain(run.fitted, X, prep.table.y, flags.strengths, rows, run.raw, prep.table, prep.encoder,
+                 reasons, row_detectors, sample=_FitRows.of(prep, run))
+    except Exception as exc:
+        log.error("explaining the flagged rows failed: %s", exc)
+        run.failures["explain"] = f"{type(exc).__name__}: {exc}"
+    return reasons, row_detectors
 
 
 def _info(fitted: Mapping[str, BaseDetector], combined: Combined | None) -> dict[str, dict[str, Any]]:
@@ -626,6 +699,20 @@ def _detector_info(det: BaseDetector) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class _RowEncoder:
+    """The rows of a sampled scan's table by position (``enc[rows]``), encoded when asked for.
+
+    :func:`_explain` reads the rows outside the sample this way (a few tens of thousands
+    at a million rows) where the whole matrix is not held.
+    """
+
+    prep: _Prepared
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.prep.encode_rows(np.asarray(rows, dtype=np.int64))
+
+
+@dataclass(frozen=True)
 class _FitRows:
     """The fit sample as :func:`_explain` needs it: positions (ascending), matrix and class codes."""
 
@@ -640,7 +727,7 @@ class _FitRows:
         return cls(positions=prep.sample, X=run.fit_X, y=run.fit_y)
 
 
-def _explain_with(det: BaseDetector, X: np.ndarray, y: np.ndarray | None, rows: np.ndarray, scores: np.ndarray,
+def _explain_with(det: BaseDetector, X: np.ndarray | _RowEncoder, y: np.ndarray | None, rows: np.ndarray, scores: np.ndarray,
                   sample: _FitRows | None) -> list[Explanation]:
     """``det.explain_rows`` for ``rows`` of ``X``: a sample row on the matrix the detector was fitted on
     (fit path), any other row on its own (query path), as each was scored."""
@@ -662,7 +749,7 @@ def _explain_with(det: BaseDetector, X: np.ndarray, y: np.ndarray | None, rows: 
 
 def _explain(
     fitted: Mapping[str, BaseDetector],
-    X: np.ndarray,
+    X: np.ndarray | _RowEncoder,
     y: np.ndarray | None,
     strengths: Mapping[str, np.ndarray],
     rows: np.ndarray,
