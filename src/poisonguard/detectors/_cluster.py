@@ -43,7 +43,7 @@ indistinguishable from natural density), and groups of fewer than ``min_size`` r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -56,12 +56,17 @@ from ._neighbors import self_neighbours
 
 __all__ = ["ClusterDetector", "FoundGroup"]
 
+#: linking scales, in multiples of the table's nearest-distinct-row distance
+_SCALES = (1.0, 2.0, 4.0, 8.0)
 #: rank of the neighbour that measures spacing (the 5th): robust to a single close twin
 _SPACING_RANK = 5
 #: non-members nearest the group whose spacing gives ``local``
 _LOCAL_ROWS = 5
 #: members kept per found group to score new rows (a seeded sample of larger groups)
 _STORED_MEMBERS = 2048
+#: non-members measured exactly for a group's gap, nearest its centre first: a compact group is done
+#: after a few, and a sprawling natural component stops here with a short gap found (an upper bound)
+_GAP_ROWS = 16_384
 #: rows per block when measuring exact distances to a group's members
 _BLOCK = 4096
 
@@ -144,7 +149,7 @@ class ClusterDetector(BaseDetector):
     score_kind = "probability"
     summary = "tight groups of rows separated from the rest of the data (injected micro-clusters)"
 
-    def __init__(self, *, n_neighbors: int = 20, min_size: int = 5, tightness: float = 0.5,
+    def __init__(self, *, n_neighbors: int = 20, min_size: int = 5, tightness: float = 1.0,
                  separation: float = 2.0, min_evidence: float = 8.0, level: float = 0.05,
                  max_groups: int = 512) -> None:
         self.n_neighbors = n_neighbors
@@ -176,6 +181,7 @@ class ClusterDetector(BaseDetector):
         n = X.shape[0]
         self.groups_: list[FoundGroup] = []
         self.stored_: list[_Stored] = []
+        self.found_: list[FoundGroup] = []  # the groups behind stored_, in its order
         self.fit_group_ = np.full(n, -1, dtype=np.int32)  # index into stored_ per fit row
         self.rho_ = 0.0
         self.n_candidates_ = 0
@@ -189,23 +195,38 @@ class ClusterDetector(BaseDetector):
             self.report_ = self._report()
             return
         self.rho_ = rho = float(np.median(isolation))
-        label, candidates = self._candidates(D, I, rho)
-        self.n_candidates_ = len(candidates)
-        ub = _gap_upper_bounds(D, I, label, len(candidates))
-        candidates, ub = self._merge_truncated(X, D, label, candidates, ub, rho)
-        Xf = X
-        for g, members in enumerate(candidates):
-            group = self._judge(Xf, D, members, ub[g], rho, isolation, self.n_candidates_)
-            if group is None:
-                continue
-            self.groups_.append(group)
-            if group.injected:
+        # one linking scale cannot serve every table: where most rows have near-twins the table's
+        # spacing is far below a blob's own, so candidates are formed at rho, 2 rho, 4 rho and 8 rho
+        by_scale = [self._candidates(D, I, rho * f) for f in _SCALES]
+        self.n_candidates_ = n_tested = sum(len(c) for _, c in by_scale)
+        seen: set[tuple[int, int, int, int]] = set()
+        measured: list[tuple[np.ndarray, FoundGroup]] = []
+        for (label, candidates), f in zip(by_scale, _SCALES):
+            ub = _gap_upper_bounds(D, I, label, len(candidates))
+            candidates, ub = self._merge_truncated(X, D, label, candidates, ub, rho * f)
+            for g, members in enumerate(candidates):
+                key = (members.size, int(members[0]), int(members[-1]), int(members.sum()))
+                if key in seen:  # the same rows at another scale
+                    continue
+                seen.add(key)
+                group = self._measure(X, D, members, ub[g], rho, isolation)
+                if group is not None:
+                    measured.append((members, group))
+        # Bonferroni over every candidate: the graph's short edges settle most of them, but any of them
+        # could have been the one measured (counting only the measured ones selects on the outcome)
+        decided = [(members, self._decide(group, n_tested)) for members, group in measured]
+        self.groups_ = [group for _, group in decided]
+        for members, group in sorted(decided, key=lambda mg: -mg[0].size):
+            # a found group's own parts (the same blob at a smaller scale) are not a second group
+            if group.injected and not np.any(self.fit_group_[members] >= 0):
                 self.fit_group_[members] = len(self.stored_)
-                self.stored_.append(_store(Xf, D, members, group, float(self.separation), float(self.tightness)))
+                self.stored_.append(_store(X, D, members, group, float(self.separation), float(self.tightness)))
+                self.found_.append(group)
         self.report_ = self._report()
 
     def _candidates(self, D: np.ndarray, I: np.ndarray, rho: float) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Components of the edges no longer than ``rho``, joined, that are tight and small enough (largest first).
+        """Components of the edges no longer than ``rho`` (the linking scale), joined, that are tight and
+        small enough (largest first).
 
         Returns the candidate index of every row (-1: none) and each candidate's rows.
         """
@@ -260,7 +281,7 @@ class ClusterDetector(BaseDetector):
 
         sep = float(self.separation)
         for g, members in enumerate(candidates):
-            if ub[g] < sep * rho:  # a short edge to the data: no merge can make it separated
+            if ub[g] < sep * rho / _SCALES[-1]:  # a short edge to the data: no merge can make it separated
                 continue
             gap, nearest = _exact_gap(X, members)
             h = int(label[nearest[0]]) if nearest.size else -1
@@ -274,32 +295,36 @@ class ClusterDetector(BaseDetector):
         merged = [np.sort(np.concatenate([candidates[g] for g in parts])) for parts in roots.values()]
         return merged, np.array([min(ub[g] for g in parts) for parts in roots.values()])
 
-    def _judge(self, X: np.ndarray, D: np.ndarray, members: np.ndarray, gap_bound: float, rho: float,
-               isolation: np.ndarray, n_tested: int) -> FoundGroup | None:
-        """The presence test of one candidate; ``None`` when the graph already shows it is not separated."""
+    def _measure(self, X: np.ndarray, D: np.ndarray, members: np.ndarray, gap_bound: float, rho: float,
+                 isolation: np.ndarray) -> FoundGroup | None:
+        """Measure one candidate (p-value for one test); ``None`` when the graph already shows it is not separated."""
         m = members.size
         rank = min(m - 1, _SPACING_RANK) - 1
         internal = float(np.median(D[members, rank]))
         floor = max(rho, 4.0 * internal)
-        sep = float(self.separation)
-        if gap_bound < sep * floor:  # joined to the data through a short edge: natural density
+        if gap_bound < float(self.separation) * floor:  # joined to the data through a short edge: natural density
             return None
         gap, nearest = _exact_gap(X, members)
         local = float(np.median(D[nearest, _SPACING_RANK - 1])) if nearest.size else 0.0
-        ratio = gap / floor
         # How often is a row of this table that isolated? The share of rows whose nearest distinct row
-        # is at least ``gap`` away, times the candidates tested (Bonferroni): a natural group sitting
-        # where the table's sparse rows sit is no more isolated than they are.
-        p_value = min(1.0, n_tested * (1.0 + isolation.size - np.searchsorted(isolation, gap)) / (isolation.size + 1.0))
+        # is at least ``gap`` away: a natural group sitting where the table's sparse rows sit is no more
+        # isolated than they are.
+        p_one = _isolation_p(isolation, gap)
+        return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(gap / floor),
+                          p_value=float(p_one), injected=False)
+
+    def _decide(self, group: FoundGroup, n_tested: int) -> FoundGroup:
+        """The presence test: separated, beyond the data's own spacing, enough rows, and isolated (Bonferroni)."""
+        p_value = min(1.0, group.p_value * n_tested)
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
         # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
-        injected = (ratio >= sep and gap >= local and m * (ratio - 1.0) >= float(self.min_evidence)
+        injected = (group.ratio >= float(self.separation) and group.gap >= group.local
+                    and group.size * (group.ratio - 1.0) >= float(self.min_evidence)
                     and p_value <= float(self.level))
-        return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(ratio),
-                          p_value=float(p_value), injected=bool(injected))
+        return replace(group, p_value=p_value, injected=bool(injected))
 
     def _report(self) -> dict[str, Any]:
-        found = [g for g in self.groups_ if g.injected]
+        found = self.found_
         return {
             "rho": round(self.rho_, 6),
             "candidates": self.n_candidates_,
@@ -316,8 +341,7 @@ class ClusterDetector(BaseDetector):
         out = np.full(X.shape[0], -1, dtype=np.int32)
         for g, st in enumerate(self.stored_):
             # rows that cannot be within ``join`` of any stored member are skipped without the exact distance
-            centre_dist = np.sqrt(((X.astype(np.float64) - st.centre) ** 2).sum(axis=1))
-            near = np.flatnonzero((centre_dist <= st.radius + st.join) & (out < 0))
+            near = np.flatnonzero((_centre_distances(X, st.centre) <= st.radius + st.join) & (out < 0))
             if near.size:
                 d = _min_distances(X[near], st.members)
                 out[near[d <= st.join]] = g
@@ -330,7 +354,7 @@ class ClusterDetector(BaseDetector):
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:
         group = self._assign(X, True)[rows] if is_fit_data else self._assign(X[rows], False)
-        found = [g for g in self.groups_ if g.injected]
+        found = self.found_
         out = []
         for g in group.tolist():
             if g < 0:
@@ -403,13 +427,15 @@ def _exact_gap(X: np.ndarray, members: np.ndarray) -> tuple[float, np.ndarray]:
     """
     Xm = X[members].astype(np.float64)
     centre = Xm.mean(axis=0)
+    if members.size > _STORED_MEMBERS:  # a seeded sample measures the gap of a large group (an upper bound)
+        Xm = Xm[np.sort(np.random.default_rng(0).choice(members.size, _STORED_MEMBERS, replace=False))]
     radius = float(np.sqrt(((Xm - centre) ** 2).sum(axis=1)).max())
-    dc = np.sqrt(((X.astype(np.float64) - centre) ** 2).sum(axis=1))
+    dc = _centre_distances(X, centre)
     dc[members] = np.inf
     order = np.argsort(dc, kind="stable")
     best = np.inf
     exact: list[tuple[float, int]] = []
-    for start in range(0, order.size, 256):
+    for start in range(0, min(order.size, _GAP_ROWS), 256):
         rows = order[start:start + 256]
         rows = rows[np.isfinite(dc[rows])]
         if rows.size == 0 or (dc[rows[0]] - radius >= best and len(exact) >= _LOCAL_ROWS):
@@ -422,6 +448,34 @@ def _exact_gap(X: np.ndarray, members: np.ndarray) -> tuple[float, np.ndarray]:
     exact.sort()
     nearest = np.array([r for _, r in exact[:_LOCAL_ROWS]], dtype=np.int64)
     return float(exact[0][0]), nearest
+
+
+def _isolation_p(isolation: np.ndarray, gap: float) -> float:
+    """Share of rows at least ``gap`` from their nearest distinct row (``isolation`` sorted).
+
+    Beyond the table's tenth most isolated row the count is too small to resolve a
+    Bonferroni level, so the share follows an exponential tail fitted to the rows above
+    the 90th percentile (the excess over it, by its mean).
+    """
+    n = isolation.size
+    beyond = n - int(np.searchsorted(isolation, gap))
+    empirical = (1.0 + beyond) / (n + 1.0)
+    if beyond >= 10 or n < 100:
+        return float(empirical)
+    u = float(np.quantile(isolation, 0.9))
+    excess = isolation[isolation > u] - u
+    if excess.size == 0 or excess.mean() <= 0:
+        return float(empirical)
+    return float(min(empirical, 0.1 * np.exp(-(gap - u) / excess.mean())))
+
+
+def _centre_distances(X: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Each row's distance to ``centre``, in blocks (a million-row float64 copy is never made)."""
+    out = np.empty(X.shape[0])
+    for r0 in range(0, X.shape[0], 16 * _BLOCK):
+        diff = np.asarray(X[r0:r0 + 16 * _BLOCK], dtype=np.float64) - centre
+        out[r0:r0 + diff.shape[0]] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
 
 
 def _min_distances(Q: np.ndarray, M: np.ndarray) -> np.ndarray:
