@@ -76,6 +76,8 @@ ROW_EXPECTED_MAX = 1.0
 FAR_FDR = 0.2
 #: a class gets a null tail of its own (the class-aware null) when it has at least this many rows
 CLASS_FIT_MIN_ROWS = 30
+#: ... and is among the CLASS_FIT_MAX largest (the fits cost time per class)
+CLASS_FIT_MAX = 50
 
 def robust_z(scores: np.ndarray) -> np.ndarray:
     """Robust z-score of each value against the bulk of ``scores``.
@@ -150,10 +152,18 @@ class TailExcess:
     threshold: float = float("inf")
     null: "_TailNull | None" = None
 
-    def row_expected(self, at: np.ndarray) -> np.ndarray:
-        """Rows the null expects at or above each score in ``at`` (``inf`` without a null)."""
+    def row_expected(self, at: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        """Rows the null expects at or above each score in ``at`` (``inf`` without a null).
+
+        With the boolean mask ``where`` only those entries are computed (the rest are ``inf``).
+        """
         at = np.asarray(at, dtype=np.float64)
-        return self.null.expected(at) if self.null is not None else np.full(at.shape, np.inf)
+        out = np.full(at.shape, np.inf)
+        if self.null is not None:
+            idx = np.ones(at.shape, dtype=bool) if where is None else np.asarray(where, dtype=bool)
+            if idx.any():
+                out[idx] = self.null.expected(at[idx])
+        return out
 
 
 @dataclass(frozen=True)
@@ -171,9 +181,12 @@ class _Tail:
     srt: np.ndarray
 
     def expected(self, t: np.ndarray) -> np.ndarray:
-        above = self.n * 0.5 * np.exp(_gpd_log_survival(np.maximum(t - self.u, 0.0), self.xi, self.sigma))
-        below = self.srt.size - np.searchsorted(self.srt, t, side="left")
-        return np.where(t >= self.u, above, np.maximum(below, self.n * 0.5))
+        out = self.n * 0.5 * np.exp(_gpd_log_survival(np.maximum(t - self.u, 0.0), self.xi, self.sigma))
+        low = t < self.u
+        if low.any():
+            below = self.srt.size - np.searchsorted(self.srt, t[low], side="left")
+            out[low] = np.maximum(below, self.n * 0.5)
+        return out
 
 
 @dataclass(frozen=True)
@@ -223,10 +236,12 @@ def _sorted_quantiles(srt: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return srt[lo] + (pos - lo) * (srt[hi] - srt[lo])
 
 
-def _fit_tail(srt: np.ndarray) -> _Tail | None:
+def _fit_tail(srt: np.ndarray, *, fast: bool = False) -> _Tail | None:
     """The null tail over q50 fitted to the quantiles q50..q90 of sorted values.
 
-    ``None`` when the tail is degenerate (q90 == q50).
+    ``None`` when the tail is degenerate (q90 == q50). ``fast`` (the classes' tails of
+    the class-aware null, one per class): a grid over shape and scale, refined by a
+    short Nelder-Mead from its best point, instead of two full runs.
     """
     q = _sorted_quantiles(srt, _FIT_QUANTILES)
     x = q - q[0]
@@ -237,8 +252,17 @@ def _fit_tail(srt: np.ndarray) -> _Tail | None:
     def loss(p: np.ndarray) -> float:
         return float(np.sum((_gpd_log_survival(x, max(p[0], 0.0), np.exp(p[1]) * x[-1]) - target) ** 2))
 
-    fits = [minimize(loss, [xi0, np.log(0.6)], method="Nelder-Mead",
-                     options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000}) for xi0 in (0.0, 0.5)]
+    if fast:
+        xi_g, ls_g = np.meshgrid(np.linspace(0.0, 3.0, 61), np.linspace(-4.0, 2.0, 121), indexing="ij")
+        xi_c, sg = np.maximum(xi_g.ravel()[:, None], 1e-9), np.exp(ls_g.ravel())[:, None] * x[-1]
+        pred = -np.log1p(xi_c * x[None, :] / sg) / xi_c
+        j = int(np.argmin(((pred - target) ** 2).sum(axis=1)))
+        starts = [(float(xi_g.ravel()[j]), float(ls_g.ravel()[j]))]
+        opts = {"xatol": 1e-5, "fatol": 1e-10, "maxiter": 400}
+    else:
+        starts = [(xi0, np.log(0.6)) for xi0 in (0.0, 0.5)]
+        opts = {"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000}
+    fits = [minimize(loss, list(x0), method="Nelder-Mead", options=opts) for x0 in starts]
     best = min(fits, key=lambda r: r.fun)
     return _Tail(srt.size, float(q[0]), max(float(best.x[0]), 0.0), float(np.exp(best.x[1]) * x[-1]), srt)
 
@@ -259,9 +283,12 @@ def _fit_null(s: np.ndarray, srt: np.ndarray, y: np.ndarray | None) -> _TailNull
     y = np.asarray(y)
     z = robust_z(s)
     classes, pooled = [], 0
-    for c in np.unique(y):
+    labels, counts = np.unique(y, return_counts=True)
+    # the largest classes get a tail of their own; the rest count their share of the table's
+    fitted = set(labels[np.argsort(-counts, kind="stable")[:CLASS_FIT_MAX]].tolist())
+    for c in labels:
         vals = s[(y == c) & (z < Z_PRESENT_FLAG)]
-        tail = _fit_tail(np.sort(vals)) if vals.size >= CLASS_FIT_MIN_ROWS else None
+        tail = _fit_tail(np.sort(vals), fast=True) if vals.size >= CLASS_FIT_MIN_ROWS and c in fitted else None
         if tail is None:
             pooled += int((y == c).sum())
         else:
@@ -359,7 +386,8 @@ def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
     if not test.present:
         # a far row (robust z >= Z_MID) is flagged unless the null expects a row that far
         # out: some clean tables (many heavy-tailed columns) reach z 8-10 on their own
-        flags = (z_own >= Z_MID) & (excess.row_expected(raw_own) < ROW_EXPECTED_MAX)
+        far = z_own >= Z_MID
+        flags = far & (excess.row_expected(raw_own, far) < ROW_EXPECTED_MAX)
         if offset.any():
             flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
         return AnomalyGroup(test, flags, norm.cdf(z - Z_MID))
@@ -390,7 +418,7 @@ def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailEx
         # evidence that the fitted tail does not describe the top of this table (a
         # bounded score such as the forest's, with injected rows piled up under its cap)
         return far | (q <= ANOMALY_FDR)
-    flags = (q <= ANOMALY_FDR) | (far & ((excess.row_expected(raw) < ROW_EXPECTED_MAX) | (q <= FAR_FDR)))
+    flags = (q <= ANOMALY_FDR) | (far & ((excess.row_expected(raw, far) < ROW_EXPECTED_MAX) | (q <= FAR_FDR)))
     if test.excess_log10p >= EXCESS_LOG10P:
         # the excess the test found: at most E of these rows are expected from the
         # null, and the fitted tail is never lighter than it
