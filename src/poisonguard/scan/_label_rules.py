@@ -226,4 +226,4 @@ def duplicate_strength(strength: np.ndarray, p_label: np.ndarray, *, threshold: 
     s = np.asarray(strength, dtype=np.float64)
     p = np.clip(np.asarray(p_label, dtype=np.float64), 0.0, 1.0)
     wrong = (1.0 - p) ** 2 / np.maximum((1.0 - p) ** 2 + p ** 2, 1e-12)
-    return np.where(s >= threshold, 0.5 + 0.5 * wrong, np.minimum(s, 1.0 - p))
+    return np.where(s >= threshold, 0.5 + 0.5 * wrong, np.where(s > 0, np.maximum(wrong, 1.0 - p), 0.0))
