@@ -220,8 +220,10 @@ def duplicate_strength(strength: np.ndarray, p_label: np.ndarray, *, threshold: 
     On a twin at or above ``threshold`` (relabelled copies present): ``0.5 + 0.5 w`` with
     ``w = (1 - p)^2 / ((1 - p)^2 + p^2)``, the chance that this twin, not the other, is
     the wrong one when exactly one of two twins is wrong and the other's label has
-    probability about ``1 - p``. Below it (no presence): at most the label group's own
-    doubt ``1 - p``, so a conflict that may be natural never outranks the label group.
+    probability about ``1 - p``. Below it (no presence, the conflict may be natural):
+    ``max(w, 1 - p)`` on a conflicting twin, so a conflict raises the doubt of the
+    less likely twin and never lowers a row below the label group's own doubt; 0
+    elsewhere.
     """
     s = np.asarray(strength, dtype=np.float64)
     p = np.clip(np.asarray(p_label, dtype=np.float64), 0.0, 1.0)
