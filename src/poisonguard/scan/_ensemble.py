@@ -76,8 +76,8 @@ deleting clean data:
   flagged when the label group also finds its label less likely than not
   (:func:`conflict_flags`). In the ranking a conflicting twin of a present test counts
   ``0.5 + 0.5 w``, ``w`` the chance that it, not its twin, is the wrong one given the
-  label group's P(label correct); without presence, ``max(w, 1 - p)`` (it raises the
-  doubt of the less likely twin of a conflict, :func:`duplicate_strength`).
+  label group's P(label correct); a conflict without presence never counts more than
+  the label group's own doubt of the row (:func:`duplicate_strength`).
 * **rows another group explains** (``explained`` in :func:`label_presence`). Rows that
   an anomaly detector or a backdoor detector flags as injected take no part in the
   label presence tests or in the predictability of their class. A backdoor relabelled
