@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--title", default="Label group and conflicting duplicates: tables and variants no rule was designed on")
     args = ap.parse_args(argv)
     import poisonguard
-    from poisonguard.errors import InputError
+    from poisonguard.errors import DataError, InputError
 
     tables = args.table or list(TABLES)
     variants = [v for v in VARIANTS if not args.variant or v.name in args.variant]
@@ -292,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                 except InputError as exc:  # e.g. a rate that poisons no row of a 32-row table
                     print(f"{table:16s} {v.name:10s} {v.rate:5.2f} skipped: {exc}", flush=True)
                     continue
-                res = poisonguard.scan(frame, label="label", random_state=0)
+                try:
+                    res = poisonguard.scan(frame, label="label", random_state=0)
+                except DataError as exc:  # e.g. a pair flip that relabelled a whole class
+                    print(f"{table:16s} {v.name:10s} {v.rate:5.2f} skipped: {exc}", flush=True)
+                    continue
                 raw = {str(c): res.detector_scores[c].to_numpy() for c in res.detector_scores.columns}
                 y = np.asarray(res.table.y)
                 suspicion, flagged = np.asarray(res.suspicion, float), np.asarray(res.flagged, bool)

@@ -127,3 +127,19 @@ def test_mixture_does_not_let_an_estimator_that_doubts_everything_dilute_a_sure_
     mixed = np.stack([sure, flat], axis=1) @ w
     assert w[0] >= 0.95
     assert (mixed[n - flips:] <= LABEL_FDR).all()  # the flips stay near-certain errors
+
+
+def test_duplicate_strength_and_flags_follow_the_presence_and_the_less_likely_twin():
+    from poisonguard.scan._label_rules import conflict_flags, duplicate_strength
+
+    p = np.array([0.1, 0.9, 0.3, 0.8, 0.05])
+    present = np.array([0.75, 0.5, 0.75, 0.5, 0.0])  # a suspect copy and its source, twice; a plain row
+    rank = duplicate_strength(present, p, threshold=0.5)
+    assert rank[0] > rank[2] > rank[3] and rank[0] > rank[1]  # the less likely twin of each pair first
+    assert rank[4] == 0.0
+    flags = conflict_flags(present, p, threshold=0.5)
+    assert flags.tolist() == [True, False, True, False, False]
+    # without presence (every strength below 0.5) a conflict never counts more than the label doubt
+    absent = duplicate_strength(0.5 * present, p, threshold=0.5)
+    assert (absent <= 1 - p + 1e-12).all()
+    assert not conflict_flags(0.5 * present, p, threshold=0.5).any()
