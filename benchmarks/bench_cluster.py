@@ -7,7 +7,7 @@ Usage::
 
 Clean tables (none of them in a benchmark matrix as a design table): statsmodels
 ``fair``, ``spector``, ``modechoice``, ``anes96``, ``randhie``; vega_datasets ``iris``,
-``cars``, ``seattle-weather``, ``penguins``; river ``Phishing``, ``Bananas``,
+``cars``, ``seattle-weather``; river ``Phishing``, ``Bananas``,
 ``ImageSegments``; sklearn digits, wine, breast_cancer. Nothing downloads.
 
 Attack variants, each on digits, breast_cancer, the 20k-row generated table and
@@ -100,7 +100,6 @@ CLEAN: dict[str, Callable[[], pd.DataFrame]] = {
     "vega/iris": lambda: _vega("iris", "species"),
     "vega/cars": lambda: _vega("cars", "Origin"),
     "vega/seattle-weather": lambda: _vega("seattle-weather", "weather"),
-    "vega/penguins": lambda: _vega("penguins", "Species"),
     "river/Phishing": lambda: _river("Phishing"),
     "river/Bananas": lambda: _river("Bananas"),
     "river/ImageSegments": lambda: _river("ImageSegments"),

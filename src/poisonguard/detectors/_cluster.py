@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import ConfigError
@@ -231,9 +231,13 @@ class ClusterDetector(BaseDetector):
         Returns the candidate index of every row (-1: none) and each candidate's rows.
         """
         n = D.shape[0]
-        r, c = np.nonzero(D <= rho)
-        graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, I[r, c])), shape=(n, n)).tocsr()
-        _, comp = connected_components(graph, directed=False)
+        # the graph in CSR form straight from the neighbour lists: a long edge points the row at itself
+        # (a self-loop joins nothing), so no edge list is gathered, sorted or deduplicated
+        width = D.shape[1]
+        target = np.where(D[:, :width] <= rho, I[:, :width], np.arange(n)[:, None])
+        graph = csr_matrix((np.ones(n * width), target.ravel(), np.arange(0, n * width + 1, width)),
+                           shape=(n, n))
+        _, comp = connected_components(graph, directed=True, connection="weak")
         sizes = np.bincount(comp)
         # a component holding a quarter of the table is the data itself, not a group in it
         big = np.flatnonzero((sizes >= int(self.min_size)) & (sizes <= n // 4))
