@@ -578,7 +578,8 @@ def _score_rest(prep: _Prepared, out: _Run) -> None:
     design matrix, a neighbour graph and its labels) are those of one block, not of
     every other row; the rows are gathered block by block, never copied whole; and the
     neighbour detectors share one search per block (one memoised query graph).
-    Scores are the query path's, which does not depend on the rows scored together.
+    Scores are the query path's, which does not depend on the rows scored together
+    (to the last bit where a BLAS product groups rows: see ``SCORE_BLOCK``).
     """
     keep = np.ones(prep.table.n_rows, dtype=bool)
     keep[prep.sample] = False
