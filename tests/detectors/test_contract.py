@@ -74,6 +74,8 @@ def family_tables(digits_small):
         "outlier": lambda: _outlier_table(digits_small),
         "backdoor": lambda: _backdoor_table(digits_small),
         "duplicate": lambda: _duplicate_table(digits_small),
+        "cluster": lambda: _cluster_table(digits_small),
+        "clean": lambda: digits_small,
     }
 
 
@@ -86,6 +88,13 @@ def _outlier_table(frame):
 def _backdoor_table(frame):
     # a 2x2 max-value patch in the bottom-right corner on 6% of rows, relabelled 0
     pt = backdoor(frame, "label", 0.06, seed=0, target=0, image_shape=(8, 8))
+    X, y = _encode(pt.frame)
+    return X, y, pt.mask
+
+
+def _cluster_table(frame):
+    # one tight blob of 4% of the rows, its centre drawn inside every column's range
+    pt = inject_outliers(frame, "label", 0.04, seed=0, placement="cluster_in_range")
     X, y = _encode(pt.frame)
     return X, y, pt.mask
 
@@ -131,7 +140,7 @@ class TestContract:
     def test_declares_itself(self, name):
         cls = available_detectors()[name]
         assert cls.name == name
-        assert cls.family in {"label", "outlier", "backdoor", "duplicate", "shift"}
+        assert cls.family in {"label", "outlier", "backdoor", "duplicate", "shift", "cluster"}
         assert cls.score_kind in {"probability", "anomaly"}
         assert isinstance(cls.summary, str) and cls.summary
 
@@ -275,6 +284,15 @@ class TestContract:
             s = cls().fit(X, y).score_samples(X, y)
             assert (s[mask] >= 0.5).all(), s[mask]
             assert (s[~mask] >= 0.5).mean() <= 0.01
+        elif cls.family == "cluster":
+            X, y, mask = family_tables["cluster"]()
+            s = cls().fit(X, y).score_samples(X, y)
+            assert roc_auc_score(mask, s) >= 0.95
+            assert (s[mask] >= 0.5).mean() >= 0.9
+            assert (s[~mask] >= 0.5).mean() <= 0.01
+            X0, y0 = _encode(family_tables["clean"]())
+            clean = cls().fit(X0, y0).score_samples(X0, y0)
+            assert (clean >= 0.5).sum() == 0, f"{(clean >= 0.5).sum()} clean rows flagged"
         else:  # pragma: no cover - a new family must bring its own floor
             pytest.fail(f"no quality floor for family {cls.family!r} of {name!r}: add a poisoned table for it")
 
