@@ -16,18 +16,27 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
 1. **scale**: ``rho`` is the table's median distance from a row to its nearest
    *distinct* row (exact duplicates left out, so a table full of them keeps a
    scale);
-2. **candidates**: connected components of the edges no longer than
-   ``tightness * rho``, with at least ``min_size`` rows; a row most of whose
-   nearest neighbours lie in one candidate joins it (a noisy member whose rounding
-   moved it off the core);
-3. **presence test** per candidate, from its *separation* ``gap / max(rho, local,
-   4 * internal)``: ``gap`` is the exact distance from the group to its nearest
-   non-member; ``local`` the neighbour spacing of the rows nearest the group (their
-   distance to their 5th neighbour: the data's own density there); ``internal`` the
-   members' median distance to their 5th nearest member. A group is judged
-   injected when its separation is at least ``separation``. A cheap upper bound of
-   the gap from the graph rejects almost every natural group before the exact one
-   is computed.
+2. **candidates**: connected components of the edges no longer than a linking
+   scale, at ``rho``, 2, 4 and 8 ``rho`` (where most rows have near-twins, ``rho`` is
+   far below a blob's own spacing), with at least ``min_size`` rows and at most a
+   quarter of the table; a row most of whose nearest neighbours lie in one component
+   joins it (a noisy member whose rounding moved it off the core); a component is
+   kept when its members' median distance to their 5th neighbour is at most
+   ``tightness`` times the linking scale. Clumps of more than ``n_neighbors``
+   identical rows list only each other, so two clumps of one blob that the graph did
+   not link are merged when they lie within the linking scale of each other;
+3. **presence test** per candidate. ``gap`` is the exact distance from the group to
+   its nearest non-member; ``internal`` the members' median distance to their 5th
+   nearest member; ``local`` the neighbour spacing of the rows nearest the group
+   (their distance to their 5th neighbour: the data's own density there). A group is
+   judged injected when (a) its separation ``ratio = gap / max(rho, 4 internal)`` is
+   at least ``separation``; (b) ``gap >= local``; (c) ``size * (ratio - 1) >=
+   min_evidence`` (a small group needs a wider gap); and (d) it is more isolated
+   than the table's own rows: the share of rows whose nearest distinct row is at
+   least ``gap`` away (an exponential tail beyond the tenth most isolated row), times
+   the number of candidates (Bonferroni), is at most ``level``. A cheap upper bound
+   of the gap from the graph (the shortest listed edge between a member and a
+   non-member) rejects almost every natural group before the exact gap is computed.
 
 Members of a group judged injected score ``1 - separation / (2 * ratio)``, at least
 0.5 (the scan's flag strength) and rising with the ratio; every other row scores 0,
@@ -35,10 +44,12 @@ so a clean table flags nothing (``score_kind = "probability"``). A new row (a ro
 outside the fit sample of a large scan) belongs to a found group when it lies within
 the group's joining radius of one of the group's stored members.
 
-What this does not find: a blob looser than ``tightness`` times the table's
-neighbour spacing (it is no denser than the data), a blob that lands inside dense
-data (it has no gap: in a low-dimensional, densely filled table an in-range blob is
-indistinguishable from natural density), and groups of fewer than ``min_size`` rows.
+What this does not find: a blob no denser than the data around it (spread 0.3 of
+each column's deviation), a blob that lands inside or next to the data (it has no
+gap: in a low-dimensional or densely filled table, or on the grid of a table of few
+integer columns, an in-range blob sits one grid step from natural rows), a blob in a
+region as sparse as its gap (the table's own isolated rows are as far apart), and
+groups of fewer than ``min_size`` rows.
 """
 
 from __future__ import annotations
@@ -134,14 +145,17 @@ class ClusterDetector(BaseDetector):
         Width of the neighbour graph (the scan's other neighbour detectors share it).
     min_size : int, default=5
         Fewest rows of a group.
-    tightness : float, default=0.5
-        Edges no longer than ``tightness`` times the table's nearest-distinct-row
-        distance join candidate groups.
+    tightness : float, default=1.0
+        A component is a candidate when its members' median distance to their 5th
+        neighbour is at most ``tightness`` times the linking scale.
     separation : float, default=2.0
-        A group is judged injected when its gap is at least this many times the
-        largest of the table's spacing, the local spacing and four times its own.
+        Least ``gap / max(rho, 4 * internal)`` of a group judged injected.
+    min_evidence : float, default=8.0
+        Least ``size * (ratio - 1)``: a group of 5 rows needs a ratio of 2.6.
+    level : float, default=0.05
+        Bonferroni level of the isolation test over all candidates.
     max_groups : int, default=512
-        Candidate groups examined, the largest first.
+        Candidate groups examined per linking scale, the largest first.
     """
 
     name = "cluster"
