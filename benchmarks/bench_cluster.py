@@ -188,6 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     scan = not args.no_scan
     rows: list[dict] = []
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(final: bool) -> None:
+        # rewritten after every row, so an interrupted run still leaves its measured rows (marked partial)
+        (args.out_dir / "cluster.json").write_text(json.dumps({"complete": final, "rows": rows}, indent=1, default=str),
+                                                   encoding="utf-8")
+        note = "" if final else f"\n_Partial: {len(rows)} rows measured (run interrupted or in progress)._\n"
+        (args.out_dir / "cluster.md").write_text("\n".join(lines) + "\n" + note, encoding="utf-8")
+
     lines = ["## cluster detector: clean real tables", "",
              "| table | rows | flagged by cluster | scan flagged | candidates tested (size, separation, p) |",
              "|---|---:|---:|---:|---|"]
@@ -202,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {r.get('rows', '–')} | {r.get('flagged', r.get('error'))} | "
                      f"{_fmt(r.get('scan_flagged'))} | {tested} |")
         print(lines[-1], flush=True)
+        write(False)
     lines += ["", "## cluster detector: blob variants (not designed on)", "",
               "| table | variant | seed | rows | injected | cluster AUROC | cluster flagged (injected) | "
               "scan AUROC | scan flag recall |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -217,9 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{r['flagged']} ({r['flagged_injected']}) | {_fmt(r.get('scan_auroc'))} | "
                              f"{_fmt(r.get('scan_recall'))} |")
                 print(lines[-1], flush=True)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "cluster.json").write_text(json.dumps({"rows": rows}, indent=1, default=str), encoding="utf-8")
-    (args.out_dir / "cluster.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+                write(False)
+    write(True)
     return 0
 
 
