@@ -21,7 +21,7 @@ from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
 from ._cluster import ClusterDetector
 from ._confident import ConfidentLearningDetector
-from ._duplicates import DuplicateConflictDetector
+from ._duplicates import DuplicateConflictDetector, RelabelledTwinDetector
 from ._ecod import ECODDetector
 from ._gaussian_label import GaussianLabelDetector
 from ._iforest import IsolationForestDetector
@@ -43,6 +43,7 @@ __all__ = [
     "ClusterDetector",
     "ConfidentLearningDetector",
     "DuplicateConflictDetector",
+    "RelabelledTwinDetector",
     "ECODDetector",
     "GaussianLabelDetector",
     "IsolationForestDetector",

@@ -51,9 +51,12 @@ any row is flagged (the backdoor detectors already work this way):
 
   A present detector's strength is ``max(Phi(z - Z_PRESENT), 1 - q)`` where ``q`` is the
   row's q-value under the fitted null (the estimated share of null rows at or above its
-  score); it flags rows at robust z >= ``Z_PRESENT_FLAG`` (5), with q <= ``ANOMALY_FDR``
-  (0.05), or at or above the threshold where the excess test found its excess. An
-  absent detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8).
+  score); it flags rows with q <= ``ANOMALY_FDR`` (0.05), at or above the threshold where
+  the excess test found its excess, and at robust z >= ``Z_PRESENT_FLAG`` (5) when the
+  null expects < ``ROW_EXPECTED_MAX`` (1) rows that far out or q <= ``FAR_FDR`` (0.2)
+  (plain z >= 5 when present by the plateau alone). With labels the null is class-aware:
+  each class's own tail beside the table's (see :mod:`._anomaly_rules`). An absent
+  detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8).
 
 Two corrections keep an anomaly detector's flags and the label group's tests from
 deleting clean data:
@@ -114,7 +117,7 @@ The default flag rule ("auto") flags what stands out statistically:
   wrongly flagged rows) stays at or under ``LABEL_FDR``, and no row with P(label
   correct) above ``LABEL_CAP`` is taken. Rows of classes judged clean are never
   flagged by the label group.
-* anomaly detectors: robust z >= ``Z_MID``; when present, robust z >= ``Z_PRESENT_FLAG``,
+* anomaly detectors: robust z >= ``Z_MID``; when present, robust z >= ``Z_PRESENT_FLAG`` where the null expects < 1 row or q <= 0.2,
   q-value <= ``ANOMALY_FDR``, or the excess found by the tail test.
 * every other group: strength >= ``AUTO_THRESHOLD``.
 """
@@ -298,8 +301,7 @@ def combine(
             group_strength[g] = duplicate_strength(strength, p_label, threshold=AUTO_THRESHOLD)
     group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
     confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
-    suspicion = _tiered_suspicion(np.stack(list(group_strength.values()), axis=1),
-                                  np.stack(list(group_flags.values()), axis=1),
+    suspicion = _tiered_suspicion(list(group_strength.values()), list(group_flags.values()),
                                   np.array([confirmed[g] for g in group_strength]))
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
@@ -349,11 +351,21 @@ def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray, confirmed: np.nda
     of it, so a confirmed signal that falls short of the flag rule is not buried under
     doubts that no test backs (label doubts in a class the features explain weakly).
     """
-    flagged = flags.any(axis=1)
-    by_flag = np.where(flags, strength, -np.inf).max(axis=1)
-    weight = np.ones(strength.shape[1]) if confirmed is None else np.where(confirmed, 1.0, UNCONFIRMED_WEIGHT)
-    lower = np.clip((weight * strength).max(axis=1), 0.0, 1.0)
-    return np.where(flagged, 0.5 + 0.5 * np.clip(by_flag, 0.0, 1.0), 0.5 * lower)
+    # group by group with running maxima: (rows x groups) temporaries were 5 tables of 8 MiB a group at 1M rows
+    strength = [np.asarray(s, dtype=np.float64) for s in (strength.T if isinstance(strength, np.ndarray) else strength)]
+    flags = [np.asarray(f, dtype=bool) for f in (flags.T if isinstance(flags, np.ndarray) else flags)]
+    n = strength[0].shape[0]
+    flagged = np.zeros(n, dtype=bool)
+    by_flag = np.full(n, -np.inf)
+    lower = np.full(n, -np.inf)
+    for j, (s, f) in enumerate(zip(strength, flags)):
+        flagged |= f
+        np.maximum(by_flag, np.where(f, s, -np.inf), out=by_flag)
+        w = 1.0 if confirmed is None or confirmed[j] else UNCONFIRMED_WEIGHT
+        np.maximum(lower, w * s, out=lower)
+    np.clip(lower, 0.0, 1.0, out=lower)
+    np.clip(by_flag, 0.0, 1.0, out=by_flag)
+    return np.where(flagged, 0.5 + 0.5 * by_flag, 0.5 * lower)
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:
