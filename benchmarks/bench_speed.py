@@ -71,28 +71,39 @@ def _reset_peak() -> bool:
         return False
 
 
-def child(rows: int, seed: int) -> dict[str, Any]:
-    """One measured scan; returns its figures."""
+def poisoned_table(rows: int, seed: int) -> tuple[Any, Any, str]:
+    """The synthetic table of ``rows`` x 32 with FLIP_RATE flips: frame, poisoned-row mask, label column.
+
+    The generator's own frame is dropped before returning, so the RSS measured next is
+    the table the scan gets and nothing else.
+    """
     import gc
 
     import numpy as np
-    from sklearn.metrics import roc_auc_score
 
-    import poisonguard
     from poisonguard.attacks import flip_labels
     from poisonguard.datasets import load_dataset
 
     ds = load_dataset("synthetic", n_rows=rows, seed=seed)
     poisoned = flip_labels(ds.frame, ds.label, FLIP_RATE, seed=seed)
-    frame, mask = poisoned.frame, np.asarray(poisoned.mask, dtype=bool)
     del ds
     gc.collect()
+    return poisoned.frame, np.asarray(poisoned.mask, dtype=bool), poisoned.label
+
+
+def child(rows: int, seed: int) -> dict[str, Any]:
+    """One measured scan; returns its figures."""
+    from sklearn.metrics import roc_auc_score
+
+    import poisonguard
+
+    frame, mask, label = poisoned_table(rows, seed)
     before = _rss_mib()
     reset = _reset_peak()
     load_before = os.getloadavg()[0]
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
-    result = poisonguard.scan(frame, label=poisoned.label)
+    result = poisonguard.scan(frame, label=label)
     seconds = time.perf_counter() - t
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)

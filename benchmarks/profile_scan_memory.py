@@ -19,7 +19,6 @@ versions of the code can be compared row by row (``--compare A.npz B.npz``).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_speed import FLIP_RATE, _hwm_mib, _reset_peak, _rss_mib  # noqa: E402
+from bench_speed import _hwm_mib, _reset_peak, _rss_mib, poisoned_table  # noqa: E402
 
 
 class _Sampler:
@@ -105,14 +104,8 @@ def profile(rows: int, seed: int, save: Path | None, fine: bool = False, snapsho
     from sklearn.metrics import roc_auc_score
 
     import poisonguard
-    from poisonguard.attacks import flip_labels
-    from poisonguard.datasets import load_dataset
 
-    ds = load_dataset("synthetic", n_rows=rows, seed=seed)
-    poisoned = flip_labels(ds.frame, ds.label, FLIP_RATE, seed=seed)
-    frame, mask = poisoned.frame, np.asarray(poisoned.mask, dtype=bool)
-    del ds
-    gc.collect()
+    frame, mask, label = poisoned_table(rows, seed)
     before = _rss_mib()
     _reset_peak()
     t = time.perf_counter()
@@ -123,7 +116,7 @@ def profile(rows: int, seed: int, save: Path | None, fine: bool = False, snapsho
     with _Sampler(snapshot_at=snapshot_at) as s:
         if fine:
             _instrument(s)
-        result = poisonguard.scan(frame, label=poisoned.label, progress=lambda stage, done, total: s.enter(stage))
+        result = poisonguard.scan(frame, label=label, progress=lambda stage, done, total: s.enter(stage))
     seconds = time.perf_counter() - t
     hwm = _hwm_mib()
     print(f"{rows:,} x 32: {seconds:.1f} s, RSS before {before:.0f} MiB, kernel peak {hwm:.0f} MiB "
