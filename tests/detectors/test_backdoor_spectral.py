@@ -60,6 +60,36 @@ def test_presence_says_clean_on_clean_tables(loader):
     assert (det.score_samples(X, y) == 0).all()
 
 
+def _two_mode_class(seed=0, n=300):
+    """Three clean classes; class 2 is two sites, one with a terminal time of its own and trips
+    that resemble class 1's (modechoice's bus rows: a 53-minute terminal time no other mode has)."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for c, mu in enumerate([(0.0, 0.0), (3.0, 0.0), (0.0, 3.0)]):
+        f = rng.normal(mu, 1.0, size=(n, 2))
+        t = np.full(n, 10.0 * (c + 1))
+        if c == 2:
+            f[n // 2:] = rng.normal((3.0, 1.5), 0.5, size=(n - n // 2, 2))
+            t[n // 2:] = 45.0
+        X.append(np.c_[t, f, rng.normal(0.0, 1.0, size=(n, 1))])
+        y.append(np.full(n, c))
+    return standardize(np.vstack(X)), np.concatenate(y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_natural_two_mode_class_is_not_a_backdoor(seed):
+    X, y = _two_mode_class(seed)
+    det = BackdoorSpectralDetector().fit(X, y)
+    assert not any(p.poisoned for p in det.presence_)
+    assert (det.score_samples(X, y) == 0).all()
+    # the sub-population passes the disagreement and shared-value parts (an exclusive value):
+    # only source likeness tells it from a backdoor; without that part the class is taken
+    sub = [c for c in det.report_["clusters"] if c["label"] == 2 and c["pattern_features"] == [0]]
+    assert sub and all(c["source_auc"] > 0.85 for c in sub)
+    loose = BackdoorSpectralDetector(max_source_auc=1.0).fit(X, y)
+    assert [p.label for p in loose.presence_ if p.poisoned] == [2]
+
+
 def test_presence_says_clean_on_label_flips():
     X, y = load_digits(return_X_y=True)
     X = standardize(X)
@@ -101,3 +131,5 @@ def test_contract_basics(patched):
         BackdoorSpectralDetector(0.5)  # keyword-only settings
     with pytest.raises(ConfigError):
         BackdoorSpectralDetector(min_share=0).fit(X, y)
+    with pytest.raises(ConfigError, match="max_source_auc must be in \\[0.5, 1\\], got 0.4"):
+        BackdoorSpectralDetector(max_source_auc=0.4).fit(X, y)

@@ -4,7 +4,7 @@ In the style of Spectral Signatures (Tran, Li & Madry 2018) and SPECTRE (Hayase 
 al. 2021): rows poisoned towards a target class ``t`` form a small, separate cluster
 inside ``t`` along its top singular directions. That alone is not evidence of a
 backdoor: label flips make a class bimodal too, and so do natural sub-populations.
-So each candidate cluster must pass a **presence test** with three parts:
+So each candidate cluster must pass a **presence test** with four parts:
 
 1. *bimodality*: per class, the rows are projected (PCA-whitened representation,
    centred on the class mean) on the top ``n_directions`` right singular vectors;
@@ -22,9 +22,14 @@ So each candidate cluster must pass a **presence test** with three parts:
    ``max_carrier_rate`` of all other rows carry (one-sided binomial test). A trigger
    is stamped on exactly the poisoned rows; flipped rows are ordinary rows of their
    source class, and a natural sub-population shares shapes, not an exclusive
-   value. The out-of-fold AUROC of a logistic regression separating the rows from
-   real rows of the classes they look like is reported as supporting evidence (for a
-   cluster that passes; 0.5 for the others).
+   value.
+4. *source likeness*: once the pattern's features are masked, an out-of-fold logistic
+   regression cannot tell the disagreeing rows from real rows of the classes they look
+   like (AUROC at most ``max_source_auc``): poisoned rows are source rows carrying a
+   trigger. A natural sub-population that owns a value (modechoice's bus trips with a
+   53-minute terminal time) passes parts 1-3 yet differs from the classes it resembles
+   in its other features too. The unmasked AUROC is reported as supporting evidence
+   (for a cluster that reaches part 4; 0.5 for the others).
 
 p-values are Bonferroni-corrected over all candidates (classes x directions). Only
 classes judged poisoned get non-zero scores, estimates of P(poisoned)
@@ -108,6 +113,10 @@ class BackdoorSpectralDetector(BaseDetector):
     max_carrier_rate : float, default=0.002
         Largest share of all other rows that may carry the pattern (a trigger is
         (nearly) exclusive to the poisoned rows; a natural shape feature is not).
+    max_source_auc : float, default=0.75
+        Largest out-of-fold AUROC separating the cluster's disagreeing rows from rows of
+        the classes they look like once the pattern's features are masked: poisoned rows
+        are source rows plus a trigger, a natural sub-population differs in more.
     C : float, default=0.1
         Inverse regularisation of the logistic regressions.
     random_state : int, default=0
@@ -132,6 +141,7 @@ class BackdoorSpectralDetector(BaseDetector):
         min_effect: float = 0.5,
         min_share: float = 0.9,
         max_carrier_rate: float = 0.002,
+        max_source_auc: float = 0.75,
         C: float = 0.1,
         random_state: int = 0,
     ) -> None:
@@ -145,6 +155,7 @@ class BackdoorSpectralDetector(BaseDetector):
         self.min_effect = min_effect
         self.min_share = min_share
         self.max_carrier_rate = max_carrier_rate
+        self.max_source_auc = max_source_auc
         self.C = C
         self.random_state = random_state
 
@@ -170,6 +181,8 @@ class BackdoorSpectralDetector(BaseDetector):
             raise ConfigError(f"{n}: min_share must be in (0, 1], got {self.min_share}")
         if not 0 <= float(self.max_carrier_rate) < 1:
             raise ConfigError(f"{n}: max_carrier_rate must be in [0, 1), got {self.max_carrier_rate}")
+        if not 0.5 <= float(self.max_source_auc) <= 1:
+            raise ConfigError(f"{n}: max_source_auc must be in [0.5, 1], got {self.max_source_auc}")
         if float(self.C) <= 0:
             raise ConfigError(f"{n}: C must be > 0, got {self.C}")
 
@@ -184,6 +197,7 @@ class BackdoorSpectralDetector(BaseDetector):
         return PresenceSettings(
             C=float(self.C), min_cluster=int(self.min_cluster), min_effect=float(self.min_effect),
             min_share=float(self.min_share), max_carrier_rate=float(self.max_carrier_rate),
+            max_source_auc=float(self.max_source_auc),
             max_fit_rows=int(self.max_fit_rows), random_state=int(self.random_state),
         )
 
@@ -229,7 +243,7 @@ class BackdoorSpectralDetector(BaseDetector):
                 f"(BIC gain {b.bic_gain:.0f}); {b.n_disagree} look like another class to a model trained "
                 f"without them (other rows: {b.null_rate:.3f}); {len(b.pattern_features)} feature(s) share a value "
                 f"in {b.pattern_share:.0%} of them and {b.pattern_rate_others:.2%} of other rows; AUROC vs "
-                f"their source rows {b.auc:.3f}",
+                f"their source rows {b.auc:.3f} ({b.source_auc:.3f} with those features masked)",
             ),
         )
         self.presence_ = presence
@@ -240,7 +254,8 @@ class BackdoorSpectralDetector(BaseDetector):
             "clusters": [
                 {"label": x.label, "direction": x.direction, "rows": x.n_cluster, "disagreeing": x.n_disagree,
                  "auc": x.auc, "pattern_features": list(x.pattern_features), "pattern_share": x.pattern_share,
-                 "pattern_rate_others": x.pattern_rate_others, "p_value": x.p_value, "present": x.present}
+                 "pattern_rate_others": x.pattern_rate_others, "source_auc": x.source_auc, "p_value": x.p_value,
+                 "present": x.present}
                 for x in clusters
             ],
         }
