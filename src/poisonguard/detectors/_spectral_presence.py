@@ -261,8 +261,8 @@ def run_presence_test(
     pv = max(p_dis, p_pat)
     present = bool(pv < level and pat.features.size > 0 and pat.share >= st.min_share
                    and pat.rate_others <= st.max_carrier_rate)
-    # the separation from the source classes is supporting evidence, measured (three model
-    # fits) only for a cluster that passes the tests above; it still needs enough rows
+    # the separation from the source classes (three model fits each, unmasked and masked) is
+    # measured only for a cluster that passes the tests above; it still needs enough rows
     auc, p_trig, source_auc = 0.5, 1.0, 0.5
     if present:
         sep = _trigger_auc(Z, y, pos, src, out_mask, rng, st.random_state, masked=masked)
@@ -273,7 +273,7 @@ def run_presence_test(
             # poisoned rows are rows of their source classes with a trigger stamped on: once the
             # pattern is masked a classifier cannot tell them from those classes (measured 0.34-0.50
             # on the benchmark's triggers). A natural sub-population that owns a value (modechoice's
-            # bus rows with a 53-minute terminal time, a penguin species' island) still differs in
+            # bus rows with a 53-minute terminal time; a group of one penguin species) still differs in
             # its other features (0.95-0.98): not a backdoor, however exclusive its value
             if source_auc > st.max_source_auc:
                 present = False
