@@ -73,3 +73,30 @@ def test_explains_with_the_groups_evidence(blob):
 def test_bad_settings_raise(setting):
     with pytest.raises(ConfigError):
         ClusterDetector(**setting).fit(np.zeros((20, 2)))
+
+
+def test_a_table_of_separated_class_clusters_is_not_injected():
+    """Model embeddings: every row sits in one of ten separated class clusters, none denser than the table.
+
+    Before the density guard the graph merged the ten classes into one group with no row
+    outside it (gap inf) and flagged all 2,000 rows of the clean 2,048-d table.
+    """
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _wide_helpers import embeddings
+
+    frame = embeddings(2000, 256, seed=0)
+    X = _encode(frame)
+    y = frame["label"].to_numpy()
+    det = ClusterDetector().fit(X, y)
+    assert (det.score_samples(X, y) >= 0.5).sum() == 0
+    assert not det.found_
+    # an injected blob in the same table is still found
+    pt = inject_outliers(frame, "label", 0.04, seed=0, placement="cluster_in_range", spread=0.02)
+    Xb = _encode(pt.frame)
+    yb = pt.frame["label"].to_numpy()
+    s = ClusterDetector().fit(Xb, yb).score_samples(Xb, yb)
+    assert (s[pt.mask] >= 0.5).mean() >= 0.9
+    assert (s[~pt.mask] >= 0.5).sum() == 0

@@ -71,6 +71,10 @@ __all__ = ["ClusterDetector", "FoundGroup"]
 _SCALES = (1.0, 2.0, 4.0, 8.0)
 #: rank of the neighbour that measures spacing (the 5th): robust to a single close twin
 _SPACING_RANK = 5
+#: a group judged injected is packed at most this share of the table's own neighbour spacing
+#: (median distance to the 5th neighbour): injected blobs measured 0.05-0.37, the classes of a
+#: table of well-separated class clusters (2,048-d embeddings) 1.0
+_DENSITY_RATIO = 0.6
 #: non-members nearest the group whose spacing gives ``local``
 _LOCAL_ROWS = 5
 #: members kept per found group to score new rows (a seeded sample of larger groups)
@@ -107,6 +111,10 @@ class FoundGroup:
         times the candidates tested (Bonferroni).
     injected : bool
         The decision (see the module docstring).
+    spacing : float
+        The table's median distance from a row to its 5th neighbour: a group no denser
+        than the table (``internal`` above ``_DENSITY_RATIO`` of it) is the data's own
+        structure, e.g. one of the classes of a table made of separated class clusters.
     """
 
     size: int
@@ -117,6 +125,7 @@ class FoundGroup:
     ratio: float
     p_value: float
     injected: bool
+    spacing: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -209,6 +218,7 @@ class ClusterDetector(BaseDetector):
             self.report_ = self._report()
             return
         self.rho_ = rho = float(np.median(isolation))
+        spacing = float(np.median(D[:, min(_SPACING_RANK, D.shape[1]) - 1]))
         # one linking scale cannot serve every table: where most rows have near-twins the table's
         # spacing is far below a blob's own, so candidates are formed at rho, 2 rho, 4 rho and 8 rho
         by_scale = [self._candidates(D, I, rho * f) for f in _SCALES]
@@ -225,10 +235,10 @@ class ClusterDetector(BaseDetector):
                 seen.add(key)
                 group = self._measure(X, D, members, ub[g], rho, isolation)
                 if group is not None:
-                    measured.append((members, group))
+                    measured.append((members, replace(group, spacing=spacing)))
         # Bonferroni over every candidate: the graph's short edges settle most of them, but any of them
         # could have been the one measured (counting only the measured ones selects on the outcome)
-        decided = [(members, self._decide(group, n_tested)) for members, group in measured]
+        decided = [(members, self._decide(group, n_tested, n)) for members, group in measured]
         self.groups_ = [group for _, group in decided]
         for members, group in sorted(decided, key=lambda mg: -mg[0].size):
             # a found group's own parts (the same blob at a smaller scale) are not a second group
@@ -331,9 +341,15 @@ class ClusterDetector(BaseDetector):
         return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(gap / floor),
                           p_value=float(p_one), injected=False)
 
-    def _decide(self, group: FoundGroup, n_tested: int) -> FoundGroup:
-        """The presence test: separated, beyond the data's own spacing, enough rows, and isolated (Bonferroni)."""
+    def _decide(self, group: FoundGroup, n_tested: int, n: int) -> FoundGroup:
+        """The presence test: separated, beyond the data's own spacing, enough rows, isolated (Bonferroni),
+        denser than the table, and a minority of it."""
         p_value = min(1.0, group.p_value * n_tested)
+        # a group with no row outside it (gap inf), or holding more than a quarter of the table after
+        # merging, is the data itself; one packed no tighter than the table's own rows is its structure
+        if (not np.isfinite(group.gap) or group.size > n // 4
+                or group.internal > _DENSITY_RATIO * group.spacing):
+            return replace(group, p_value=p_value, injected=False)
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
         # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
         injected = (group.ratio >= float(self.separation) and group.gap >= group.local
