@@ -124,7 +124,7 @@ The default flag rule ("auto") flags what stands out statistically:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,7 +302,7 @@ def combine(
     group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
     confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
     suspicion = _tiered_suspicion(list(group_strength.values()), list(group_flags.values()),
-                                  np.array([confirmed[g] for g in group_strength]))
+                                  [confirmed[g] for g in group_strength])
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
                     label_weights=label_weights, strengths=used, label_presence=presence, anomaly_presence=anomaly)
 
@@ -340,10 +340,11 @@ def _confirmed(
     return out
 
 
-def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray, confirmed: np.ndarray | None = None) -> np.ndarray:
+def _tiered_suspicion(strength: Sequence[np.ndarray], flags: Sequence[np.ndarray],
+                      confirmed: Sequence[bool]) -> np.ndarray:
     """Flagged rows in [0.5, 1] by the strongest group that flags them; the rest in [0, 0.5].
 
-    ``strength`` and ``flags`` have one column per group, ``confirmed`` one entry per group. A group's flag
+    ``strength``, ``flags`` and ``confirmed`` hold one entry per group. A group's flag
     rule (after its presence test) is the evidence that its strength means something on
     this table, so a flagged row ranks by that evidence, above every row that only an
     unconfirmed signal doubts. Below the flagged rows, a group whose presence test
@@ -351,18 +352,16 @@ def _tiered_suspicion(strength: np.ndarray, flags: np.ndarray, confirmed: np.nda
     of it, so a confirmed signal that falls short of the flag rule is not buried under
     doubts that no test backs (label doubts in a class the features explain weakly).
     """
-    # group by group with running maxima: (rows x groups) temporaries were 5 tables of 8 MiB a group at 1M rows
-    strength = [np.asarray(s, dtype=np.float64) for s in (strength.T if isinstance(strength, np.ndarray) else strength)]
-    flags = [np.asarray(f, dtype=bool) for f in (flags.T if isinstance(flags, np.ndarray) else flags)]
-    n = strength[0].shape[0]
+    # group by group with running maxima: (rows x groups) tables cost 8 MiB a group each at 1M rows
+    n = np.asarray(strength[0]).shape[0]
     flagged = np.zeros(n, dtype=bool)
     by_flag = np.full(n, -np.inf)
     lower = np.full(n, -np.inf)
-    for j, (s, f) in enumerate(zip(strength, flags)):
+    for s, f, ok in zip(strength, flags, confirmed):
+        s, f = np.asarray(s, dtype=np.float64), np.asarray(f, dtype=bool)
         flagged |= f
         np.maximum(by_flag, np.where(f, s, -np.inf), out=by_flag)
-        w = 1.0 if confirmed is None or confirmed[j] else UNCONFIRMED_WEIGHT
-        np.maximum(lower, w * s, out=lower)
+        np.maximum(lower, (1.0 if ok else UNCONFIRMED_WEIGHT) * s, out=lower)
     np.clip(lower, 0.0, 1.0, out=lower)
     np.clip(by_flag, 0.0, 1.0, out=by_flag)
     return np.where(flagged, 0.5 + 0.5 * by_flag, 0.5 * lower)
