@@ -68,7 +68,7 @@ def parse_set_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         key, sep, raw = item.partition("=")
         name, dot, param = key.partition(".")
         if not sep or not dot or not name or not param:
-            raise ConfigError(f"--set expects DETECTOR.SETTING=VALUE, got {item!r}")
+            raise ConfigError(f"a detector setting must read DETECTOR.SETTING=VALUE, got {item!r}")
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:

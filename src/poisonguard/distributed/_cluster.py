@@ -84,7 +84,8 @@ def dask_client(
         if isinstance(memory_limit, str) and memory_limit.lower() not in ("auto", "0"):
             parse_bytes(memory_limit)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"--memory-limit must be a size such as 4GB or 1500MiB, got {memory_limit!r}") from exc
+        raise InputError(f"{{memory_limit}} must be a size such as 4GB or 1500MiB, got {memory_limit!r}",
+                         params=["memory_limit"]) from exc
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, processes=processes,

@@ -103,7 +103,7 @@ def resolve_dataset(data: str | Path) -> PartitionedDataset:
     if not p.exists():
         raise InputError(f"file not found: {p}")
     if p.suffix.lower() not in (".parquet", ".pq"):
-        raise InputError(f"--engine dask reads Parquet (a file, a directory or a glob), got {p}")
+        raise InputError(f"the Dask engine reads Parquet (a file, a directory or a glob), got {p}")
     return PartitionedDataset(root=p.parent, files=(p,), spec=str(p))
 
 
@@ -743,7 +743,7 @@ class _ScoresTarget:
             try:
                 self.tmp_dir.mkdir(parents=True)
             except OSError as exc:
-                raise InputError(f"cannot write --scores {self.path}: {exc.strerror or exc}") from exc
+                raise InputError(f"cannot write {{scores}} {self.path}: {exc.strerror or exc}", params=["scores"]) from exc
         return self
 
     def commit(self, frames: list[pd.DataFrame | None]) -> None:

@@ -206,7 +206,7 @@ def promote(store: Store, version: int, *, gate_report: int | None = None, force
     get_version(store, version)
     if force:
         if not reason.strip():
-            raise InputError("a forced promotion needs --reason (it is written to the audit trail)")
+            raise InputError("a forced promotion needs a {reason} (it is written to the audit trail)", params=["reason"])
         kind = "promote-forced"
     else:
         if gate_report is None:

@@ -129,9 +129,9 @@ def evaluate(
     tr = as_frame(train, where="train")
     te = as_frame(test, where="test")
     if label not in tr.columns:
-        raise InputError(f"train: --label column {label!r} not found")
+        raise InputError(f"train: {{label}} column {label!r} not found", params=["label"])
     if label not in te.columns:
-        raise InputError(f"test: --label column {label!r} not found")
+        raise InputError(f"test: {{label}} column {label!r} not found", params=["label"])
     drop = {label, triggered_col} | ({id_col} if id_col else set())
     features = [c for c in tr.columns if c not in drop]
     missing = [c for c in features if c not in te.columns]

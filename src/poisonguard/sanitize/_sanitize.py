@@ -200,7 +200,8 @@ def _review_rows(review: pd.DataFrame, frame: pd.DataFrame, id_col: str | None, 
     elif complete:
         rows, how = _match_by_content(_row_keys(review, shared), _row_keys(frame, shared), None, where), "content"
     else:
-        raise InputError(f"{where}: a reviewed file needs a 'row' column (as written by the scan) or the --id column")
+        raise InputError(f"{where}: a reviewed file needs a 'row' column (as written by the scan) or the {{id_col}} column",
+                         params=["id_col"])
     if shared:
         data_keys = _row_keys(frame, shared)
         review_keys = _row_keys(review, shared)
