@@ -147,9 +147,9 @@ class TableEncoder:
         self.columns_ = _describe(self.plan_)
         return out
 
-    def _raw_column(self, frame: pd.DataFrame, j: int) -> np.ndarray:
+    def _raw_column(self, frame: pd.DataFrame, j: int, rows: np.ndarray | None = None) -> np.ndarray:
         col, kind, arg = self.plan_[j]
-        s = frame[col]
+        s = frame[col] if rows is None else frame[col].iloc[rows]
         if kind == "numeric":
             return pd.to_numeric(s, errors="coerce").astype(float).fillna(arg).to_numpy(dtype=np.float64)
         if kind == "missing":
@@ -170,7 +170,7 @@ class TableEncoder:
         z = np.nan_to_num(z, copy=False, nan=0.0, posinf=CLIP, neginf=-CLIP)
         return np.clip(z, -CLIP, CLIP, out=z)
 
-    def transform(self, frame: pd.DataFrame, *, dtype: Any = np.float64) -> np.ndarray:
+    def transform(self, frame: pd.DataFrame, *, dtype: Any = np.float64, rows: Any = None) -> np.ndarray:
         """Encode ``frame`` with the learned plan.
 
         Values are divided before they are centred, so a cell near the float limit
@@ -184,11 +184,17 @@ class TableEncoder:
             Dtype of the returned matrix. Each column is computed in float64 and
             then stored, so ``float32`` only rounds the standardized values (the scan
             uses it to halve the matrix).
+        rows : array of int, optional
+            Encode only the rows at these positions, in this order: the values of
+            ``transform(frame.iloc[rows])``, gathered column by column, so the selected
+            rows of the whole frame are never copied at once.
         """
         check_is_fitted(self, "plan_")
-        out = np.empty((frame.shape[0], len(self.plan_)), dtype=_check_dtype(dtype))
+        idx = None if rows is None else np.asarray(rows, dtype=np.int64)
+        n = frame.shape[0] if idx is None else idx.shape[0]
+        out = np.empty((n, len(self.plan_)), dtype=_check_dtype(dtype))
         for j in range(len(self.plan_)):
-            out[:, j] = self._standardize(self._raw_column(frame, j), j)
+            out[:, j] = self._standardize(self._raw_column(frame, j, idx), j)
         return out
 
     def to_dict(self) -> dict[str, Any]:

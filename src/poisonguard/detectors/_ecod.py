@@ -19,6 +19,11 @@ _REDUNDANT = 0.9
 _CORR_ROWS = 20_000
 
 
+def _count_dtype(m: int) -> type:
+    """The smallest of int32 and int64 that holds the counts 0..``m``."""
+    return np.int32 if m < np.iinfo(np.int32).max else np.int64
+
+
 @register
 class ECODDetector(BaseDetector):
     """Empirical-CDF outlier score: summed ``-log`` tail probabilities over the columns.
@@ -67,7 +72,8 @@ class ECODDetector(BaseDetector):
         for col in np.ascontiguousarray(srt.T):
             values, counts = np.unique(col, return_counts=True)
             self.values_.append(values)
-            self.below_.append(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
+            # int32 (counts up to max_reference): half the tables of int64
+            self.below_.append(np.concatenate(([0], np.cumsum(counts))).astype(_count_dtype(m)))
         self.n_reference_ = m
         self.log_count_ = np.log(np.maximum(np.arange(m + 1), 1))  # log(max(c, 1)) for c = 0..m
         # sample skewness per column (0 for a constant column): which tail is "the" tail
@@ -118,9 +124,14 @@ class ECODDetector(BaseDetector):
         right_skewed = self.skewness_ >= 0
         for r0 in range(0, X.shape[0], _BLOCK):
             left, right = self._tails(X[r0:r0 + _BLOCK])
-            auto = np.where(right_skewed, right, left)
             w = self.weights_
-            out[r0:r0 + _BLOCK] = np.maximum(np.maximum(left @ w, right @ w), auto @ w)
+            both = np.maximum(left @ w, right @ w)
+            # each column's skewed tail, written over the left tails (no third block-sized matrix):
+            # the same matrix as np.where(right_skewed, right, left), so the same product
+            for j in np.flatnonzero(right_skewed).tolist():
+                left[:, j] = right[:, j]
+            del right
+            out[r0:r0 + _BLOCK] = np.maximum(both, left @ w)
         return out
 
     def _explain(self, X, y, rows, scores, is_fit_data) -> list[tuple[str, dict[str, Any]]]:

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import binom, norm
+from scipy.special import ndtr
+from scipy.stats import binom
 
 __all__ = [
     "robust_z",
@@ -87,7 +88,19 @@ def robust_z(scores: np.ndarray) -> np.ndarray:
     back to the mean absolute deviation, then to 1.
     """
     centre, scale = _centre_scale(scores)
-    return (np.asarray(scores, dtype=np.float64) - centre) / scale
+    out = np.subtract(np.asarray(scores, dtype=np.float64), centre)
+    out /= scale  # in place: the same values as ``(s - centre) / scale`` without a second array
+    return out
+
+
+def _std_normal_cdf(x: np.ndarray, shift: float) -> np.ndarray:
+    """``Phi(x - shift)``, in one new array.
+
+    ``scipy.stats.norm.cdf`` gives the same values (it calls ``ndtr``) through several
+    full-length temporaries; at a million rows each costs 8 MiB of the scan's peak.
+    """
+    out = np.subtract(np.asarray(x, dtype=np.float64), shift)
+    return ndtr(out, out=out)
 
 
 @dataclass(frozen=True)
@@ -268,7 +281,8 @@ def _fit_tail(srt: np.ndarray, *, fast: bool = False) -> _Tail | None:
     return _Tail(srt.size, float(q[0]), max(float(best.x[0]), 0.0), float(np.exp(best.x[1]) * x[-1]), srt)
 
 
-def _fit_null(s: np.ndarray, srt: np.ndarray, y: np.ndarray | None) -> _TailNull | None:
+def _fit_null(s: np.ndarray, srt: np.ndarray, y: np.ndarray | None, *,
+              z: np.ndarray | None = None) -> _TailNull | None:
     """The table's tail and, with labels, each class's own (see :class:`_TailNull`).
 
     A class's tail is fitted to its rows below robust z ``Z_PRESENT_FLAG``: a blob of
@@ -282,13 +296,13 @@ def _fit_null(s: np.ndarray, srt: np.ndarray, y: np.ndarray | None) -> _TailNull
     if y is None:
         return _TailNull(table)
     y = np.asarray(y)
-    z = robust_z(s)
+    short = (robust_z(s) if z is None else z) < Z_PRESENT_FLAG
     classes, pooled = [], 0
     labels, counts = np.unique(y, return_counts=True)
     # the largest classes get a tail of their own; the rest count their share of the table's
     fitted = set(labels[np.argsort(-counts, kind="stable")[:CLASS_FIT_MAX]].tolist())
     for c in labels:
-        vals = s[(y == c) & (z < Z_PRESENT_FLAG)]
+        vals = s[(y == c) & short]
         tail = _fit_tail(np.sort(vals), fast=True) if vals.size >= CLASS_FIT_MIN_ROWS and c in fitted else None
         if tail is None:
             pooled += int((y == c).sum())
@@ -297,7 +311,7 @@ def _fit_null(s: np.ndarray, srt: np.ndarray, y: np.ndarray | None) -> _TailNull
     return _TailNull(table, tuple(classes), pooled / s.size)
 
 
-def tail_excess(scores: np.ndarray, y: np.ndarray | None = None) -> TailExcess:
+def tail_excess(scores: np.ndarray, y: np.ndarray | None = None, *, z: np.ndarray | None = None) -> TailExcess:
     """Compare the upper tail of ``scores`` with a tail fitted to the table's own quantiles.
 
     The null is a generalised Pareto tail over the median, ``P(S >= t) = 0.5 S_GPD(t -
@@ -312,16 +326,17 @@ def tail_excess(scores: np.ndarray, y: np.ndarray | None = None) -> TailExcess:
     fitted one; a cluster of injected rows beyond the 90% quantile is an excess it cannot
     explain. Injected rows that make up more than 10% of the table, or that sit below
     its 90% quantile, are not seen.
+
+    ``z`` is ``robust_z(scores)`` when the caller has it (it is not computed twice).
     """
     s = np.asarray(scores, dtype=np.float64)
     n = s.size
-    ones = np.ones(n)
     if n < 20 or not np.isfinite(s).all():
-        return TailExcess(0.0, 0, 0.0, ones)
+        return TailExcess(0.0, 0, 0.0, np.ones(n))
     srt = np.sort(s)
-    null = _fit_null(s, srt, y)
+    null = _fit_null(s, srt, y, z=z)
     if null is None:
-        return TailExcess(0.0, 0, 0.0, ones)
+        return TailExcess(0.0, 0, 0.0, np.ones(n))
     top = srt[srt >= _sorted_quantiles(srt, np.array([0.9]))[0]]
     if top.size > EXCESS_MAX_THRESHOLDS:
         top = top[np.linspace(0, top.size - 1, EXCESS_MAX_THRESHOLDS).astype(int)]
@@ -335,8 +350,8 @@ def tail_excess(scores: np.ndarray, y: np.ndarray | None = None) -> TailExcess:
     # q-value per threshold: the best false-discovery share of any threshold at or below it
     fdr = np.minimum(expected / np.maximum(observed, 1), 1.0)
     q_at = np.minimum.accumulate(fdr)
-    idx = np.searchsorted(t, s, side="right") - 1
-    q = np.where(idx >= 0, q_at[np.clip(idx, 0, None)], 1.0)
+    # a row below every threshold gets 1 (the first entry), else the q of the last threshold <= it
+    q = np.concatenate(([1.0], q_at))[np.searchsorted(t, s, side="right")]
     return TailExcess(float(min(log10p[i], 300.0)), int(observed[i]), float(expected[i]), q,
                       float(t[i]) if log10p[i] > 0 else float("inf"), null)
 
@@ -377,26 +392,37 @@ def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
     (:func:`_class_offset`): a clean class that the detector scores high as a whole (a
     small, distinct class) is the table's structure, not injected rows.
     """
+    raw = np.asarray(raw, dtype=np.float64)
     z = robust_z(raw)
-    excess = tail_excess(raw, y)
+    excess = tail_excess(raw, y, z=z)
     test = anomaly_presence(z, excess=excess)
     offset = _class_offset(z, y, line=Z_PRESENT_FLAG if test.present else Z_MID)
-    z_own = z - offset
-    _, scale = _centre_scale(raw)
-    raw_own = raw - offset * scale
+    if offset is None:
+        # no class is measured from its own quartile: the rows' own scores are the scores
+        # (and the q-value at a row's own score is its q-value), so no shifted copies are made
+        z_own, raw_own, q_own = z, raw, excess.q_value if test.present else None
+    else:
+        z_own = z - offset
+        _, scale = _centre_scale(raw)
+        raw_own = raw - offset * scale
+        del offset
+        q_own = _q_at(raw, excess.q_value, raw_own) if test.present else None
     if not test.present:
         # the plain line, without the null's say: on a small table the fitted tail (shape
         # xi > 0) expects a row or two even at robust z 11, where far outliers lie
         flags = z_own >= Z_MID
-        if offset.any():
+        if z_own is not z:
             flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
-        return AnomalyGroup(test, flags, norm.cdf(z - Z_MID))
-    q_own = _q_at(raw, excess.q_value, raw_own)
+        return AnomalyGroup(test, flags, _std_normal_cdf(z, Z_MID))
     flags = _present_flags(z_own, q_own, raw_own, excess, test)
-    if offset.any():
+    if z_own is not z:
         # a row of such a class still counts when it stands out within its own class
         flags |= _present_flags(z, excess.q_value, raw, excess, test) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
-    return AnomalyGroup(test, flags, np.maximum(norm.cdf(z_own - Z_PRESENT), 1.0 - q_own))
+    del z, raw_own
+    strength = _std_normal_cdf(z_own, Z_PRESENT)
+    del z_own
+    np.maximum(strength, np.subtract(1.0, q_own), out=strength)
+    return AnomalyGroup(test, flags, strength)
 
 
 def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailExcess,
@@ -442,36 +468,48 @@ def _centre_scale(scores: np.ndarray) -> tuple[float, float]:
     """The centre and scale of :func:`robust_z`."""
     s = np.asarray(scores, dtype=np.float64)
     centre = float(np.median(s))
-    dev = np.abs(s - centre)
-    scale = 1.4826 * float(np.median(dev))
+    dev = np.subtract(s, centre)
+    np.abs(dev, out=dev)
+    # partitioned in place (the same median without a copy); the mean below is then taken
+    # over the deviations recomputed in order, so its sum adds them as before
+    scale = 1.4826 * float(np.median(dev, overwrite_input=True))
     if scale <= 1e-12:
+        dev = np.abs(s - centre)
         scale = 1.2533 * float(dev.mean())
     return centre, scale if scale > 1e-12 else 1.0
 
 
-def _class_offset(z: np.ndarray, y: np.ndarray | None, *, line: float) -> np.ndarray:
+def _class_offset(z: np.ndarray, y: np.ndarray | None, *, line: float) -> np.ndarray | None:
     """Per row: the robust z of its class's lower quartile, for a class whose median row is past ``line``; else 0.
+
+    ``None`` when no class's median row is past ``line`` (or without labels): no row is shifted.
 
     Only a class that the flag rule at robust z ``line`` would take in bulk is measured
     from its own lower quartile. The lower quartile, not the median: injected rows that
     share one label (a blob) and make up to three quarters of a small class still leave
     it at a clean row.
     """
-    out = np.zeros(z.shape[0])
     if y is None:
-        return out
+        return None
+    out = None
     y = np.asarray(y)
     for c in np.unique(y):
         rows = y == c
         zc = z[rows]
         if float(np.median(zc)) >= line:
+            out = np.zeros(z.shape[0]) if out is None else out
             out[rows] = max(0.0, float(np.quantile(zc, 0.25)))
-    return out
+    return out if out is not None and out.any() else None
 
 
 def _q_at(raw: np.ndarray, q: np.ndarray, at: np.ndarray) -> np.ndarray:
     """The q-value of the excess test (a non-increasing step function of the score) at the scores ``at``."""
     order = np.argsort(raw, kind="stable")
-    srt, q_srt = raw[order], np.minimum.accumulate(q[order])
-    idx = np.searchsorted(srt, at, side="right") - 1
-    return np.where(idx >= 0, q_srt[np.clip(idx, 0, None)], 1.0)
+    srt = raw[order]
+    q_srt = q[order]
+    del order
+    np.minimum.accumulate(q_srt, out=q_srt)
+    idx = np.searchsorted(srt, at, side="right")
+    del srt
+    # a score below every row's gets 1 (the first entry), else the q of the last row at or below it
+    return np.concatenate(([1.0], q_srt))[idx]

@@ -129,7 +129,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from ..detectors._presence import ClassPresence
 from ._anomaly_rules import (
@@ -140,6 +139,7 @@ from ._anomaly_rules import (
     Z_PRESENT_FLAG,
     AnomalyPresence,
     TailExcess,
+    _std_normal_cdf,
     anomaly_group,
     anomaly_presence,
     robust_z,
@@ -193,12 +193,19 @@ UNCONFIRMED_WEIGHT = AUTO_THRESHOLD
 
 
 def calibrate(raw: np.ndarray, score_kind: str) -> np.ndarray:
-    """Map raw detector scores to strengths in [0, 1] (see module docstring)."""
+    """Map raw detector scores to strengths in [0, 1] (see module docstring).
+
+    Probabilities already in [0, 1] are returned as they are, not copied (a scan then
+    holds one array per detector for both, 8 MiB each at a million rows): treat the
+    result as read-only.
+    """
     raw = np.asarray(raw, dtype=np.float64)
     if score_kind == "probability":
+        if raw.size and float(raw.min()) >= 0.0 and float(raw.max()) <= 1.0:
+            return raw
         return np.clip(raw, 0.0, 1.0)
     if score_kind == "anomaly":
-        return norm.cdf(robust_z(raw) - Z_MID)
+        return _std_normal_cdf(robust_z(raw), Z_MID)
     raise ValueError(f"unknown score_kind {score_kind!r}; expected 'probability' or 'anomaly'")
 
 
@@ -270,7 +277,9 @@ def combine(
     for name in used:
         key = LABEL_GROUP if (kinds[name] == "probability" and families[name] == "label") else name
         groups.setdefault(key, []).append(name)
-    group_strength = {g: np.mean([used[n] for n in names], axis=0) for g, names in groups.items()}
+    # a group of one is its detector's strength itself (the mean of one array is that array; not copied)
+    group_strength = {g: used[names[0]] if len(names) == 1 else np.mean([used[n] for n in names], axis=0)
+                      for g, names in groups.items()}
     label_weights: dict[str, float] = {}
     if len(groups.get(LABEL_GROUP, [])) > 1:
         names = groups[LABEL_GROUP]

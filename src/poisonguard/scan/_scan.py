@@ -330,7 +330,7 @@ class _Prepared:
         """
         if self.X is not None:
             return _frozen(self.X[rows])
-        out = self.encoder.transform(self.table.frame.iloc[rows], dtype=np.float32)
+        out = self.encoder.transform(self.table.frame, dtype=np.float32, rows=rows)
         out.flags.writeable = False
         return out
 
