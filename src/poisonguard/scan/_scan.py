@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import re
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -438,16 +442,19 @@ def scan(
         total = len(prep.chosen) + 2
         if progress:
             progress("combine", len(prep.chosen), total)
+        _return_free_memory()
         t = time.perf_counter()
         flags = _flag(prep, run)
         run.timings["combine"] = time.perf_counter() - t
         t = time.perf_counter()
         if progress:
             progress("explain", len(prep.chosen) + 1, total)
+        _return_free_memory()  # the presence tests' temporaries
         reasons, row_detectors = _explain_flagged(prep, run, flags)
         run.timings["explain"] = time.perf_counter() - t
     finally:
         release_neighbours()  # the graphs and index of this scan's matrices: not needed after it
+        _return_free_memory()
     n = prep.table.n_rows
     run.timings["total"] = time.perf_counter() - t0
     if progress:
@@ -528,7 +535,7 @@ def _frozen(X: np.ndarray) -> np.ndarray:
 #: temporaries are one block's (at a million rows, a fold model's float64 design matrix of
 #: every other row was 200 MiB). A multiple of ecod's scoring block, so its BLAS products
 #: see the rows in the same groups as one call over all of them would: the same bits.
-SCORE_BLOCK = 1 << 17
+SCORE_BLOCK = 1 << 16
 
 
 def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
@@ -567,6 +574,7 @@ def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
                 _fail(out, det.name, exc)
             out.timings[det.name] = time.perf_counter() - t
         if prep.sample is not None:
+            _return_free_memory()  # the fits' temporaries
             _score_rest(prep, out)
     return out
 
@@ -598,7 +606,36 @@ def _score_rest(prep: _Prepared, out: _Run) -> None:
                 _fail(out, name, exc)
             out.timings[name] += time.perf_counter() - t
         del Xb
+        _return_free_memory()  # this block's temporaries
     release_query_graphs()  # the last block's graph: explaining searches for its own rows
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` (another C library, or none found)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and others have no malloc_trim
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn
+
+
+def _return_free_memory() -> None:
+    """Give the heap's free pages back to the operating system between the scan's steps.
+
+    glibc serves an allocation from its heap, not a mapping of its own, once its mmap
+    threshold has risen to the largest block freed so far (up to 32 MiB): after the
+    first few, every column of a million rows (8 MiB) comes from the heap, and a freed
+    one stays resident, in pieces the next step's arrays do not always fit. Trimming
+    after each step returns those pages, so one step's peak does not sit on the
+    leftovers of the steps before it. No effect on results; nothing where glibc is absent.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _fail(out: _Run, name: str, exc: Exception) -> None:
@@ -728,24 +765,35 @@ class _FitRows:
         return cls(positions=prep.sample, X=run.fit_X, y=run.fit_y)
 
 
+#: rows explained per call on the query path: a detector's explanations carry evidence (neighbour
+#: lists, per-column tails) that only the reason string outlives, so at most this many are alive at once
+EXPLAIN_BLOCK = 1 << 13
+
+
 def _explain_with(det: BaseDetector, X: np.ndarray | _RowEncoder, y: np.ndarray | None, rows: np.ndarray, scores: np.ndarray,
-                  sample: _FitRows | None) -> list[Explanation]:
+                  sample: _FitRows | None) -> Iterator[Explanation]:
     """``det.explain_rows`` for ``rows`` of ``X``: a sample row on the matrix the detector was fitted on
-    (fit path), any other row on its own (query path), as each was scored."""
+    (fit path), any other row on its own (query path), as each was scored.
+
+    Yields the explanations a block of rows at a time; a row's explanation does not depend on the
+    rows explained with it (the fit path sees the whole fit matrix in one call, the query path each
+    row on its own), so the blocks change no reason.
+    """
     if sample is None:
-        return det.explain_rows(X, y, rows, scores=scores)
+        yield from det.explain_rows(X, y, rows, scores=scores)
+        return
     at = np.searchsorted(sample.positions, rows)
     in_fit = (at < sample.positions.size) & (sample.positions[np.minimum(at, sample.positions.size - 1)] == rows)
-    out: list[Explanation] = []
     if in_fit.any():
         exps = det.explain_rows(sample.X, sample.y, at[in_fit], scores=scores[sample.positions])
-        out += [replace(e, row=int(sample.positions[e.row])) for e in exps]
+        yield from (replace(e, row=int(sample.positions[e.row])) for e in exps)
+        del exps
     others = rows[~in_fit]
-    if others.size:
-        exps = det.explain_rows(X[others], None if y is None else y[others], np.arange(others.size),
-                                scores=scores[others])
-        out += [replace(e, row=int(others[e.row])) for e in exps]
-    return out
+    for b0 in range(0, others.size, EXPLAIN_BLOCK):
+        part = others[b0:b0 + EXPLAIN_BLOCK]
+        exps = det.explain_rows(X[part], None if y is None else y[part], np.arange(part.size), scores=scores[part])
+        yield from (replace(e, row=int(part[e.row])) for e in exps)
+        del exps
 
 
 def _explain(
@@ -776,8 +824,8 @@ def _explain(
     for j, name in enumerate(names):
         sel = rows[speaks[:, j]]
         if sel.size:
-            exps = _explain_with(fitted[name], X, y, sel, raw[name], sample)
-            per_det[name] = {e.row: _fill(e.reason, table, encoder) for e in exps}
+            per_det[name] = {e.row: _fill(e.reason, table, encoder)
+                             for e in _explain_with(fitted[name], X, y, sel, raw[name], sample)}
     orders = np.argsort(-S, axis=1, kind="stable")  # one call for all rows: a million-row scan explains ~50k
     for i, r in enumerate(rows.tolist()):
         used = [names[j] for j in orders[i].tolist() if speaks[i, j]]
