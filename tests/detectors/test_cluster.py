@@ -100,3 +100,42 @@ def test_a_table_of_separated_class_clusters_is_not_injected():
     s = ClusterDetector().fit(Xb, yb).score_samples(Xb, yb)
     assert (s[pt.mask] >= 0.5).mean() >= 0.9
     assert (s[~pt.mask] >= 0.5).sum() == 0
+
+
+def _coarse_table(seed: int) -> pd.DataFrame:
+    """A survey-like table: six integer-valued answers on 1-5 / 1-7 scales, clumps of identical answers."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(2400, 1))
+    cols = {f"q{j}": np.clip(np.round(3 + 1.2 * latent[:, 0] + rng.normal(0, 1.0, 2400)), 1, 5 + 2 * (j % 2))
+            for j in range(6)}
+    frame = pd.DataFrame(cols).astype(float)
+    # natural clumps of identical rows: 30 profiles answered by 8-25 people each
+    clumps = frame.sample(30, random_state=seed)
+    reps = clumps.loc[clumps.index.repeat(rng.integers(8, 26, size=30))]
+    frame = pd.concat([frame, reps], ignore_index=True)
+    frame["label"] = (latent[:, 0].tolist() + [0.0] * len(reps))[: len(frame)]
+    frame["label"] = (frame["label"] > 0).astype(int)
+    return frame
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coarse_table_with_natural_clumps_flags_nothing(seed):
+    """Grid values, many exact duplicates and clumps of identical rows: nothing is injected."""
+    X = _encode(_coarse_table(seed))
+    det = ClusterDetector().fit(X)
+    assert (det.score_samples(X) == 0).all()
+    assert not det.found_
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_finds_an_in_range_blob_on_a_coarse_table(seed):
+    """On a grid the blob is only a grid step or two from natural rows (no wide gap), but it is
+    packed far tighter than any natural rows: the dense-core rule finds it."""
+    pt = inject_outliers(_coarse_table(seed), "label", 0.03, seed=seed, placement="cluster_in_range")
+    X = _encode(pt.frame)
+    det = ClusterDetector().fit(X)
+    s = det.score_samples(X)
+    assert (s[pt.mask] >= 0.5).mean() >= 0.95
+    assert (s[~pt.mask] >= 0.5).sum() <= 3
+    # the blob is at most a couple of grid steps from natural rows: the gap test alone does not find it
+    assert [g.rule for g in det.found_] == ["dense core"]

@@ -38,6 +38,19 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    of the gap from the graph (the shortest listed edge between a member and a
    non-member) rejects almost every natural group before the exact gap is computed.
 
+4. **dense core** (for coarse tables, where step 3 cannot work: the rows sit one grid
+   step ``rho`` apart and an in-range blob is only one or two steps from natural rows,
+   no more isolated than the table's sparse rows). A group is also judged injected when
+   it holds at least ``min_size`` *distinct* rows packed (median member distance to its
+   ``min_size - 1``-th nearest distinct row, so a pair of near-twins is not packed) far
+   tighter than the table packs its own rows: at most a tenth as many other rows are
+   that packed, and more of them than the lower tail of the table's own packing predicts
+   (a power law through its 1% and 5% quantiles, Poisson, Bonferroni over candidates;
+   on a grid nothing natural is packed below a step, while a continuous table's densest
+   natural spot, e.g. Manhattan's heliports in a table of airports, follows its tail);
+   and its gap is at least ``rho`` and four times its packing. Clumps of identical rows
+   (one distinct row) are never judged by this rule.
+
 Members of a group judged injected score ``1 - separation / (2 * ratio)``, at least
 0.5 (the scan's flag strength) and rising with the ratio; every other row scores 0,
 so a clean table flags nothing (``score_kind = "probability"``). A new row (a row
@@ -49,7 +62,9 @@ each column's deviation), a blob that lands inside or next to the data (it has n
 gap: in a low-dimensional or densely filled table, or on the grid of a table of few
 integer columns, an in-range blob sits one grid step from natural rows), a blob in a
 region as sparse as its gap (the table's own isolated rows are as far apart), and
-groups of fewer than ``min_size`` rows.
+groups of fewer than ``min_size`` rows, and a blob rounded to the grid of a coarse table
+(its rows collapse onto a few grid points: a clump of identical rows, as natural
+tables have).
 """
 
 from __future__ import annotations
@@ -60,6 +75,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import poisson
 
 from ..errors import ConfigError
 from ._base import BaseDetector, register
@@ -77,6 +93,13 @@ _SPACING_RANK = 5
 _DENSITY_RATIO = 0.6
 #: non-members nearest the group whose spacing gives ``local``
 _LOCAL_ROWS = 5
+#: dense-core rule: the group's packing is the upper quartile of its members' distances to their nearest
+#: distinct row; the table's other rows may hold at most this share of the group's distinct rows packed as
+#: tightly (on a coarse table no natural row has a distinct neighbour that close; a natural tight group of a
+#: continuous table, e.g. 37 near-identical ImageSegments rows, has a quarter as many elsewhere)
+_DENSE_CONTRAST = 0.1
+#: dense-core rule: the gap must be at least this many times the group's packing (a cliff, not a slope)
+_DENSE_CLIFF = 4.0
 #: members kept per found group to score new rows (a seeded sample of larger groups)
 _STORED_MEMBERS = 2048
 #: non-members measured exactly for a group's gap, nearest its centre first: a compact group is done
@@ -115,6 +138,22 @@ class FoundGroup:
         The table's median distance from a row to its 5th neighbour: a group no denser
         than the table (``internal`` above ``_DENSITY_RATIO`` of it) is the data's own
         structure, e.g. one of the classes of a table made of separated class clusters.
+    distinct : int
+        Distinct rows in the group (exact duplicates counted once).
+    packing : float
+        Upper quartile of the members' distances to their nearest distinct row (0 when
+        no member has a distinct row in its neighbour list).
+    packed_elsewhere : int
+        Rows outside the group whose nearest distinct row is within ``packing``: how
+        often the table itself packs rows that tightly (-1: not measured).
+    expected_packed : float
+        Rows the table's own lower tail of packing predicts at ``packing`` or tighter
+        (a power law through its 1% and 5% quantiles; 0 on a grid whose quantiles
+        coincide).
+    rule : str
+        Which test judged the group injected: ``"gap"`` (separated by several typical
+        neighbour distances), ``"dense core"`` (packed far tighter than any other rows
+        of the table, then a gap of at least the table's spacing), or ``""``.
     """
 
     size: int
@@ -126,6 +165,11 @@ class FoundGroup:
     p_value: float
     injected: bool
     spacing: float = 0.0
+    distinct: int = 0
+    packing: float = 0.0
+    packed_elsewhere: int = -1
+    expected_packed: float = float("inf")
+    rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -213,7 +257,11 @@ class ClusterDetector(BaseDetector):
             return
         nb = self_neighbours(X, min(int(self.n_neighbors), n - 1))
         D, I = nb.distances, nb.indices.astype(np.int64)
-        isolation = _distinct_first(D)
+        first = _first_distinct(D)
+        isolation = np.sort(first[np.isfinite(first)])
+        # packing of groups (not pairs): each row's distance to its (min_size - 1)-th nearest distinct row
+        self._packed = _distinct_rank(X, D, I, int(self.min_size) - 1)
+        self._packed_sorted = np.sort(self._packed[np.isfinite(self._packed)])
         if isolation.size == 0:  # every row has an exact twin at every rank: nothing to measure against
             self.report_ = self._report()
             return
@@ -233,7 +281,7 @@ class ClusterDetector(BaseDetector):
                 if key in seen:  # the same rows at another scale
                     continue
                 seen.add(key)
-                group = self._measure(X, D, members, ub[g], rho, isolation)
+                group = self._measure(X, D, members, ub[g], rho, first, isolation)
                 if group is not None:
                     measured.append((members, replace(group, spacing=spacing)))
         # Bonferroni over every candidate: the graph's short edges settle most of them, but any of them
@@ -242,6 +290,11 @@ class ClusterDetector(BaseDetector):
         self.groups_ = [group for _, group in decided]
         for members, group in sorted(decided, key=lambda mg: -mg[0].size):
             # a found group's own parts (the same blob at a smaller scale) are not a second group
+            if group.injected and group.rule == "dense core":
+                # the linking scale may have joined natural grid rows next to the blob: only the packed core
+                # (packed closer than the geometric mean of the group's packing and its gap) is the blob
+                members = members[self._packed[members] <= np.sqrt(group.packing * group.gap)]
+                group = replace(group, size=int(members.size))
             if group.injected and not np.any(self.fit_group_[members] >= 0):
                 self.fit_group_[members] = len(self.stored_)
                 self.stored_.append(_store(X, D, members, group, float(self.separation), float(self.tightness)))
@@ -324,14 +377,27 @@ class ClusterDetector(BaseDetector):
         return merged, np.array([min(ub[g] for g in parts) for parts in roots.values()])
 
     def _measure(self, X: np.ndarray, D: np.ndarray, members: np.ndarray, gap_bound: float, rho: float,
-                 isolation: np.ndarray) -> FoundGroup | None:
+                 first: np.ndarray, isolation: np.ndarray) -> FoundGroup | None:
         """Measure one candidate (p-value for one test); ``None`` when the graph already shows it is not separated."""
         m = members.size
         rank = min(m - 1, _SPACING_RANK) - 1
         internal = float(np.median(D[members, rank]))
         floor = max(rho, 4.0 * internal)
-        if gap_bound < float(self.separation) * floor:  # joined to the data through a short edge: natural density
+        # the dense-core rule's packing: members' distances to their nearest distinct row (another member,
+        # for a blob), against how many of the table's other rows have a distinct row that close
+        own = self._packed[members]
+        own = own[np.isfinite(own)]
+        # the median member: a few natural rows the linking scale joined to a small blob do not set it
+        packing = float(np.median(own)) if own.size else 0.0
+        dense_floor = max(rho, _DENSE_CLIFF * packing) if packing > 0 else np.inf
+        if gap_bound < min(float(self.separation) * floor, dense_floor):  # a short edge to the data: natural density
             return None
+        distinct = _distinct_rows(X, members)
+        packed_elsewhere, expected = -1, np.inf
+        if packing > 0:
+            packed_elsewhere = (int(np.searchsorted(self._packed_sorted, packing, side="right"))
+                                - int((own <= packing).sum()))
+            expected = _expected_packed(self._packed, members, packing)
         gap, nearest = _exact_gap(X, members)
         local = float(np.median(D[nearest, _SPACING_RANK - 1])) if nearest.size else 0.0
         # How often is a row of this table that isolated? The share of rows whose nearest distinct row
@@ -339,7 +405,8 @@ class ClusterDetector(BaseDetector):
         # isolated than they are.
         p_one = _isolation_p(isolation, gap)
         return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(gap / floor),
-                          p_value=float(p_one), injected=False)
+                          p_value=float(p_one), injected=False, distinct=distinct, packing=packing,
+                          packed_elsewhere=packed_elsewhere, expected_packed=expected)
 
     def _decide(self, group: FoundGroup, n_tested: int, n: int) -> FoundGroup:
         """The presence test: separated, beyond the data's own spacing, enough rows, isolated (Bonferroni),
@@ -352,10 +419,34 @@ class ClusterDetector(BaseDetector):
             return replace(group, p_value=p_value, injected=False)
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
         # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
-        injected = (group.ratio >= float(self.separation) and group.gap >= group.local
-                    and group.size * (group.ratio - 1.0) >= float(self.min_evidence)
-                    and p_value <= float(self.level))
-        return replace(group, p_value=p_value, injected=bool(injected))
+        by_gap = (group.ratio >= float(self.separation) and group.gap >= group.local
+                  and group.size * (group.ratio - 1.0) >= float(self.min_evidence)
+                  and p_value <= float(self.level))
+        rule = "gap" if by_gap else "dense core" if self._dense_core(group, n_tested) else ""
+        return replace(group, p_value=p_value, injected=bool(rule), rule=rule)
+
+    def _dense_core(self, group: FoundGroup, n_tested: int) -> bool:
+        """The dense-core rule: distinct rows packed far tighter than the table packs any of its own, then a gap.
+
+        On a coarse table (few integer or binned columns) the gap test cannot work: its
+        rows sit one grid step apart, the typical nearest-distinct distance ``rho`` is that
+        step, and an injected blob inside the ranges sits only one or two steps from the
+        nearest natural rows, no more isolated than the table's sparse rows. What no such
+        table shows is ``min_size`` or more *distinct* rows packed within a fraction of a
+        step: the members' packing is then matched by (almost) no other row of the table
+        (``packed_elsewhere`` at most ``_DENSE_CONTRAST`` of the group's distinct rows).
+        The group must still be cut off: the gap at least the table's ``rho`` and at least
+        ``_DENSE_CLIFF`` times its packing. Natural clumps of identical rows have one
+        distinct row and a packing of 0, so this rule never judges them.
+        """
+        if not (group.distinct >= int(self.min_size) and group.packing > 0
+                and 0 <= group.packed_elsewhere <= _DENSE_CONTRAST * group.distinct
+                and group.gap >= group.rho and group.gap >= _DENSE_CLIFF * group.packing):
+            return False
+        # the table's densest natural spot is always packed beyond its other rows: the rows that tight must
+        # also be far more than the lower tail of the table's own packing predicts (Poisson, Bonferroni)
+        observed = (group.distinct + 1) // 2 + group.packed_elsewhere
+        return bool(poisson.sf(observed - 1, group.expected_packed) * n_tested <= float(self.level))
 
     def _report(self) -> dict[str, Any]:
         found = self.found_
@@ -399,6 +490,16 @@ class ClusterDetector(BaseDetector):
                 ))
                 continue
             fg = found[g]
+            if fg.rule == "dense core":
+                out.append((
+                    f"one of {fg.size} rows ({fg.distinct} distinct) packed within {fg.packing:.3g} of each other "
+                    f"(median distance to the {int(self.min_size) - 1}th nearest distinct row), which "
+                    f"{fg.packed_elsewhere} other row(s) of the table match ({fg.expected_packed:.2g} expected from "
+                    f"its own densest rows); {fg.gap:.3g} from the nearest other row, the table's rows "
+                    f"{fg.rho:.3g} from their nearest distinct row (judged injected: dense core)",
+                    {"group": g, **fg.to_dict()},
+                ))
+                continue
             out.append((
                 f"one of {fg.size} rows packed within {fg.internal:.3g} of each other (median distance to the "
                 f"5th nearest member), {fg.gap:.3g} from the nearest other row; the table's rows are "
@@ -423,16 +524,78 @@ def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.n
     return (lo + hi) / 2.0
 
 
-def _distinct_first(D: np.ndarray) -> np.ndarray:
-    """Each row's distance to its nearest distinct row (the first non-zero distance in the graph), sorted.
+def _first_distinct(D: np.ndarray) -> np.ndarray:
+    """Each row's distance to its nearest distinct row (the first non-zero distance in the graph).
 
-    Rows whose whole neighbour list is exact twins have no distinct row in the graph
-    and are left out.
+    NaN for rows whose whole neighbour list is exact twins (no distinct row in the graph).
     """
     positive = D > 0
     has = positive.any(axis=1)
-    first = D[has, positive[has].argmax(axis=1)] if has.any() else np.zeros(0)
-    return np.sort(first.astype(np.float64))
+    out = np.full(D.shape[0], np.nan)
+    if has.any():
+        out[has] = D[has, positive[has].argmax(axis=1)]
+    return out
+
+
+def _row_hash(X: np.ndarray) -> np.ndarray:
+    """A seeded random projection of every row: equal for identical rows, different otherwise (in blocks)."""
+    direction = np.random.default_rng(0).normal(size=X.shape[1])
+    out = np.empty(X.shape[0])
+    for r0 in range(0, X.shape[0], 16 * _BLOCK):
+        out[r0:r0 + 16 * _BLOCK] = np.asarray(X[r0:r0 + 16 * _BLOCK], dtype=np.float64) @ direction
+    return out
+
+
+def _distinct_rank(X: np.ndarray, D: np.ndarray, I: np.ndarray, k: int) -> np.ndarray:
+    """Each row's distance to its ``k``-th nearest *distinct* row in the graph (inf when its list has fewer).
+
+    Identical rows tie in distance, so they sit next to each other in a neighbour list: a
+    neighbour is a new distinct row when it differs from the row and from the neighbour
+    before it. A pair of near-twins is not packed at rank ``k``; a group of ``k + 1``
+    distinct rows is.
+    """
+    h = _row_hash(X)
+    out = np.full(X.shape[0], np.inf)
+    for r0 in range(0, X.shape[0], 16 * _BLOCK):
+        hn = h[I[r0:r0 + 16 * _BLOCK]]
+        new = hn != h[r0:r0 + hn.shape[0], None]
+        new[:, 1:] &= hn[:, 1:] != hn[:, :-1]
+        count = np.cumsum(new, axis=1, dtype=np.int32)
+        ok = count[:, -1] >= k
+        at = (count >= k).argmax(axis=1)
+        rows = np.flatnonzero(ok)
+        out[r0 + rows] = D[r0 + rows, at[rows]]
+    return out
+
+
+def _expected_packed(packed: np.ndarray, members: np.ndarray, packing: float) -> float:
+    """Rows outside ``members`` that the lower tail of the table's packing predicts at ``packing`` or tighter.
+
+    A power law ``F(r) = 0.01 (r / r1) ** a`` through the non-members' 1% and 5% quantiles
+    ``r1``, ``r5`` (``a = ln 5 / ln(r5 / r1)``): a continuous table's densest spots follow
+    its tail, and a grid (``r5 == r1``, nothing natural closer than a step) predicts none.
+    """
+    others = np.ones(packed.size, dtype=bool)
+    others[members] = False
+    values = packed[others]
+    values = values[np.isfinite(values)]
+    if values.size < 100:
+        return float(values.size) if values.size else 0.0  # too few rows to model a tail: no contrast claimed
+    r1, r5 = (float(v) for v in np.quantile(values, [0.01, 0.05]))
+    if packing >= r1:
+        return 0.01 * values.size if packing <= r5 else float(values.size)
+    if r5 <= r1 or r1 <= 0:
+        return 0.0
+    a = np.log(5.0) / np.log(r5 / r1)
+    return float(0.01 * values.size * (packing / r1) ** a)
+
+
+def _distinct_rows(X: np.ndarray, members: np.ndarray) -> int:
+    """Distinct rows among ``members`` (exact duplicates counted once), by a seeded random projection.
+
+    Two different rows share a projection only by an exact floating-point coincidence.
+    """
+    return int(np.unique(_row_hash(X[members])).size)
 
 
 def _gap_upper_bounds(D: np.ndarray, I: np.ndarray, label: np.ndarray, n_groups: int) -> np.ndarray:
