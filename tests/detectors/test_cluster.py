@@ -137,5 +137,13 @@ def test_finds_an_in_range_blob_on_a_coarse_table(seed):
     s = det.score_samples(X)
     assert (s[pt.mask] >= 0.5).mean() >= 0.95
     assert (s[~pt.mask] >= 0.5).sum() <= 3
-    # the blob is at most a couple of grid steps from natural rows: the gap test alone does not find it
+    assert len(det.found_) == 1
+
+
+def test_the_dense_core_rule_is_what_finds_a_blob_near_the_grid():
+    """Seed 1 puts the blob about one grid step from natural rows: separation ~1, only the dense core finds it."""
+    pt = inject_outliers(_coarse_table(1), "label", 0.03, seed=1, placement="cluster_in_range")
+    X = _encode(pt.frame)
+    det = ClusterDetector().fit(X)
     assert [g.rule for g in det.found_] == ["dense core"]
+    assert det.found_[0].ratio < 2 and det.found_[0].packed_elsewhere == 0
