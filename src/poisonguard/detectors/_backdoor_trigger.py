@@ -7,8 +7,9 @@ more often labelled ``t`` than the class prior says. This detector
 
 1. counts every exact feature value ("token") carried by at least ``min_count``
    rows and tests, per class, whether the class is over-represented among the
-   carriers (one-sided binomial test against the class prior, Bonferroni over all
-   token x class tests), or whether the same few rows, all of one class, tie on
+   carriers (one-sided binomial test against the class prior, Bonferroni over the
+   token x class tests that could reach the level at all, Tarone's correction:
+   :func:`tarone_level`), or whether the same few rows, all of one class, tie on
    exact values in two or more columns (co-stamping, see
    :func:`find_enriched_tokens`); values that the rows of one class carry together
    are also tested as one conjunction (a patch whose single pixels are common);
@@ -20,7 +21,13 @@ more often labelled ``t`` than the class prior says. This detector
    class-typical value still agrees with it;
 3. runs a **presence test** per suspected trigger: do the carriers disagree more
    often than the class's other rows do under the same masking (binomial test,
-   Bonferroni over groups)? Only triggers judged present give non-zero scores, so
+   Tarone-Bonferroni over the groups that could pass with every carrier disagreeing)?
+   A group that passes must also be *source-like*: with its values (and any other
+   value its disagreeing carriers share) masked, an out-of-fold classifier must not
+   tell those carriers from real rows of the classes they look like (lower 95% bound
+   of the AUROC at most 0.75, :func:`source_likeness`); stamped rows are source rows,
+   a natural sub-population that owns a value differs in its other features too.
+   Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 
 The score of a carrier of a trigger judged present is ``1 - p_masked(c)``, the masked
@@ -46,9 +53,11 @@ from ..errors import ConfigError
 from ._base import BaseDetector, register
 from ._presence import ClassPresence, summarize_presence
 from ._trigger_presence import (
-    ColumnMedians, MaskingModel, TokenGroup, fit_masking_model, group_tokens, judge_group, softmax,
+    ColumnMedians, MaskingModel, TokenGroup, fit_masking_model, group_tokens, judge_group, masked_disagreement, softmax,
 )
-from ._trigger_search import NEAR, Token, TokenSearch, _tie_probability, find_enriched_tokens, typical_rate
+from ._trigger_search import (
+    NEAR, Token, TokenSearch, _tie_probability, find_enriched_tokens, tarone_level, typical_rate,
+)
 
 __all__ = [
     "BackdoorTriggerDetector", "ClassPresence", "find_enriched_tokens", "typical_rate", "Token", "TokenGroup",
@@ -155,14 +164,22 @@ class BackdoorTriggerDetector(BaseDetector):
             self.coef_, self.intercept_ = model.coef, model.intercept
             logits = model.logits(X)
             clusters = group_tokens(carries, tokens, overlap=float(self.overlap))
-            level = float(self.alpha) / max(len(clusters), 1)
             medians = ColumnMedians(X)  # the masking fills of hundreds of groups from columns sorted once
-            for cl in clusters:
-                groups.append(judge_group(X, y, logits, carries, cl, tokens, model, level=level,
+            masked = [masked_disagreement(X, y, logits, carries, cl, tokens, model, medians=medians) for cl in clusters]
+            # Tarone over the groups, as over the values: a group that could not pass even with
+            # every carrier disagreeing (a few carriers, a class the model mostly misses) does
+            # not dilute the level, so one more natural value proposed by the search does not
+            # cost a real trigger its presence
+            self.presence_level_ = tarone_level(np.array([m.min_p_value(int(self.min_count)) for m in masked]),
+                                                float(self.alpha))
+            for cl, m in zip(clusters, masked):
+                groups.append(judge_group(X, y, logits, carries, cl, tokens, model, level=self.presence_level_,
                                           min_count=int(self.min_count), min_effect=float(self.min_effect),
-                                          medians=medians))
+                                          masked=m, random_state=int(self.random_state)))
+        else:
+            self.presence_level_ = float(self.alpha)
         self.groups_ = groups
-        level = float(self.alpha) / max(len(groups), 1)
+        level = self.presence_level_
         self.present_, presence = summarize_presence(
             groups, counts, statistic_name="disagreeing trigger carriers", level=level,
             empty_detail="no exact value is enriched in this class",
@@ -181,8 +198,14 @@ class BackdoorTriggerDetector(BaseDetector):
             "n_enriched_values": len(tokens),
             "triggers": [
                 {"label": g.label, "features": list(g.features), "carriers": g.n_carriers,
-                 "disagreeing": g.n_disagree, "p_value": g.p_value}
+                 "disagreeing": g.n_disagree, "p_value": g.p_value, "source_auc": g.source_auc}
                 for g in groups if g.present
+            ],
+            # groups that passed every part but source likeness: a natural sub-population's value
+            "natural_values": [
+                {"label": g.label, "features": list(g.features), "carriers": g.n_carriers,
+                 "source_auc": g.source_auc, "source_auc_lower": g.source_auc_lower}
+                for g in groups if not g.present and g.source_auc_lower > 0
             ],
         }
 

@@ -19,7 +19,7 @@ from scipy.stats import binom
 from ._base import fingerprint_array
 from ._memo import BoundedMemo
 
-__all__ = ["Token", "TokenSearch", "find_enriched_tokens", "typical_rate", "min_share", "NEAR"]
+__all__ = ["Token", "TokenSearch", "find_enriched_tokens", "typical_rate", "min_share", "tarone_level", "NEAR"]
 
 #: Jaccard overlap (within one class) above which single values are joined into a conjunction
 _CONJUNCTION_OVERLAP = 0.8
@@ -300,7 +300,8 @@ def _search_tokens(
     (Bonferroni over its own tests):
 
     * **label enrichment**: the class is over-represented among the token's carriers
-      (one-sided binomial test against the class prior);
+      (one-sided binomial test against the class prior; Bonferroni over the tests that
+      could reach the level with every carrier in the class, :func:`tarone_level`);
     * **co-stamping**: the same rows, and only they, share an exact value in two or
       more features. A tabular trigger stamps several columns on the same few rows;
       naturally, continuous columns almost never tie on the same set of rows. The
@@ -317,7 +318,8 @@ def _search_tokens(
     cand = _collect_candidates(X, y, n_classes, min_count=min_count, max_count=max(min_count, int(max_fraction * n)))
     if cand.total.size == 0:
         return TokenSearch(tokens=[], carries=np.zeros((n, 0), dtype=bool))
-    level = alpha / max(cand.n_tests, 1)
+    # Tarone's correction: only the candidate x class tests that could reach the level count
+    level = tarone_level(prior[None, :] ** cand.total[:, None], alpha)
     # P(at least cc[c] of `total` carriers in class c | carriers drawn by the prior), all cells at once
     p_all = binom.sf(cand.by_class - 1, cand.total[:, None], prior[None, :])
     lift_ok = cand.by_class >= np.maximum(min_count, min_share(prior)[None, :] * cand.total[:, None])
@@ -349,6 +351,33 @@ def _search_tokens(
     for t, carrier in enumerate(conj.carriers, start=len(tokens)):
         carries[:, t] = carrier
     return TokenSearch(tokens=tokens + conj.tokens, carries=carries)
+
+
+def tarone_level(p_min: np.ndarray, alpha: float) -> float:
+    """Per-test level of Tarone's (1990) Bonferroni correction for discrete tests.
+
+    ``p_min`` holds each test's smallest attainable p-value (here: every carrier of a
+    value in the class, ``prior ** carriers``). A test whose ``p_min`` exceeds the
+    per-test level can never reject, so it does not dilute the level of the others:
+    the level is ``alpha / m`` for the smallest ``m`` such that at most ``m`` tests
+    have ``p_min <= alpha / m``. The family-wise error stays at most ``alpha``, as with
+    plain Bonferroni over every test, which it never falls below. A value carried by
+    a handful of rows of a 200-row table (most candidates of a small table) cannot
+    reach any sensible level, and counting it made a 10-row, label-pure value in a
+    continuous column (a single stamped column) unreachable.
+    """
+    p = np.sort(np.asarray(p_min, dtype=np.float64).ravel())
+    if p.size == 0:
+        return float(alpha)
+    # count(m) = #{p_min <= alpha / m} falls as m grows: the first m with count(m) <= m, by bisection
+    lo, hi = 1, p.size  # count(p.size) <= p.size always
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(np.searchsorted(p, alpha / mid, side="right")) <= mid:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(alpha / lo)
 
 
 def typical_rate(
