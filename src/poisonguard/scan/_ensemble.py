@@ -283,10 +283,12 @@ def combine(
     label_weights: dict[str, float] = {}
     if len(groups.get(LABEL_GROUP, [])) > 1:
         names = groups[LABEL_GROUP]
-        P = 1.0 - np.stack([used[n] for n in names], axis=1)
+        P = np.stack([used[n] for n in names], axis=1)
+        np.subtract(1.0, P, out=P)  # P(label correct), in place: one (rows x detectors) table, not two
         w = mixture_weights(P, n_classes=_n_classes(y, n_classes))
         label_weights = {n: float(x) for n, x in zip(names, w)}
         group_strength[LABEL_GROUP] = 1.0 - P @ w
+        del P  # not needed past here: the rules below have their own temporaries
     n = next(iter(used.values())).shape[0]
     group_flags: dict[str, np.ndarray] = {}
     # groups that say "this row was injected" (anomaly, backdoor) decide first: the rows
@@ -369,11 +371,16 @@ def _tiered_suspicion(strength: Sequence[np.ndarray], flags: Sequence[np.ndarray
     for s, f, ok in zip(strength, flags, confirmed):
         s, f = np.asarray(s, dtype=np.float64), np.asarray(f, dtype=bool)
         flagged |= f
-        np.maximum(by_flag, np.where(f, s, -np.inf), out=by_flag)
-        np.maximum(lower, (1.0 if ok else UNCONFIRMED_WEIGHT) * s, out=lower)
+        np.maximum(by_flag, s, out=by_flag, where=f)  # the flagged rows only: no masked copy of s
+        np.maximum(lower, s if ok else UNCONFIRMED_WEIGHT * s, out=lower)
     np.clip(lower, 0.0, 1.0, out=lower)
     np.clip(by_flag, 0.0, 1.0, out=by_flag)
-    return np.where(flagged, 0.5 + 0.5 * by_flag, 0.5 * lower)
+    # in place, the values of np.where(flagged, 0.5 + 0.5 * by_flag, 0.5 * lower)
+    lower *= 0.5
+    by_flag *= 0.5
+    by_flag += 0.5
+    np.copyto(lower, by_flag, where=flagged)
+    return lower
 
 
 def flag_top(suspicion: np.ndarray, k: int) -> np.ndarray:

@@ -359,6 +359,7 @@ class _Flags:
     """The flag step's output: strengths as used, suspicion, flags and the rule actually applied."""
 
     strengths: dict[str, np.ndarray]
+    #: the tests and weights of the fusion; its per-row group tables are dropped once the flags are set
     combined: Combined | None
     suspicion: np.ndarray
     flagged: np.ndarray
@@ -659,8 +660,9 @@ def _flag(prep: _Prepared, run: _Run) -> _Flags:
         strengths = combined.strengths
     suspicion = combined.suspicion if combined is not None else np.zeros(n)
     cand = prep.candidates if prep.candidates is not None else np.ones(n, dtype=bool)
-    ranked = np.where(cand, suspicion, -1.0)  # non-candidates sort last and are never flagged
     n_cand = int(cand.sum())
+    if prep.rule != "auto":
+        ranked = np.where(cand, suspicion, -1.0)  # non-candidates sort last and are never flagged
     if prep.rule == "auto":
         flagged = (combined.auto_flags if combined is not None else np.zeros(n, dtype=bool)) & cand
         rule_text = (f"auto (label: per-class presence test, then FDR {LABEL_FDR} within poisoned classes; "
@@ -673,6 +675,10 @@ def _flag(prep: _Prepared, run: _Run) -> _Flags:
         rule_text = f"top={prep.rule_arg}"
     # the effective threshold: the least suspicious flagged row (1.0 when none)
     threshold = float(suspicion[flagged].min()) if flagged.any() else 1.0
+    if combined is not None:
+        # past here only the tests and weights are read (_info, _presence_info): the per-row group
+        # tables (a label-group and a duplicates strength of their own, every group's flags) go now
+        combined = replace(combined, group_strength={}, group_flags={})
     return _Flags(strengths=strengths, combined=combined, suspicion=suspicion, flagged=flagged,
                   threshold=threshold, rule_text=rule_text)
 
@@ -685,11 +691,19 @@ def _explain_flagged(prep: _Prepared, run: _Run, flags: _Flags) -> tuple[list[st
         rows = np.union1d(np.flatnonzero(flags.flagged), np.argsort(-flags.suspicion, kind="stable")[:10])
         X = prep.X if prep.X is not None else _RowEncoder(prep)
         _explain(run.fitted, X, prep.table.y, flags.strengths, rows, run.raw, prep.table, prep.encoder,
-                 reasons, row_detectors, sample=_FitRows.of(prep, run))
+                 reasons, row_detectors, sample=_FitRows.of(prep, run), free_memory=_free_explain_memory)
     except Exception as exc:
         log.error("explaining the flagged rows failed: %s", exc)
         run.failures["explain"] = f"{type(exc).__name__}: {exc}"
     return reasons, row_detectors
+
+
+def _free_explain_memory(last: bool) -> None:
+    """Between blocks of explanations: return the heap's free pages; after the last detector, drop
+    the neighbour graphs and index too (the rows' reasons are then joined, and nothing searches again)."""
+    if last:
+        release_neighbours()
+    _return_free_memory()
 
 
 def _info(fitted: Mapping[str, BaseDetector], combined: Combined | None) -> dict[str, dict[str, Any]]:
@@ -771,13 +785,14 @@ EXPLAIN_BLOCK = 1 << 13
 
 
 def _explain_with(det: BaseDetector, X: np.ndarray | _RowEncoder, y: np.ndarray | None, rows: np.ndarray, scores: np.ndarray,
-                  sample: _FitRows | None) -> Iterator[Explanation]:
+                  sample: _FitRows | None,
+                  free_memory: Callable[[bool], None] | None = None) -> Iterator[Explanation]:
     """``det.explain_rows`` for ``rows`` of ``X``: a sample row on the matrix the detector was fitted on
     (fit path), any other row on its own (query path), as each was scored.
 
     Yields the explanations a block of rows at a time; a row's explanation does not depend on the
     rows explained with it (the fit path sees the whole fit matrix in one call, the query path each
-    row on its own), so the blocks change no reason.
+    row on its own), so the blocks change no reason. ``free_memory(False)`` runs after each block.
     """
     if sample is None:
         yield from det.explain_rows(X, y, rows, scores=scores)
@@ -788,12 +803,16 @@ def _explain_with(det: BaseDetector, X: np.ndarray | _RowEncoder, y: np.ndarray 
         exps = det.explain_rows(sample.X, sample.y, at[in_fit], scores=scores[sample.positions])
         yield from (replace(e, row=int(sample.positions[e.row])) for e in exps)
         del exps
+        if free_memory is not None:
+            free_memory(False)
     others = rows[~in_fit]
     for b0 in range(0, others.size, EXPLAIN_BLOCK):
         part = others[b0:b0 + EXPLAIN_BLOCK]
         exps = det.explain_rows(X[part], None if y is None else y[part], np.arange(part.size), scores=scores[part])
         yield from (replace(e, row=int(part[e.row])) for e in exps)
         del exps
+        if free_memory is not None:
+            free_memory(False)
 
 
 def _explain(
@@ -809,10 +828,13 @@ def _explain(
     row_detectors: list[str],
     *,
     sample: _FitRows | None = None,
+    free_memory: Callable[[bool], None] | None = None,
 ) -> None:
     """Fill ``reasons``/``row_detectors`` for ``rows`` from the detectors that drive each row.
 
     With ``sample`` (a scan fitted on a sample) each row is explained on the path it was scored on.
+    ``free_memory(last)``, when given, is called after each block of explanations (``last`` false)
+    and once every detector has explained its rows (``last`` true: no search follows).
     """
     if rows.size == 0 or not strengths:
         return
@@ -825,12 +847,16 @@ def _explain(
         sel = rows[speaks[:, j]]
         if sel.size:
             per_det[name] = {e.row: _fill(e.reason, table, encoder)
-                             for e in _explain_with(fitted[name], X, y, sel, raw[name], sample)}
+                             for e in _explain_with(fitted[name], X, y, sel, raw[name], sample, free_memory)}
+    if free_memory is not None:
+        free_memory(True)
     orders = np.argsort(-S, axis=1, kind="stable")  # one call for all rows: a million-row scan explains ~50k
     for i, r in enumerate(rows.tolist()):
         used = [names[j] for j in orders[i].tolist() if speaks[i, j]]
         row_detectors[r] = ",".join(used)
-        reasons[r] = "; ".join(f"{n}: {per_det[n][r]}" for n in used if r in per_det.get(n, {}))
+        # each detector's text is taken out as it is joined: the two copies of every reason never coexist
+        texts = ((n, per_det[n].pop(r, None)) for n in used if n in per_det)
+        reasons[r] = "; ".join(f"{n}: {text}" for n, text in texts if text is not None)
 
 
 def _fill(text: str, table: PreparedTable, encoder: TableEncoder) -> str:
