@@ -81,6 +81,10 @@ CLASS_FIT_MIN_ROWS = 30
 #: ... and is among the CLASS_FIT_MAX largest (the fits cost time per class)
 CLASS_FIT_MAX = 50
 
+#: rows per block where a per-row lookup would otherwise need a full-length index array
+_ROW_BLOCK = 1 << 16
+
+
 def robust_z(scores: np.ndarray) -> np.ndarray:
     """Robust z-score of each value against the bulk of ``scores``.
 
@@ -350,8 +354,12 @@ def tail_excess(scores: np.ndarray, y: np.ndarray | None = None, *, z: np.ndarra
     # q-value per threshold: the best false-discovery share of any threshold at or below it
     fdr = np.minimum(expected / np.maximum(observed, 1), 1.0)
     q_at = np.minimum.accumulate(fdr)
-    # a row below every threshold gets 1 (the first entry), else the q of the last threshold <= it
-    q = np.concatenate(([1.0], q_at))[np.searchsorted(t, s, side="right")]
+    # a row below every threshold gets 1 (the first entry), else the q of the last threshold <= it;
+    # in blocks of rows, so the positions are never a full-length array of their own
+    q_ext = np.concatenate(([1.0], q_at))
+    q = np.empty(n)
+    for r0 in range(0, n, _ROW_BLOCK):
+        q[r0:r0 + _ROW_BLOCK] = q_ext[np.searchsorted(t, s[r0:r0 + _ROW_BLOCK], side="right")]
     return TailExcess(float(min(log10p[i], 300.0)), int(observed[i]), float(expected[i]), q,
                       float(t[i]) if log10p[i] > 0 else float("inf"), null)
 
@@ -418,7 +426,7 @@ def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
     if z_own is not z:
         # a row of such a class still counts when it stands out within its own class
         flags |= _present_flags(z, excess.q_value, raw, excess, test) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
-    del z, raw_own
+    del z, raw_own, excess  # the null's sorted scores go too
     strength = _std_normal_cdf(z_own, Z_PRESENT)
     del z_own
     np.maximum(strength, np.subtract(1.0, q_own), out=strength)
@@ -444,7 +452,11 @@ def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailEx
         # evidence that the fitted tail does not describe the top of this table (a
         # bounded score such as the forest's, with injected rows piled up under its cap)
         return far | (q <= ANOMALY_FDR)
-    flags = (q <= ANOMALY_FDR) | (far & ((excess.row_expected(raw, far) < ROW_EXPECTED_MAX) | (q <= FAR_FDR)))
+    # the null's expectation matters at the far rows only (elsewhere row_expected is inf): computed there
+    thin = np.zeros(far.shape, dtype=bool)
+    if excess.null is not None and far.any():
+        thin[far] = excess.null.expected(raw[far]) < ROW_EXPECTED_MAX
+    flags = (q <= ANOMALY_FDR) | (far & (thin | (q <= FAR_FDR)))
     if test.excess_log10p >= EXCESS_LOG10P:
         # the excess the test found: at most E of these rows are expected from the
         # null, and the fitted tail is never lighter than it

@@ -250,7 +250,9 @@ def combine(
     Parameters
     ----------
     strengths : mapping
-        Each detector's strength from :func:`calibrate`.
+        Each detector's strength from :func:`calibrate`. ``None`` for an anomaly detector
+        whose raw scores are given: its strength is then computed here with its tail
+        test (the same values), and the caller holds no copy of its own.
     kinds, families : mapping
         Each detector's ``score_kind`` and ``family``.
     raw : mapping, optional
@@ -263,7 +265,7 @@ def combine(
     """
     if not strengths:
         raise ValueError("no detector scores to combine")
-    used = {n: np.asarray(v, dtype=np.float64) for n, v in strengths.items()}
+    used = {n: None if v is None else np.asarray(v, dtype=np.float64) for n, v in strengths.items()}
     anomaly: dict[str, AnomalyPresence] = {}
     anomaly_flags: dict[str, np.ndarray] = {}
     for name in used:
@@ -271,8 +273,11 @@ def combine(
             scored = anomaly_group(np.asarray(raw[name], dtype=np.float64), y)
             anomaly[name] = scored.presence
             anomaly_flags[name] = scored.flags
-            if scored.presence.present:
+            if scored.presence.present or used[name] is None:
+                # an absent detector's group strength is calibrate's: Phi(z - Z_MID) of the same z
                 used[name] = scored.strength
+        if used[name] is None:
+            raise ValueError(f"no strength for detector {name!r}: only an anomaly detector with raw scores may omit it")
     groups: dict[str, list[str]] = {}
     for name in used:
         key = LABEL_GROUP if (kinds[name] == "probability" and families[name] == "label") else name

@@ -652,7 +652,9 @@ def _flag(prep: _Prepared, run: _Run) -> _Flags:
     n = prep.table.n_rows
     kinds = {name: run.fitted[name].score_kind for name in run.raw}
     families = {name: run.fitted[name].family for name in run.raw}
-    strengths = {name: calibrate(run.raw[name], kinds[name]) for name in run.raw}
+    # anomaly detectors: calibrated inside combine, with their tail tests (no second array each)
+    strengths = {name: None if kinds[name] == "anomaly" else calibrate(run.raw[name], kinds[name])
+                 for name in run.raw}
     combined = None
     if strengths:
         n_classes = len(prep.table.classes) if prep.table.y is not None else None
