@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from poisonguard.scan._label_rules import EXCESS_ALLOWANCE, LABEL_FDR, excess_errors, label_group_flags, mixture_weights
 
@@ -58,16 +59,19 @@ def test_excess_counts_the_rows_beyond_the_density_next_to_the_error_band():
     assert excess_errors(np.ones(10), np.array([])) == 0.0
 
 
-def test_mixture_on_a_small_table_is_not_worse_than_its_better_member():
-    # a small table (200 rows, 10 flips): an informative estimator and one that doubts
-    # every row alike; the mixture must rank the flips at least as well as the better one
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_mixture_on_a_small_table_is_not_worse_than_its_better_member(seed):
+    # 200 rows, 10 flips: an informative estimator whose flips overlap the clean rows, and
+    # one that doubts every row alike (a linear model on two interleaved moons). Equal
+    # weights lose 0.04-0.05 AUROC on these seeds; the fitted mixture must not.
     from sklearn.metrics import roc_auc_score
 
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     mask = np.zeros(200, dtype=bool)
     mask[:10] = True
-    good = np.where(mask, rng.uniform(0.0, 0.2, 200), rng.uniform(0.5, 1.0, 200))
-    flat = rng.uniform(0.45, 0.55, 200)
+    good = np.where(mask, rng.uniform(0.0, 0.4, 200), rng.uniform(0.3, 1.0, 200))
+    flat = rng.uniform(0.3, 0.7, 200)
     P = np.c_[good, flat]
     mixed = P @ mixture_weights(P, n_classes=2)
     assert roc_auc_score(mask, 1 - mixed) >= roc_auc_score(mask, 1 - good) - 0.005
+    assert roc_auc_score(mask, 1 - P.mean(axis=1)) < roc_auc_score(mask, 1 - good) - 0.03  # the premise
