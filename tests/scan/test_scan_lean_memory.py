@@ -92,3 +92,36 @@ def test_result_tables_hold_the_scores_and_strengths_the_scan_computed(table):
     for name in ("knn_label", "confident"):  # probabilities in [0, 1]: the strength is the score
         np.testing.assert_array_equal(r.strengths[name].to_numpy(), r.detector_scores[name].to_numpy())
     assert r.strengths["iforest"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("rows", [10, 70_000, 150_001])
+def test_ecod_moments_in_blocks_are_the_whole_matrix_moments(rows):
+    from poisonguard.detectors._ecod import _central_moments
+
+    rng = np.random.default_rng(rows)
+    X = (rng.lognormal(size=(rows, 6)) * rng.uniform(0.1, 50, 6)).astype(np.float32)
+    mean = X.mean(axis=0, dtype=np.float64)
+    m2, m3 = _central_moments(X, mean)
+    np.testing.assert_array_equal(m2, np.mean((X - mean) ** 2, axis=0, dtype=np.float64))
+    np.testing.assert_array_equal(m3, np.mean((X - mean) ** 3, axis=0, dtype=np.float64))
+
+
+def test_combine_computes_an_omitted_anomaly_strength_as_calibrate_does():
+    from poisonguard.scan._ensemble import combine
+
+    rng = np.random.default_rng(7)
+    forest = _heavy_scores(7)  # present: an injected cluster
+    clean = rng.normal(size=forest.size)  # absent: its strength is calibrate's
+    label = rng.uniform(0, 0.3, forest.size)
+    kinds = {"knn_label": "probability", "iforest": "anomaly", "ecod": "anomaly"}
+    families = {"knn_label": "label", "iforest": "outlier", "ecod": "outlier"}
+    raw = {"knn_label": label, "iforest": forest, "ecod": clean}
+    given = combine({n: calibrate(v, kinds[n]) for n, v in raw.items()}, kinds, families, raw=raw)
+    omitted = combine({"knn_label": calibrate(label, "probability"), "iforest": None, "ecod": None},
+                      kinds, families, raw=raw)
+    assert given.anomaly_presence["iforest"].present and not given.anomaly_presence["ecod"].present
+    np.testing.assert_array_equal(given.suspicion, omitted.suspicion)
+    for name in ("iforest", "ecod"):
+        np.testing.assert_array_equal(given.strengths[name], omitted.strengths[name])
+    with pytest.raises(ValueError, match="knn_label"):
+        combine({"knn_label": None, "iforest": None, "ecod": None}, kinds, families, raw=raw)

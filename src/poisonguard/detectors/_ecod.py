@@ -24,6 +24,23 @@ def _count_dtype(m: int) -> type:
     return np.int32 if m < np.iinfo(np.int32).max else np.int64
 
 
+def _central_moments(X: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: the mean of ``(x - mean) ** 2`` and of ``(x - mean) ** 3``, ``_BLOCK`` rows at a time.
+
+    The float64 deviations of the whole matrix (and their squares and cubes) would be three
+    matrices of twice its size. numpy sums a column-wise mean row after row, so each block
+    is summed with the running total as its first row: the same additions in the same
+    order, the values of ``np.mean((X - mean) ** k, axis=0)`` to the last bit.
+    """
+    acc2 = np.zeros((1, X.shape[1]))
+    acc3 = np.zeros((1, X.shape[1]))
+    for r0 in range(0, X.shape[0], _BLOCK):
+        dev = X[r0:r0 + _BLOCK] - mean
+        acc2 = np.add.reduce(np.concatenate([acc2, dev ** 2]), axis=0, keepdims=True)
+        acc3 = np.add.reduce(np.concatenate([acc3, dev ** 3]), axis=0, keepdims=True)
+    return acc2[0] / X.shape[0], acc3[0] / X.shape[0]
+
+
 @register
 class ECODDetector(BaseDetector):
     """Empirical-CDF outlier score: summed ``-log`` tail probabilities over the columns.
@@ -69,18 +86,18 @@ class ECODDetector(BaseDetector):
         # per column: its distinct reference values and how many reference values lie below
         # each, so one search gives both tail counts (ties included)
         self.values_, self.below_ = [], []
-        for col in np.ascontiguousarray(srt.T):
+        columns = np.ascontiguousarray(srt.T)
+        del srt
+        for col in columns:
             values, counts = np.unique(col, return_counts=True)
             self.values_.append(values)
             # int32 (counts up to max_reference): half the tables of int64
             self.below_.append(np.concatenate(([0], np.cumsum(counts))).astype(_count_dtype(m)))
+        del columns
         self.n_reference_ = m
         self.log_count_ = np.log(np.maximum(np.arange(m + 1), 1))  # log(max(c, 1)) for c = 0..m
         # sample skewness per column (0 for a constant column): which tail is "the" tail
-        mean = X.mean(axis=0, dtype=np.float64)
-        centred = X - mean
-        m2 = np.mean(centred ** 2, axis=0, dtype=np.float64)
-        m3 = np.mean(centred ** 3, axis=0, dtype=np.float64)
+        m2, m3 = _central_moments(X, X.mean(axis=0, dtype=np.float64))
         self.skewness_ = np.where(m2 > 1e-24, m3 / np.maximum(m2, 1e-24) ** 1.5, 0.0)
         self.weights_ = self._redundancy_weights(X)
 
