@@ -34,7 +34,11 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    min_evidence`` (a small group needs a wider gap); and (d) it is more isolated
    than the table's own rows: the share of rows whose nearest distinct row is at
    least ``gap`` away (an exponential tail beyond the tenth most isolated row), times
-   the number of candidates (Bonferroni), is at most ``level``. A cheap upper bound
+   the number of candidates (Bonferroni), is at most ``level``; (e) it is denser than
+   the table (members' 5th-neighbour distance at most 0.6 of the table's; where most
+   rows have exact twins, as in statsmodels randhie, that distance is 0 and the group's
+   packing in distinct rows is compared with the table's instead) and at most a quarter
+   of it. A cheap upper bound
    of the gap from the graph (the shortest listed edge between a member and a
    non-member) rejects almost every natural group before the exact gap is computed.
 
@@ -88,8 +92,9 @@ _SCALES = (1.0, 2.0, 4.0, 8.0)
 #: rank of the neighbour that measures spacing (the 5th): robust to a single close twin
 _SPACING_RANK = 5
 #: a group judged injected is packed at most this share of the table's own neighbour spacing
-#: (median distance to the 5th neighbour): injected blobs measured 0.05-0.37, the classes of a
-#: table of well-separated class clusters (2,048-d embeddings) 1.0
+#: (median distance to the 5th neighbour; or, in distinct rows, its packing against the table's median
+#: distance to the 4th nearest distinct row, where exact twins make the first 0): injected blobs measured
+#: 0.05-0.37, the classes of a table of well-separated class clusters (2,048-d embeddings) 1.0
 _DENSITY_RATIO = 0.6
 #: non-members nearest the group whose spacing gives ``local``
 _LOCAL_ROWS = 5
@@ -150,6 +155,9 @@ class FoundGroup:
         Rows the table's own lower tail of packing predicts at ``packing`` or tighter
         (a power law through its 1% and 5% quantiles; 0 on a grid whose quantiles
         coincide).
+    distinct_spacing : float
+        The table's median distance from a row to its ``min_size - 1``-th nearest
+        distinct row: its spacing where exact duplicates make ``spacing`` 0.
     rule : str
         Which test judged the group injected: ``"gap"`` (separated by several typical
         neighbour distances), ``"dense core"`` (packed far tighter than any other rows
@@ -169,6 +177,7 @@ class FoundGroup:
     packing: float = 0.0
     packed_elsewhere: int = -1
     expected_packed: float = float("inf")
+    distinct_spacing: float = 0.0
     rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,12 +265,15 @@ class ClusterDetector(BaseDetector):
             self.report_ = self._report()
             return
         nb = self_neighbours(X, min(int(self.n_neighbors), n - 1))
-        D, I = nb.distances, nb.indices.astype(np.int64)
+        # the shared graph as it is (int32 indices above the exact-search size): no million-row int64 copy
+        D, I = nb.distances, nb.indices
         first = _first_distinct(D)
         isolation = np.sort(first[np.isfinite(first)])
         # packing of groups (not pairs): each row's distance to its (min_size - 1)-th nearest distinct row
         self._packed = _distinct_rank(X, D, I, int(self.min_size) - 1)
         self._packed_sorted = np.sort(self._packed[np.isfinite(self._packed)])
+        # the table's packing in distinct rows: where most rows have exact twins its 5th-neighbour spacing is 0
+        distinct_spacing = float(np.median(self._packed_sorted)) if self._packed_sorted.size else 0.0
         if isolation.size == 0:  # every row has an exact twin at every rank: nothing to measure against
             self.report_ = self._report()
             return
@@ -283,7 +295,7 @@ class ClusterDetector(BaseDetector):
                 seen.add(key)
                 group = self._measure(X, D, members, ub[g], rho, first, isolation)
                 if group is not None:
-                    measured.append((members, replace(group, spacing=spacing)))
+                    measured.append((members, replace(group, spacing=spacing, distinct_spacing=distinct_spacing)))
         # Bonferroni over every candidate: the graph's short edges settle most of them, but any of them
         # could have been the one measured (counting only the measured ones selects on the outcome)
         decided = [(members, self._decide(group, n_tested, n)) for members, group in measured]
@@ -299,6 +311,7 @@ class ClusterDetector(BaseDetector):
                 self.fit_group_[members] = len(self.stored_)
                 self.stored_.append(_store(X, D, members, group, float(self.separation), float(self.tightness)))
                 self.found_.append(group)
+        del self._packed, self._packed_sorted  # fit-time only: no per-row array outlives the fit
         self.report_ = self._report()
 
     def _candidates(self, D: np.ndarray, I: np.ndarray, rho: float) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -308,17 +321,21 @@ class ClusterDetector(BaseDetector):
         Returns the candidate index of every row (-1: none) and each candidate's rows.
         """
         n = D.shape[0]
-        # the graph in CSR form straight from the neighbour lists: a long edge points the row at itself
-        # (a self-loop joins nothing), so no edge list is gathered, sorted or deduplicated
-        width = D.shape[1]
-        target = np.where(D[:, :width] <= rho, I[:, :width], np.arange(n)[:, None])
-        graph = csr_matrix((np.ones(n * width), target.ravel(), np.arange(0, n * width + 1, width)),
-                           shape=(n, n))
+        # the graph in CSR form straight from the neighbour lists, only the edges no longer than the linking
+        # scale (row-major order is CSR order): no edge list is sorted or deduplicated, indices stay int32
+        short = D <= rho
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(short.sum(axis=1), out=indptr[1:])
+        index = I[short].astype(np.int32, copy=False)
+        del short
+        # float64 data: the dtype connected_components works in (any other is converted, a second copy)
+        graph = csr_matrix((np.ones(index.size), index, indptr), shape=(n, n))
         _, comp = connected_components(graph, directed=True, connection="weak")
+        del graph, index
         sizes = np.bincount(comp)
         # a component holding a quarter of the table is the data itself, not a group in it
         big = np.flatnonzero((sizes >= int(self.min_size)) & (sizes <= n // 4))
-        label = np.full(sizes.size, -1, dtype=np.int64)
+        label = np.full(sizes.size, -1, dtype=np.int32)
         label[big] = big
         label = label[comp]
         # a row most of whose nearest neighbours sit in one component joins it
@@ -334,9 +351,9 @@ class ClusterDetector(BaseDetector):
         tight = _group_medians(inverse, spacing[inside], keys.size)
         keep = [g for g in np.argsort(-counts, kind="stable") if tight[g] <= float(self.tightness) * rho]
         keep = keep[: int(self.max_groups)]
-        lookup = np.full(keys.size, -1, dtype=np.int64)
+        lookup = np.full(keys.size, -1, dtype=np.int32)
         lookup[keep] = np.arange(len(keep))
-        out = np.full(n, -1, dtype=np.int64)
+        out = np.full(n, -1, dtype=np.int32)
         out[inside] = lookup[inverse]
         order = np.argsort(out, kind="stable")
         starts = np.searchsorted(out[order], np.arange(len(keep) + 1))
@@ -389,15 +406,17 @@ class ClusterDetector(BaseDetector):
         own = own[np.isfinite(own)]
         # the median member: a few natural rows the linking scale joined to a small blob do not set it
         packing = float(np.median(own)) if own.size else 0.0
-        dense_floor = max(rho, _DENSE_CLIFF * packing) if packing > 0 else np.inf
-        if gap_bound < min(float(self.separation) * floor, dense_floor):  # a short edge to the data: natural density
-            return None
-        distinct = _distinct_rows(X, members)
-        packed_elsewhere, expected = -1, np.inf
+        packed_elsewhere, distinct = -1, 0
         if packing > 0:
             packed_elsewhere = (int(np.searchsorted(self._packed_sorted, packing, side="right"))
                                 - int((own <= packing).sum()))
-            expected = _expected_packed(self._packed, members, packing)
+            distinct = _distinct_rows(X, members)
+        # the dense-core rule's prerequisites are cheap; only a group that meets them needs its gap for that rule
+        dense = packing > 0 and distinct >= int(self.min_size) and packed_elsewhere <= _DENSE_CONTRAST * distinct
+        dense_floor = max(rho, _DENSE_CLIFF * packing) if dense else np.inf
+        if gap_bound < min(float(self.separation) * floor, dense_floor):  # a short edge to the data: natural density
+            return None
+        expected = _expected_packed(self._packed, members, packing) if dense else np.inf
         gap, nearest = _exact_gap(X, members)
         local = float(np.median(D[nearest, _SPACING_RANK - 1])) if nearest.size else 0.0
         # How often is a row of this table that isolated? The share of rows whose nearest distinct row
@@ -414,8 +433,14 @@ class ClusterDetector(BaseDetector):
         p_value = min(1.0, group.p_value * n_tested)
         # a group with no row outside it (gap inf), or holding more than a quarter of the table after
         # merging, is the data itself; one packed no tighter than the table's own rows is its structure
-        if (not np.isfinite(group.gap) or group.size > n // 4
-                or group.internal > _DENSITY_RATIO * group.spacing):
+        # (denser measured in rows; in distinct rows only where exact twins make the table's spacing 0: the
+        # row measure also sees the natural rows a candidate joined, e.g. a week of forward-filled polls
+        # that differ only in their date, in river TrumpApproval)
+        if group.spacing > 0:
+            denser = group.internal <= _DENSITY_RATIO * group.spacing
+        else:
+            denser = 0 < group.packing <= _DENSITY_RATIO * group.distinct_spacing
+        if not np.isfinite(group.gap) or group.size > n // 4 or not denser:
             return replace(group, p_value=p_value, injected=False)
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
         # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
@@ -629,10 +654,15 @@ def _exact_gap(X: np.ndarray, members: np.ndarray) -> tuple[float, np.ndarray]:
     radius = float(np.sqrt(((Xm - centre) ** 2).sum(axis=1)).max())
     dc = _centre_distances(X, centre)
     dc[members] = np.inf
-    order = np.argsort(dc, kind="stable")
+    # the nearest rows to the centre in order: a partial sort of the first few thousand is almost always enough
+    head = min(dc.size, 4096)
+    order = np.argpartition(dc, head - 1)[:head] if head < dc.size else np.arange(dc.size)
+    order = order[np.argsort(dc[order], kind="stable")]
     best = np.inf
     exact: list[tuple[float, int]] = []
-    for start in range(0, min(order.size, _GAP_ROWS), 256):
+    for start in range(0, min(dc.size, _GAP_ROWS), 256):
+        if start >= order.size:  # the partial sort ran out before the bound closed: sort them all
+            order = np.argsort(dc, kind="stable")
         rows = order[start:start + 256]
         rows = rows[np.isfinite(dc[rows])]
         if rows.size == 0 or (dc[rows[0]] - radius >= best and len(exact) >= _LOCAL_ROWS):
