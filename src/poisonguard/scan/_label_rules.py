@@ -205,24 +205,24 @@ def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes:
 
 
 def excess_errors(p_class: np.ndarray, upto: np.ndarray | float) -> float:
-    """Rows of a class with P(label correct) <= ``t`` beyond what its natural doubt puts there, at most over ``upto``.
+    """How many of a class's rows at low P(label correct) its natural doubt does not explain.
 
-    A class's natural doubt thins out towards 0 (the rows of an overlap are mostly near
-    0.5, few at 0), so its density just above ``LABEL_FDR``, in the band
-    ``(LABEL_FDR, EXCESS_BAND * LABEL_FDR]``, bounds its density on ``[0, t]``: at most
-    ``density * t`` of the rows at or below ``t`` are natural, the rest are flips. Flips
-    that land in the band only raise that density (fewer rows counted as flips). The
-    largest excess over ``t`` in ``{LABEL_FDR} + upto`` (each clipped to the band,
-    ``[LABEL_FDR, EXCESS_BAND * LABEL_FDR]``) is the count returned. The uniform doubt of the presence test's null (``NULL_SHARE``
-    of all doubtful rows) was measured as a bound too: it kept 44 of a generated
-    table's 76 flagged flips in a class whose near-certain errors were 76 flips and 1 clean row.
+    A class's natural doubt thins out towards 0 (the rows of an overlap gather near 0.5,
+    few lie at 0), so its density in the band ``(LABEL_FDR, EXCESS_BAND * LABEL_FDR]``
+    bounds its density below: at most ``density * t`` of the rows at or below ``t`` are
+    natural, the rest are flips. Flips that land in the band raise that density, so they
+    make the count smaller, never larger. The count returned is the largest excess over
+    the thresholds ``LABEL_FDR`` and ``upto`` (each clipped to the band). The presence
+    test's uniform null (``NULL_SHARE`` of all doubtful rows natural) is too loose for
+    this: a class whose near-certain errors are all flips still has many doubtful rows
+    near 0.5 (benchmarks/results/label_fusion.md).
     """
     pc = np.sort(np.asarray(p_class, dtype=np.float64))
     band = (EXCESS_BAND - 1.0) * LABEL_FDR
     density = float(np.count_nonzero((pc > LABEL_FDR) & (pc <= EXCESS_BAND * LABEL_FDR))) / band
     # only up to the band's top: above it the natural density grows (overlap gathers near
-    # 0.5), so the band's density would undercount the natural rows (digits with 10% flips:
-    # 9 of a class's 154 clean rows at P 0.2-0.4 were counted as flips)
+    # 0.5), so the band's density would undercount the natural rows there (a digit class's
+    # clean rows at P 0.2-0.4 were counted as flips)
     t = np.clip(np.atleast_1d(np.asarray(upto, dtype=np.float64)), LABEL_FDR, EXCESS_BAND * LABEL_FDR)
     t = np.unique(np.r_[LABEL_FDR, t])
     below = np.searchsorted(pc, t, side="right")
@@ -233,16 +233,14 @@ def _within_excess(flags: np.ndarray, p: np.ndarray, y: np.ndarray, presence: li
                    explained: np.ndarray | None) -> np.ndarray:
     """Keep, per class, at most its excess of near-certain errors plus ``EXCESS_ALLOWANCE`` of its rows.
 
-    The posterior rule trusts P(label correct) as calibrated; where a class overlaps
+    The posterior rule trusts P(label correct) as calibrated. Where a class overlaps
     another, its natural doubt also reaches 0 (a neighbour vote of 0 of 20 inside the
-    other class's moon), and the rule took those clean rows with the flips: river's
-    Bananas with 5% flips, 123 of a class's clean rows beside its 105 flips; a segment
-    class of image_segments lost 9% of its clean rows. :func:`excess_errors` bounds how
-    many flips the class can hold; the class keeps its least likely correct flags up to
-    that bound plus ``EXCESS_ALLOWANCE`` (1%, the clean-table budget) of its rows. The
-    allowance is there because flips spread into the band that measures the natural
-    density (a generated table's flips reach P 0.25): without it, recall on a table of
-    four overlapping classes with 5% flips fell from 0.86 to 0.55 at precision 0.97.
+    other class's region), and the rule took those clean rows with the flips (river's
+    Bananas, image_segments). :func:`excess_errors` bounds how many flips the class can
+    hold; the class keeps its least likely correct flags up to that bound plus
+    ``EXCESS_ALLOWANCE`` (the clean-table budget) of its rows. The allowance is there
+    because flips also spread into the band that measures the natural density, which
+    makes the bound too small on a table whose flips reach P 0.2-0.3.
     """
     out = flags.copy()
     keep = np.ones(p.size, dtype=bool) if explained is None else ~np.asarray(explained, dtype=bool)
