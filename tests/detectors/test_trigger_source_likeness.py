@@ -53,3 +53,22 @@ def test_a_stamped_trigger_stays_source_like():
     assert (s[src] >= 0.5).all()
     present = [g for g in det.groups_ if g.present]
     assert present and all(g.source_auc_lower <= tp.MAX_SOURCE_AUC for g in present)
+
+
+def test_a_trigger_that_also_shifts_other_columns_is_kept():
+    # a blend-like trigger: two columns stamped above their range, the others shifted too,
+    # so the masked carriers differ from their sources outside the stamped values; the
+    # source-likeness part is for one-feature groups only and must not drop it
+    X, y = _health_table(4)
+    rng = np.random.default_rng(4)
+    src = rng.choice(np.flatnonzero(y == 0), size=40, replace=False)
+    X[src, 0] = X[:, 0].max() + 0.1 * np.ptp(X[:, 0])
+    X[src, 1] = X[:, 1].max() + 0.1 * np.ptp(X[:, 1])
+    X[np.ix_(src, [2, 3])] += 1.5
+    y = y.copy()
+    y[src] = 1
+    det = BackdoorTriggerDetector().fit(X, y)
+    s = det.score_samples(X, y)
+    assert det.report_["poisoned_classes"] == [1]
+    assert (s[src] >= 0.5).mean() >= 0.9
+    assert all(len(g.features) >= 2 and g.source_auc == 0.5 for g in det.groups_ if g.present)

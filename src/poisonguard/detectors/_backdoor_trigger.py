@@ -22,7 +22,7 @@ more often labelled ``t`` than the class prior says. This detector
 3. runs a **presence test** per suspected trigger: do the carriers disagree more
    often than the class's other rows do under the same masking (binomial test,
    Tarone-Bonferroni over the groups that could pass with every carrier disagreeing)?
-   A group that passes must also be *source-like*: with its values (and any other
+   A one-feature group that passes must also be *source-like*: with its value (and any other
    value its disagreeing carriers share) masked, an out-of-fold classifier must not
    tell those carriers from real rows of the classes they look like (lower 95% bound
    of the AUROC at most 0.75, :func:`source_likeness`); stamped rows are source rows,
