@@ -147,3 +147,21 @@ def test_the_dense_core_rule_is_what_finds_a_blob_near_the_grid():
     det = ClusterDetector().fit(X)
     assert [g.rule for g in det.found_] == ["dense core"]
     assert det.found_[0].ratio < 2 and det.found_[0].packed_elsewhere == 0
+
+
+def test_a_blob_in_a_table_of_exact_twins_is_found():
+    """Most rows have five or more exact twins (the table's 5th-neighbour spacing is 0): the density
+    guard measures the blob in distinct rows instead of rejecting every group (statsmodels randhie)."""
+    rng = np.random.default_rng(0)
+    # 2,000 rows on 81 cells (about 25 twins each) and 1,000 on a finer grid (few twins)
+    values = np.vstack([rng.integers(0, 3, size=(2000, 4)), rng.integers(0, 10, size=(1000, 4)) / 4.5])
+    frame = pd.DataFrame(values, columns=list("abcd"))
+    frame["label"] = rng.integers(0, 2, size=3000)
+    pt = inject_outliers(frame, "label", 0.03, seed=0, placement="cluster")
+    X = _encode(pt.frame)
+    det = ClusterDetector().fit(X)
+    s = det.score_samples(X)
+    assert det.found_ and det.found_[0].spacing == 0
+    assert (s[pt.mask] >= 0.5).all() and (s[~pt.mask] == 0).all()
+    clean = _encode(frame)
+    assert (ClusterDetector().fit(clean).score_samples(clean) == 0).all()
