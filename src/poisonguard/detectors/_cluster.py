@@ -55,8 +55,9 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    and its gap is at least ``rho`` and four times its packing. Clumps of identical rows
    (one distinct row) are never judged by this rule.
 
-Members of a group judged injected score ``1 - separation / (2 * ratio)``, at least
-0.5 (the scan's flag strength) and rising with the ratio; every other row scores 0,
+Members of a group judged injected score ``1 - separation / (2 * ratio)`` (a dense core:
+at least ``1 - sqrt(p)`` of its Poisson test), at least 0.5 (the scan's flag strength)
+and rising with the evidence; every other row scores 0,
 so a clean table flags nothing (``score_kind = "probability"``). A new row (a row
 outside the fit sample of a large scan) belongs to a found group when it lies within
 the group's joining radius of one of the group's stored members.
@@ -158,6 +159,9 @@ class FoundGroup:
     distinct_spacing : float
         The table's median distance from a row to its ``min_size - 1``-th nearest
         distinct row: its spacing where exact duplicates make ``spacing`` 0.
+    dense_p : float
+        The dense-core rule's p-value (Poisson, Bonferroni over candidates; 1 when the
+        rule's other conditions fail).
     rule : str
         Which test judged the group injected: ``"gap"`` (separated by several typical
         neighbour distances), ``"dense core"`` (packed far tighter than any other rows
@@ -178,6 +182,7 @@ class FoundGroup:
     packed_elsewhere: int = -1
     expected_packed: float = float("inf")
     distinct_spacing: float = 0.0
+    dense_p: float = 1.0
     rule: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -447,11 +452,13 @@ class ClusterDetector(BaseDetector):
         by_gap = (group.ratio >= float(self.separation) and group.gap >= group.local
                   and group.size * (group.ratio - 1.0) >= float(self.min_evidence)
                   and p_value <= float(self.level))
-        rule = "gap" if by_gap else "dense core" if self._dense_core(group, n_tested) else ""
-        return replace(group, p_value=p_value, injected=bool(rule), rule=rule)
+        dense_p = self._dense_core(group, n_tested)
+        rule = "gap" if by_gap else "dense core" if dense_p <= float(self.level) else ""
+        return replace(group, p_value=p_value, injected=bool(rule), rule=rule, dense_p=dense_p)
 
-    def _dense_core(self, group: FoundGroup, n_tested: int) -> bool:
-        """The dense-core rule: distinct rows packed far tighter than the table packs any of its own, then a gap.
+    def _dense_core(self, group: FoundGroup, n_tested: int) -> float:
+        """The dense-core rule's p-value (1 when its conditions fail): distinct rows packed far tighter than the
+        table packs any of its own, then a gap.
 
         On a coarse table (few integer or binned columns) the gap test cannot work: its
         rows sit one grid step apart, the typical nearest-distinct distance ``rho`` is that
@@ -467,11 +474,11 @@ class ClusterDetector(BaseDetector):
         if not (group.distinct >= int(self.min_size) and group.packing > 0
                 and 0 <= group.packed_elsewhere <= _DENSE_CONTRAST * group.distinct
                 and group.gap >= group.rho and group.gap >= _DENSE_CLIFF * group.packing):
-            return False
+            return 1.0
         # the table's densest natural spot is always packed beyond its other rows: the rows that tight must
         # also be far more than the lower tail of the table's own packing predicts (Poisson, Bonferroni)
         observed = (group.distinct + 1) // 2 + group.packed_elsewhere
-        return bool(poisson.sf(observed - 1, group.expected_packed) * n_tested <= float(self.level))
+        return float(min(1.0, poisson.sf(observed - 1, group.expected_packed) * n_tested))
 
     def _report(self) -> dict[str, Any]:
         found = self.found_
@@ -730,5 +737,10 @@ def _store(X: np.ndarray, D: np.ndarray, members: np.ndarray, group: FoundGroup,
     # a member's typical distance to its nearest member, with room; never half the gap or more
     spread = float(np.quantile(D[members, 0], 0.9))
     join = min(max(tightness * group.rho, 2.0 * spread), 0.5 * group.gap)
-    score = float(min(1.0, max(0.5, 1.0 - separation / (2.0 * group.ratio))))
+    score = 1.0 - separation / (2.0 * group.ratio)
+    if group.rule == "dense core":
+        # its evidence is the Poisson test, not the separation: P(injected) near 1 when p is tiny, so a found
+        # blob is not outranked by rows another group flags with more confidence
+        score = max(score, 1.0 - float(np.sqrt(group.dense_p)))
+    score = float(min(1.0, max(0.5, score)))
     return _Stored(members=M, centre=centre, radius=radius, join=join, score=score)
