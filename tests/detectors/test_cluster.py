@@ -138,6 +138,9 @@ def test_finds_an_in_range_blob_on_a_coarse_table(seed):
     assert (s[pt.mask] >= 0.5).mean() >= 0.95
     assert (s[~pt.mask] >= 0.5).sum() <= 3
     assert len(det.found_) == 1
+    # new rows (outside the fit sample): near copies of members join the group, natural rows do not
+    assert (det.score_samples(X[pt.mask] + 1e-3) >= 0.5).mean() >= 0.9
+    assert (det.score_samples(X[~pt.mask][:500]) == 0).all()
 
 
 def test_the_dense_core_rule_is_what_finds_a_blob_near_the_grid():

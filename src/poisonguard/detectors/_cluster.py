@@ -737,6 +737,8 @@ def _store(X: np.ndarray, D: np.ndarray, members: np.ndarray, group: FoundGroup,
     # a member's typical distance to its nearest member, with room; never half the gap or more
     spread = float(np.quantile(D[members, 0], 0.9))
     join = min(max(tightness * group.rho, 2.0 * spread), 0.5 * group.gap)
+    if group.rule == "dense core":  # on a coarse table rho is a grid step: reach only as far as the fit's core did
+        join = min(max(2.0 * spread, float(np.sqrt(group.packing * group.gap))), 0.5 * group.gap)
     score = 1.0 - separation / (2.0 * group.ratio)
     if group.rule == "dense core":
         # its evidence is the Poisson test, not the separation: P(injected) near 1 when p is tiny, so a found
