@@ -125,3 +125,21 @@ def test_combine_computes_an_omitted_anomaly_strength_as_calibrate_does():
         np.testing.assert_array_equal(given.strengths[name], omitted.strengths[name])
     with pytest.raises(ValueError, match="knn_label"):
         combine({"knn_label": None, "iforest": None, "ecod": None}, kinds, families, raw=raw)
+
+
+def test_a_self_join_after_its_probe_lists_were_dropped_finds_the_same_neighbours():
+    pytest.importorskip("faiss")
+    from poisonguard.detectors import _neighbors
+
+    X = np.random.default_rng(8).normal(size=(_neighbors.EXACT_MAX_ROWS + 5000, 4)).astype(np.float32)
+    X.flags.writeable = False
+    _neighbors.release()
+    try:
+        fresh = _neighbors.self_neighbours(X, 25)
+        assert next(iter(_neighbors._index_memo._items.values())).probes is None  # dropped after the join
+        _neighbors._memo.clear()  # the graph goes, the index (without its probe lists) stays
+        again = _neighbors.self_neighbours(X, 25)
+        np.testing.assert_array_equal(fresh.indices, again.indices)
+        np.testing.assert_array_equal(fresh.distances, again.distances)
+    finally:
+        _neighbors.release()

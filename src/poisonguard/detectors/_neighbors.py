@@ -39,7 +39,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -138,7 +138,9 @@ class _Ivf:
     index: Any
     quantizer: Any  # must outlive the index
     centroids: np.ndarray  # (nlist, d) float32
-    probes: np.ndarray  # (n_ref, nprobe) int32: each reference row's nearest cells, its own first
+    #: (n_ref, nprobe) int32: each reference row's nearest cells, its own first; dropped (``None``)
+    #: once the self-join that uses them is done, and recomputed (the same lists) if one is asked again
+    probes: np.ndarray | None
 
 
 def _assign(faiss, x32: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.ndarray:
@@ -152,13 +154,13 @@ def _assign(faiss, x32: np.ndarray, centroids: np.ndarray, nprobe: int) -> np.nd
     return probes
 
 
-def _ivf_index(faiss, ref32: np.ndarray) -> _Ivf:
+def _ivf_index(faiss, ref32: np.ndarray, fp: str | None = None) -> _Ivf:
     """The inverted-file index over ``ref32`` (see the module docstring), memoised by its fingerprint.
 
     A scan fitted on a sample searches the sample against itself (fit) and the other rows
     against it (score): one index serves both.
     """
-    fp = fingerprint_array(ref32)
+    fp = fingerprint_array(ref32) if fp is None else fp
     hit = _index_memo.get(fp)
     if hit is not None:
         return hit
@@ -229,11 +231,18 @@ def _search(ref: np.ndarray, query: np.ndarray, k: int, *, drop_self: bool = Fal
         q32 = ref32 if query is ref else np.ascontiguousarray(query, dtype=np.float32)
         order = probes = None
         if ref.shape[0] > EXACT_MAX_ROWS:
-            ivf = _ivf_index(faiss, ref32)
+            fp = fingerprint_array(ref32)
+            ivf = _ivf_index(faiss, ref32, fp)
             index = ivf.index
             # new rows get their probe lists the same way (one product per block), and are
             # searched by cell too, for the cache
-            probes = ivf.probes if q32 is ref32 else _assign(faiss, q32, ivf.centroids, index.nprobe)
+            if q32 is ref32:
+                probes = ivf.probes if ivf.probes is not None else _assign(faiss, ref32, ivf.centroids, index.nprobe)
+                # the self-join is memoised next: its probe lists (10 MiB at 200k rows) are not kept for
+                # the query searches, which find their own
+                _index_memo.put(fp, replace(ivf, probes=None))
+            else:
+                probes = _assign(faiss, q32, ivf.centroids, index.nprobe)
             order = np.argsort(probes[:, 0], kind="stable")
             exact = False
         else:
