@@ -143,3 +143,11 @@ def test_a_self_join_after_its_probe_lists_were_dropped_finds_the_same_neighbour
         np.testing.assert_array_equal(fresh.distances, again.distances)
     finally:
         _neighbors.release()
+
+
+def test_detectors_that_found_nothing_share_one_array_of_zeros():
+    raw = {"a": np.zeros(50), "b": np.zeros(50), "c": np.r_[np.zeros(49), 1e-300], "d": np.r_[np.zeros(49), -0.0]}
+    kept_c, kept_d = raw["c"], raw["d"]
+    _scan._share_zero_scores(raw)
+    assert raw["a"] is raw["b"] and not raw["a"].flags.writeable and not raw["a"].any()
+    assert raw["c"] is kept_c and raw["d"] is kept_d  # a nonzero value or a -0.0: left as it is

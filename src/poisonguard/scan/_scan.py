@@ -577,7 +577,25 @@ def _run(prep: _Prepared, progress: ProgressCallback | None) -> _Run:
         if prep.sample is not None:
             _return_free_memory()  # the fits' temporaries
             _score_rest(prep, out)
+    _share_zero_scores(out.raw)
     return out
+
+
+def _share_zero_scores(raw: dict[str, np.ndarray]) -> None:
+    """Detectors that scored every row exactly 0 (they found nothing) share one read-only array of zeros.
+
+    The backdoor, cluster and duplicates detectors score most tables 0 throughout: at a
+    million rows five such columns were 40 MiB of zeros held through combining and
+    explaining. Only +0.0 everywhere counts (not -0.0, not NaN): the values are unchanged.
+    """
+    zeros: np.ndarray | None = None
+    for name, s in raw.items():
+        if s.dtype != np.float64 or s.ndim != 1 or s.any() or np.signbit(s).any():
+            continue
+        if zeros is None or zeros.shape != s.shape:
+            zeros = np.zeros(s.shape[0], dtype=np.float64)
+            zeros.flags.writeable = False
+        raw[name] = zeros
 
 
 def _score_rest(prep: _Prepared, out: _Run) -> None:
