@@ -160,41 +160,48 @@ def _lr_trigger(random_state: int):
     return LogisticRegression(C=1.0, max_iter=300, tol=1e-4, class_weight="balanced", random_state=random_state)
 
 
-def _trigger_auc(Z, y, pos, src, out_mask, rng, random_state, masked=None) -> tuple[float, float, float] | None:
-    """Out-of-fold AUROC and Mann-Whitney p of the disagreeing rows vs real rows of their sources, and the
-    same AUROC once the pattern's features are masked (``masked(idx)``: the masked representation)."""
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
-
+def source_rows(y: np.ndarray, src: np.ndarray, out_mask: np.ndarray, rng: np.random.Generator,
+                per_row: int = 4) -> np.ndarray:
+    """Real rows of the classes that suspected carriers look like: up to ``per_row`` per carrier,
+    drawn from the rows of each class in ``out_mask`` (the negatives of a source-likeness fit)."""
     neg_parts = []
     for s, cnt in zip(*np.unique(src, return_counts=True)):
         avail = np.flatnonzero((y == s) & out_mask)
-        take = min(avail.size, 4 * int(cnt))
+        take = min(avail.size, per_row * int(cnt))
         if take:
             neg_parts.append(rng.choice(avail, take, replace=False))
-    neg = np.concatenate(neg_parts) if neg_parts else np.array([], dtype=np.int64)
-    folds = min(3, pos.size, neg.size)
-    if folds < 2:
-        return None
-    Xt = np.vstack([Z[pos], Z[neg]])
-    yt = np.r_[np.ones(pos.size, dtype=int), np.zeros(neg.size, dtype=int)]
+    return np.concatenate(neg_parts) if neg_parts else np.array([], dtype=np.int64)
+
+
+def oof_decision(X: np.ndarray, yt: np.ndarray, folds: int, random_state: int) -> np.ndarray:
+    """Out-of-fold decision values of a balanced logistic regression of ``yt`` (carriers 1, sources 0) on ``X``."""
+    from sklearn.model_selection import StratifiedKFold
+
     oof = np.zeros(yt.size)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for tr, te in skf.split(Xt, yt):
-            oof[te] = _lr_trigger(random_state).fit(Xt[tr], yt[tr]).decision_function(Xt[te])
+        for tr, te in skf.split(X, yt):
+            oof[te] = _lr_trigger(random_state).fit(X[tr], yt[tr]).decision_function(X[te])
+    return oof
+
+
+def _trigger_auc(Z, y, pos, src, out_mask, rng, random_state, masked=None) -> tuple[float, float, float] | None:
+    """Out-of-fold AUROC and Mann-Whitney p of the disagreeing rows vs real rows of their sources, and the
+    same AUROC once the pattern's features are masked (``masked(idx)``: the masked representation)."""
+    from sklearn.metrics import roc_auc_score
+
+    neg = source_rows(y, src, out_mask, rng)
+    folds = min(3, pos.size, neg.size)
+    if folds < 2:
+        return None
+    yt = np.r_[np.ones(pos.size, dtype=int), np.zeros(neg.size, dtype=int)]
+    oof = oof_decision(np.vstack([Z[pos], Z[neg]]), yt, folds, random_state)
     auc = float(roc_auc_score(yt, oof))
     p_trig = float(mannwhitneyu(oof[yt == 1], oof[yt == 0], alternative="greater").pvalue)
     masked_auc = 0.5
     if masked is not None:
-        Xm = masked(np.r_[pos, neg])
-        oofm = np.zeros(yt.size)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for tr, te in skf.split(Xm, yt):
-                oofm[te] = _lr_trigger(random_state).fit(Xm[tr], yt[tr]).decision_function(Xm[te])
-        masked_auc = float(roc_auc_score(yt, oofm))
+        masked_auc = float(roc_auc_score(yt, oof_decision(masked(np.r_[pos, neg]), yt, folds, random_state)))
     return auc, p_trig, masked_auc
 
 

@@ -260,26 +260,16 @@ def source_likeness(
     classes the masked model assigns them (3-fold, out of fold). Too few rows for the
     folds gives AUROC 0.5 with lower bound 0 (no evidence against a trigger).
     """
-    import warnings
-
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
 
-    from ._spectral_presence import shared_pattern
+    from ._spectral_presence import oof_decision, shared_pattern, source_rows
 
     rng = np.random.default_rng(random_state)
     pos, src = masked.disagreeing, masked.predicted
     if pos.size > _SOURCE_POSITIVES:
         keep = np.sort(rng.choice(pos.size, _SOURCE_POSITIVES, replace=False))
         pos, src = pos[keep], src[keep]
-    neg_parts = []
-    for s_cls, cnt in zip(*np.unique(src, return_counts=True)):
-        avail = np.flatnonzero((y == s_cls) & ~carrier)
-        take = min(avail.size, _SOURCE_PER_CARRIER * int(cnt))
-        if take:
-            neg_parts.append(rng.choice(avail, take, replace=False))
-    neg = np.concatenate(neg_parts) if neg_parts else np.zeros(0, dtype=np.int64)
+    neg = source_rows(y, src, ~carrier, rng, per_row=_SOURCE_PER_CARRIER)
     folds = min(3, pos.size, neg.size)
     if folds < 2:
         return SourceLikeness(auc=0.5, lower=0.0, n_carriers=int(pos.size), n_source=int(neg.size))
@@ -292,12 +282,7 @@ def source_likeness(
     Z = np.array(X[idx], dtype=np.float64)  # only these rows are copied
     Z[:, mf] = fills
     yt = np.r_[np.ones(pos.size, dtype=int), np.zeros(neg.size, dtype=int)]
-    oof = np.zeros(yt.size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for tr, te in StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state).split(Z, yt):
-            m = LogisticRegression(C=1.0, max_iter=300, tol=1e-4, class_weight="balanced", random_state=random_state)
-            oof[te] = m.fit(Z[tr], yt[tr]).decision_function(Z[te])
+    oof = oof_decision(Z, yt, folds, random_state)
     auc = float(roc_auc_score(yt, oof))
     n1, n0 = int(pos.size), int(neg.size)
     q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
