@@ -54,7 +54,11 @@ any row is flagged (the backdoor detectors already work this way):
   score); it flags rows with q <= ``ANOMALY_FDR`` (0.05), at or above the threshold where
   the excess test found its excess, and at robust z >= ``Z_PRESENT_FLAG`` (5) when the
   null expects < ``ROW_EXPECTED_MAX`` (1) rows that far out or q <= ``FAR_FDR`` (0.2)
-  (plain z >= 5 when present by the plateau alone). With labels the null is class-aware:
+  (present by the plateau alone: z >= ``TAIL_HIGH`` (6), where the plateau lies, and z >= 5
+  only for rows that still reach 5 measured from their class's lower quartile). The
+  excess test's most significant threshold is taken on finite p-values: where the exact
+  binomial tail underflows, a Chernoff bound ranks the thresholds
+  (:func:`~._anomaly_rules.binom_log10_sf`). With labels the null is class-aware:
   each class's own tail beside the table's (see :mod:`._anomaly_rules`). An absent
   detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8).
 
