@@ -277,9 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", action="append", choices=names)
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    ap.add_argument("--tree", help="what the imported poisonguard is when it is not this checkout (e.g. an archive "
+                                   "of a commit on PYTHONPATH); recorded instead of this checkout's head")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    meta = {"git_head": _git_head(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    import poisonguard
+
+    meta = {"git_head": args.tree or _git_head(), "poisonguard": str(Path(poisonguard.__file__).parent),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     rows = []
     for pair in PAIRS:
         if args.pair and pair.name not in args.pair:
