@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import binom
+from sklearn.metrics import roc_auc_score
 
 from poisonguard import scan
 from poisonguard.attacks import poison
@@ -22,6 +23,7 @@ from poisonguard.scan._anomaly_rules import (
     Z_PRESENT_FLAG,
     AnomalyPresence,
     TailExcess,
+    _class_offset,
     _present_flags,
     anomaly_group,
     binom_log10_sf,
@@ -89,3 +91,31 @@ def test_a_class_that_sits_high_as_a_whole_keeps_its_rows_when_a_blob_sets_off_t
     y, clean = r.table.y, ~p.mask
     assert r.flagged[p.mask].mean() >= 0.99
     assert max(r.flagged[clean & (y == c)].mean() for c in np.unique(y)) <= 0.05
+
+
+def test_far_outliers_that_are_most_of_a_small_class_are_not_shifted_under_the_line():
+    # Seattle weather, 45 far outliers all labelled with the smallest class (23 clean rows):
+    # the class's median lies in the outliers, its lower quartile among its clean rows
+    # (robust z 2.3). Measured from that quartile, the outliers (forest z 9.3-10.3) fell
+    # under Z_MID: flag recall 0.444. The class is two populations, not one distinct class.
+    ds = load_dataset("seattle_weather")
+    p = poison("outlier", ds.frame, label=ds.label, rate=0.03, seed=0)
+    frame = p.frame.copy()
+    frame.loc[p.mask, ds.label] = ds.frame[ds.label].value_counts().idxmin()
+    r = scan(frame, label=ds.label, random_state=0)
+    y, clean = r.table.y, ~p.mask
+    assert r.flagged[p.mask].mean() >= 0.99
+    assert max(r.flagged[clean & (y == c)].mean() for c in np.unique(y)) <= 0.05
+    forest = r.detector_scores["iforest"].to_numpy()
+    assert roc_auc_score(p.mask, r.suspicion) >= roc_auc_score(p.mask, forest) - 0.005
+
+
+def test_a_class_high_as_a_whole_is_still_measured_from_its_lower_quartile():
+    rng = np.random.default_rng(3)
+    z = np.r_[rng.normal(0.0, 1.0, 2000), rng.normal(7.0, 1.0, 200)]
+    y = np.r_[np.zeros(2000, int), np.ones(200, int)]
+    off = _class_offset(z, y, line=Z_PRESENT_FLAG)
+    assert off is not None and (off[y == 1] >= 5.0).all() and not off[y == 0].any()
+    # the same median with the lower quarter in the bulk: two populations, no shift
+    z2 = np.r_[z[:2000], rng.normal(1.0, 1.0, 70), rng.normal(9.0, 0.5, 130)]
+    assert _class_offset(z2, y, line=Z_PRESENT_FLAG) is None

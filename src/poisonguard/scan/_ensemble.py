@@ -69,10 +69,13 @@ deleting clean data:
   set apart (Shuttle's second class, 7% of the rows) gets high anomaly scores as a
   whole; once injected rows make the detector present, its rule took 80-98% of that
   class. With labels, a class whose *median* row is already past the rule's line
-  (``Z_PRESENT_FLAG`` when present, ``Z_MID`` when not) is measured from its own lower
+  (``Z_PRESENT_FLAG`` when present, ``Z_MID`` when not), and whose lower quartile already
+  lies in the table's tail (robust z >= ``TAIL_LOW``, 4), is measured from its own lower
   quartile: a row of it is flagged when it passes the rule from there, or when it
   stands out within its class (within-class robust z >= ``Z_PRESENT_FLAG``). Classes
-  whose median row is not past the line are untouched.
+  whose median row is not past the line are untouched, and so is a class whose median is
+  past it but whose lower quartile is in the bulk: two populations, e.g. a small class
+  whose majority is far outliers given its label, not one distinct class.
 * **conflicting duplicates** (``duplicates``, :class:`~poisonguard.detectors.RelabelledTwinDetector`)
   have a presence test of their own, on the feature matrix: do the table's twins
   disagree far more often than two rows at the same spot naturally do? Identical rows
