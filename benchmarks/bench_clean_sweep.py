@@ -195,7 +195,7 @@ def breaks(n_rows: int, n_flagged: int, damage_share: float, damage_rows: int) -
     """What a clean table's flags break: > 1% of rows, or > 5% of one class and > 1 row."""
     out = []
     if n_rows and n_flagged / n_rows > MAX_FLAGGED:
-        out.append(f"{100 * n_flagged / n_rows:.1f}% of rows flagged")
+        out.append(f"{100 * n_flagged / n_rows:.2f}% of rows flagged")
     if damage_share > DAMAGE_SHARE and damage_rows > DAMAGE_ROWS:
         out.append(f"class damage {100 * damage_share:.1f}%")
     return out

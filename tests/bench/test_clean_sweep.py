@@ -23,7 +23,7 @@ def sweep():
 
 def test_more_than_one_percent_of_rows_breaks(sweep):
     assert sweep.breaks(1000, 10, 0.0, 0) == []
-    assert sweep.breaks(1000, 11, 0.0, 0) == ["1.1% of rows flagged"]
+    assert sweep.breaks(1000, 11, 0.0, 0) == ["1.10% of rows flagged"]
 
 
 def test_class_damage_breaks_above_five_percent_and_one_row(sweep):
@@ -31,7 +31,7 @@ def test_class_damage_breaks_above_five_percent_and_one_row(sweep):
     assert sweep.breaks(10_000, 1, 1 / 20, 1) == []
     assert sweep.breaks(10_000, 1, 1 / 10, 1) == []
     assert sweep.breaks(10_000, 2, 2 / 20, 2) == ["class damage 10.0%"]
-    assert sweep.breaks(100, 2, 2 / 20, 2) == ["2.0% of rows flagged", "class damage 10.0%"]
+    assert sweep.breaks(100, 2, 2 / 20, 2) == ["2.00% of rows flagged", "class damage 10.0%"]
 
 
 def test_pairs_are_unique_and_read_by_no_other_benchmark(sweep):
