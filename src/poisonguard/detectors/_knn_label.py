@@ -40,7 +40,7 @@ class KNNLabelDetector(BaseDetector):
         takes only ``n_neighbors + 1`` values, and the label group's mixture otherwise
         breaks its ties by ``confident`` alone, which on tables a linear model cannot
         separate ranks flips worse than chance (generated boundary flips: ``confident``
-        AUROC 0.345; scan 0.714 -> 0.748; targeted flips 0.910 -> 0.918). The share
+        AUROC 0.345; scan 0.714 -> 0.751; targeted flips 0.910 -> 0.918). The share
         moves down by at most ``TIE_BREAK / n_neighbors``, far under the step between two
         plain shares, so no row passes another of a different plain share, and the
         probabilities the presence tests and flag rules read move by < 0.001: the clean
