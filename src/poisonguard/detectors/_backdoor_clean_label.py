@@ -80,8 +80,10 @@ _EMBED_SLACK = 2.0
 #: value per this many rows (the mapping is then seen repeatedly; columns of all-distinct
 #: values are trivially one-to-one and must not be merged)
 _LINK_ROWS_PER_VALUE = 10
-#: rows per block of the carriers' distance computation
-_BLOCK = 256
+#: carriers whose neighbours are counted (evenly spaced over the carriers beyond this: the share is a mean)
+_EMBED_QUERIES = 1024
+#: distances held per block of the carriers' distance computation (32 MiB of float64)
+_BLOCK_CELLS = 1 << 22
 
 
 def independent_features(X: np.ndarray, features: tuple[int, ...]) -> int:
@@ -133,21 +135,24 @@ def embedding(X: np.ndarray, y: np.ndarray, features: tuple[int, ...], carrier: 
     keep = np.setdiff1d(np.arange(X.shape[1]), np.asarray(features, dtype=np.int64))
     rows = np.flatnonzero(carrier)
     n, k_c = X.shape[0], rows.size
+    if k_c > _EMBED_QUERIES:
+        rows = rows[np.linspace(0, k_c - 1, _EMBED_QUERIES).round().astype(np.int64)]
     k = min(_EMBED_K, n - 1)
     if keep.size == 0 or k_c < 2 or k < 1:
         return Embedding(float("nan"), float("nan"), 1.0)
     Z = np.nan_to_num(np.asarray(X[:, keep], dtype=np.float64))
     sq = np.einsum("ij,ij->i", Z, Z)
     hits = 0
-    for start in range(0, k_c, _BLOCK):
-        q = rows[start:start + _BLOCK]
+    block = max(1, _BLOCK_CELLS // n)
+    for start in range(0, rows.size, block):
+        q = rows[start:start + block]
         d = sq[q, None] + sq[None, :] - 2.0 * (Z[q] @ Z.T)
         d[np.arange(q.size), q] = np.inf  # a row is not its own neighbour
         nb = np.argpartition(d, k - 1, axis=1)[:, :k]
         hits += int(carrier[nb].sum())
     n_c = int((y == label).sum())
     chance = max(k_c / max(n_c, 1), k_c / max(n - n_c, 1))
-    trials = k * k_c
+    trials = k * rows.size
     p = float(binom.sf(hits - 1, trials, min(1.0, _EMBED_SLACK * chance))) if hits > 0 else 1.0
     return Embedding(hits / trials, chance, p)
 
