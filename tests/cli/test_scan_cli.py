@@ -88,7 +88,7 @@ def test_fail_over_exits_3(tmp_path, poisoned_csv, capsys):
 def test_detectors_and_set_options(tmp_path, wine_csv, capsys):
     scores = tmp_path / "scores.csv"
     rc = main(["scan", str(wine_csv), "--label", "label", "--detectors", "knn_label",
-               "--set", "knn_label.n_neighbors=5", "--set", "knn_label.noise_rate=0", "--scores", str(scores),
+               "--set", "knn_label.n_neighbors=5", "--set", "knn_label.noise_rate=0", "--set", "knn_label.rank_weighted=false", "--scores", str(scores),
                "--out", str(tmp_path / "o.csv"), "--json"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["detectors"] == ["knn_label"]
@@ -101,10 +101,11 @@ def test_detectors_and_set_options(tmp_path, wine_csv, capsys):
 def test_config_file(tmp_path, wine_csv, capsys, kind):
     if kind == "json":
         cfg = tmp_path / "scan.json"
-        cfg.write_text(json.dumps({"detectors": ["knn_label", "duplicates"], "settings": {"knn_label": {"n_neighbors": 4, "noise_rate": 0}}}))
+        cfg.write_text(json.dumps({"detectors": ["knn_label", "duplicates"], "settings": {"knn_label": {"n_neighbors": 4, "noise_rate": 0,
+                                                                                                      "rank_weighted": False}}}))
     else:
         cfg = tmp_path / "scan.toml"
-        cfg.write_text('detectors = ["knn_label", "duplicates"]\n[settings.knn_label]\nn_neighbors = 4\nnoise_rate = 0\n')
+        cfg.write_text('detectors = ["knn_label", "duplicates"]\n[settings.knn_label]\nn_neighbors = 4\nnoise_rate = 0\nrank_weighted = false\n')
     scores = tmp_path / "scores.csv"
     rc = main(["scan", str(wine_csv), "--label", "label", "--config", str(cfg), "--json",
                "--scores", str(scores), "--out", str(tmp_path / "o.csv")])
@@ -147,7 +148,7 @@ def test_detectors_command(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == sorted(available_detectors())
     by_name = {r["name"]: r for r in rows}
-    assert by_name["knn_label"]["settings"] == {"n_neighbors": 20, "noise_rate": 0.1} and by_name["knn_label"]["needs_label"]
+    assert by_name["knn_label"]["settings"] == {"n_neighbors": 20, "noise_rate": 0.1, "rank_weighted": True} and by_name["knn_label"]["needs_label"]
     assert by_name["class_outlier"]["default"] is False and by_name["iforest"]["needs_label"] is False
     assert main(["detectors"]) == 0
     out = capsys.readouterr().out

@@ -203,7 +203,8 @@ def test_unlabeled_scan_finds_injected_far_rows(digits_small):
 
 
 def test_settings_and_seed_reach_the_detectors(wine):
-    a = scan(wine, label="label", detectors="knn_label", settings={"knn_label": {"n_neighbors": 3, "noise_rate": 0}})
+    a = scan(wine, label="label", detectors="knn_label", settings={"knn_label": {"n_neighbors": 3, "noise_rate": 0,
+                                                                                    "rank_weighted": False}})
     b = scan(wine, label="label", detectors="knn_label")
     assert not np.array_equal(a.detector_scores["knn_label"], b.detector_scores["knn_label"])
     assert set(np.round(a.detector_scores["knn_label"] * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}
@@ -514,5 +515,7 @@ def test_sampled_scan_explains_rows_on_the_path_they_were_scored_on():
         q = 1.0 - n_dis / 20
         r_, k = 0.1, len(res.table.classes)
         p = np.clip((q - r_ / (k - 1)) / (1 - r_ - r_ / (k - 1)), 0, 1)
-        assert res.detector_scores["knn_label"][r] == pytest.approx(1 - p), (r, reason)
+        # the rank tie-break lowers the plain share by at most TIE_BREAK / 20 (knn_label's docstring)
+        tol = 0.01 / 20 / (1 - r_ - r_ / (k - 1)) + 1e-9
+        assert res.detector_scores["knn_label"][r] == pytest.approx(1 - p, abs=tol), (r, reason)
 
