@@ -62,8 +62,9 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    off because that context is rare. A template with noise is tight on *every* column
    it varies on (the attack's spread is a fraction of each column's deviation; at 0.3
    it is already beyond reach). A group is a slice when on some column it takes at
-   least ``min_size`` distinct values spread over at least ``_SLICE_SPREAD`` of the
-   column's standard deviation (distinct values: a blob rounded to an integer grid
+   least ``min_size`` distinct values with an interquartile range / 1.349 of at least
+   ``_SLICE_SPREAD`` of the column's standard deviation (robust: natural rows joined to a
+   blob do not spread it) (distinct values: a blob rounded to an integer grid
    splits between two neighbouring integers, which can be half a small column's
    deviation but is two values, not a spread). The dense-core rule is left alone: its
    group is trimmed to the rows packed within a fraction of a grid step (the natural
@@ -185,7 +186,7 @@ class FoundGroup:
         neighbour distances), ``"dense core"`` (packed far tighter than any other rows
         of the table, then a gap of at least the table's spacing), or ``""``.
     free_spread : float
-        The group's largest standard deviation on one column, as a share of the table's,
+        The group's largest robust spread on one column (IQR / 1.349), as a share of the table's deviation,
         among the columns where it takes at least ``min_size`` distinct values; at least
         ``_SLICE_SPREAD`` makes it a slice of the table (never injected by the gap rule).
     """
@@ -573,8 +574,12 @@ class ClusterDetector(BaseDetector):
 
 # ---------------------------------------------------------------- helpers
 def _free_spread(Xg: np.ndarray, col_std: np.ndarray, min_distinct: int) -> float:
-    """A group's largest per-column standard deviation relative to the table's, over the columns where
-    it takes at least ``min_distinct`` distinct values (0 when there are none)."""
+    """A group's largest per-column spread relative to the table's deviation, over the columns where it takes
+    at least ``min_distinct`` distinct values (0 when there are none).
+
+    The group's spread is its interquartile range / 1.349 (the deviation of a normal with that IQR): a few
+    natural rows the linking scale joined to a blob, far from it on some column, do not make it a slice.
+    """
     if Xg.shape[0] < min_distinct:
         return 0.0
     Xs = np.sort(Xg, axis=0)
@@ -582,7 +587,8 @@ def _free_spread(Xg: np.ndarray, col_std: np.ndarray, min_distinct: int) -> floa
     cols = np.flatnonzero((distinct >= min_distinct) & (col_std > 0))
     if cols.size == 0:
         return 0.0
-    return float(np.max(np.nanstd(Xg[:, cols], axis=0) / col_std[cols]))
+    q25, q75 = np.nanquantile(Xs[:, cols], [0.25, 0.75], axis=0)
+    return float(np.max((q75 - q25) / 1.349 / col_std[cols]))
 
 
 def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
