@@ -68,7 +68,10 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    splits between two neighbouring integers, which can be half a small column's
    deviation but is two values, not a spread). The dense-core rule is left alone: its
    group is trimmed to the rows packed within a fraction of a grid step (the natural
-   grid rows its linking scale joined spread like the table, the core does not).
+   grid rows its linking scale joined spread like the table, the core does not). Nor is a
+   group a slice when a value it shares lies beyond its column's other rows (more than
+   ``_SLICE_BEYOND`` deviations): a value past the range was written (a one-column
+   trigger stamped on a two-column table), not a context of the table.
 
 Members of a group judged injected score ``1 - separation / (2 * ratio)`` (a dense core:
 at least ``1 - sqrt(p)`` of its Poisson test), at least 0.5 (the scan's flag strength)
@@ -125,6 +128,9 @@ _DENSE_CLIFF = 4.0
 #: ``min_size`` distinct values there) is a slice of the table, not a blob: the attack's noise is at most 0.3
 #: of each column's deviation (beyond what the detector can find anyway), the OJ store-week slice 0.75
 _SLICE_SPREAD = 0.5
+#: a value a group shares that lies beyond its column's other rows by more than this many deviations was
+#: written: such a group is never a slice ("outside" triggers sit 10% of the range past the maximum)
+_SLICE_BEYOND = 0.1
 #: members kept per found group to score new rows (a seeded sample of larger groups)
 _STORED_MEMBERS = 2048
 #: non-members measured exactly for a group's gap, nearest its centre first: a compact group is done
@@ -456,7 +462,7 @@ class ClusterDetector(BaseDetector):
         return FoundGroup(size=int(m), internal=internal, gap=gap, local=local, rho=rho, ratio=float(gap / floor),
                           p_value=float(p_one), injected=False, distinct=distinct, packing=packing,
                           packed_elsewhere=packed_elsewhere, expected_packed=expected,
-                          free_spread=_free_spread(X[members], self._col_std, int(self.min_size)))
+                          free_spread=_free_spread(X, members, self._col_std, int(self.min_size)))
 
     def _decide(self, group: FoundGroup, n_tested: int, n: int) -> FoundGroup:
         """The presence test: separated, beyond the data's own spacing, enough rows, isolated (Bonferroni),
@@ -573,13 +579,18 @@ class ClusterDetector(BaseDetector):
 
 
 # ---------------------------------------------------------------- helpers
-def _free_spread(Xg: np.ndarray, col_std: np.ndarray, min_distinct: int) -> float:
+def _free_spread(X: np.ndarray, members: np.ndarray, col_std: np.ndarray, min_distinct: int) -> float:
     """A group's largest per-column spread relative to the table's deviation, over the columns where it takes
     at least ``min_distinct`` distinct values (0 when there are none).
 
     The group's spread is its interquartile range / 1.349 (the deviation of a normal with that IQR): a few
     natural rows the linking scale joined to a blob, far from it on some column, do not make it a slice.
+    0 as well when the group shares a value beyond its column's other values (by more than
+    ``_SLICE_BEYOND`` deviations): that value was written (a one-column trigger just outside the range
+    stamped on rows of a two-column table, bananas ``1out``), not a context the table's rows share (the OJ
+    store-week's discount percentage is 0.02 deviations past the others, a rounding of a derived column).
     """
+    Xg = X[members]
     if Xg.shape[0] < min_distinct:
         return 0.0
     Xs = np.sort(Xg, axis=0)
@@ -587,8 +598,22 @@ def _free_spread(Xg: np.ndarray, col_std: np.ndarray, min_distinct: int) -> floa
     cols = np.flatnonzero((distinct >= min_distinct) & (col_std > 0))
     if cols.size == 0:
         return 0.0
-    q25, q75 = np.nanquantile(Xs[:, cols], [0.25, 0.75], axis=0)
-    return float(np.max((q75 - q25) / 1.349 / col_std[cols]))
+    q25, q75 = np.nanquantile(Xs, [0.25, 0.75], axis=0)
+    # the values the group shares: its central half takes one value there (a joined natural row aside)
+    shared = np.flatnonzero((q25 == q75) & (col_std > 0))
+    if shared.size:
+        rest = np.ones(X.shape[0], dtype=bool)
+        rest[members] = False
+        R = X[rest][:, shared]
+        for i, j in enumerate(shared):
+            # against the column's other values; rows outside the group carrying the value itself count as
+            # the table's own only when there are at least min_size of them (fewer: members the linking scale
+            # left out, as in bananas 1out at 10%; OJ's lowest CH sale price is carried by 6 other purchases)
+            same = R[:, i] == q25[j]
+            other = R[:, i] if same.sum() >= min_distinct else R[:, i][~same]
+            if other.size and max(q25[j] - np.nanmax(other), np.nanmin(other) - q25[j]) > _SLICE_BEYOND * col_std[j]:
+                return 0.0
+    return float(np.max((q75[cols] - q25[cols]) / 1.349 / col_std[cols]))
 
 
 def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
