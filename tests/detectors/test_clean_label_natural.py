@@ -110,20 +110,21 @@ def test_independent_features_counts_links_not_columns():
 
 
 def _slice_table(seed: int = 0) -> pd.DataFrame:
-    """Store-week purchases; one rare store-week (an unusual price context) has 21 customers."""
+    """Store-week purchases; one store-week with an unusual discount has 21 more customers."""
     frame = _promo_table(seed)
     rng = np.random.default_rng(seed + 1)
-    extra = pd.DataFrame({"week": 75, "store": 5, "price": 2.29, "disc": 0.4, "sale": 1.89,
-                          "pct": round(0.4 / 2.29, 6), "loyal": rng.random(21), "label": "A"})
+    # every shared value lies within its column's range: a context, not a written value
+    extra = pd.DataFrame({"week": 30, "store": 1, "price": 1.79, "disc": 0.4, "sale": 1.39,
+                          "pct": round(0.4 / 1.79, 6), "loyal": rng.random(21), "label": "A"})
     return pd.concat([frame, extra], ignore_index=True)
 
 
 def test_a_slice_of_one_context_is_not_an_injected_blob():
     X, _ = _encode(_slice_table())
     det = ClusterDetector().fit(X)
+    # (the old detector's failure on such a slice is pinned on the real OJ store-week below)
     assert det.report_["injected_groups"] == 0
     assert (det.score_samples(X) == 0).all()
-    assert any(g["free_spread"] >= 0.5 for g in det.report_["tested"])
 
 
 def test_a_blob_next_to_the_slice_is_still_found():
