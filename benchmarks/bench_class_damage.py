@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from poisonguard.bench import git_head
+
 RESULTS = Path(__file__).resolve().parent / "results"
 LABEL = "label"
 #: the class-damage target: a class loses more than this share of its clean rows ...
@@ -242,18 +244,6 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def _git_head() -> str | None:
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                              text=True, check=False, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
-                               cwd=RESULTS.parent, capture_output=True, text=True, check=False, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head} (src/ has uncommitted changes)" if dirty.strip() else head
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -264,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     rows = []
-    meta = {"git_head": _git_head(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    meta = {"git_head": git_head(RESULTS.parent), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     for table in args.table or TABLES:
         for attack in args.attack or ATTACKS:
             try:

@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from poisonguard.bench import git_head
+
 RESULTS = Path(__file__).resolve().parent / "results"
 LABEL = "label"
 #: a clean table breaks the target when more than this share of its rows is flagged ...
@@ -259,18 +261,6 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def _git_head() -> str | None:
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                              text=True, check=False, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
-                               cwd=RESULTS.parent, capture_output=True, text=True, check=False, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head} (src/ has uncommitted changes)" if dirty.strip() else head
-
 
 def main(argv: list[str] | None = None) -> int:
     names = [p.name for p in PAIRS]
@@ -283,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     import poisonguard
 
-    meta = {"git_head": args.tree or _git_head(), "poisonguard": str(Path(poisonguard.__file__).parent),
+    meta = {"git_head": args.tree or git_head(RESULTS.parent), "poisonguard": str(Path(poisonguard.__file__).parent),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     rows = []
     for pair in PAIRS:

@@ -47,6 +47,7 @@ from poisonguard.bench import (
     real_cells,
     run_benchmark,
     speed_cells,
+    git_head,
     to_markdown,
 )
 
@@ -95,26 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _git_head() -> str | None:
-    import subprocess
-
-    try:
-        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                              text=True, check=False, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
-                               cwd=RESULTS.parent, capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    head = proc.stdout.strip() or None
-    return f"{head} (src/ has uncommitted changes)" if head and dirty.stdout.strip() else head
-
 
 def _holdout(args: argparse.Namespace) -> int:
     cells = holdout_cells(seed=args.seed, tables=args.holdout_table or HOLDOUT_TABLES, attacks=args.holdout_attack)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.out_dir / "holdout.json", args.out_dir / "holdout.md"
     title = "Held-out real tables x attack variants (no detector setting was designed on these)"
-    head = _git_head()
+    head = git_head(RESULTS.parent)
     kept = _kept_rows(json_path, cells, args) if (args.rerun or args.rerun_failed) else {}
     todo = [c for c in cells if c.key not in kept]
     done: dict[str, dict] = dict(kept)

@@ -42,7 +42,7 @@ from ._metrics import (
     fusion_check,
     precision_at_k,
 )
-from ._report import breaks, to_markdown
+from ._report import breaks, git_head, to_markdown
 from ._run import MEMORY_METHOD, BenchReport, bench_meta, run_benchmark, run_cell, run_cell_isolated, scan_available
 
 __all__ = [
@@ -77,6 +77,7 @@ __all__ = [
     "fusion_check",
     "precision_at_k",
     "breaks",
+    "git_head",
     "to_markdown",
     "MEMORY_METHOD",
     "BenchReport",

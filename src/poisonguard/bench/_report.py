@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ._anchors import ANCHORS, anchors_for
 from ._metrics import CLEAN_CLASS_LIMIT, CLEAN_ROW_LIMIT, FUSION_TOLERANCE, OUTLIER_KINDS, OUTLIER_RECALL_FLOOR
 from ._run import BenchReport
 
-__all__ = ["to_markdown", "breaks"]
+__all__ = ["to_markdown", "breaks", "git_head"]
 
 _DASH = "–"
 
@@ -176,3 +177,21 @@ def breaks(report: BenchReport) -> list[str]:
         if problems:
             out.append(f"{where}: " + "; ".join(problems))
     return out
+
+
+def git_head(cwd: str | Path) -> str | None:
+    """The checkout's short commit, marked when ``src/`` has uncommitted changes; None outside git.
+
+    Benchmarks write it into their results so that a table says which code measured it.
+    """
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, check=False, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+                               cwd=cwd, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    head = proc.stdout.strip() or None
+    return f"{head} (src/ has uncommitted changes)" if head and dirty.stdout.strip() else head
