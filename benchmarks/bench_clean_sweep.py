@@ -262,6 +262,15 @@ def to_markdown(rows: list[dict], meta: dict) -> str:
 
 
 
+def _where(package: Path) -> str:
+    """Where the imported poisonguard lives: relative to this checkout when inside it (no machine paths in results)."""
+    root = RESULTS.parent.parent.resolve()
+    try:
+        return str(package.resolve().relative_to(root)) + " (this checkout)"
+    except ValueError:
+        return "outside this checkout (see --tree)"
+
+
 def main(argv: list[str] | None = None) -> int:
     names = [p.name for p in PAIRS]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -273,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     import poisonguard
 
-    meta = {"git_head": args.tree or git_head(RESULTS.parent), "poisonguard": str(Path(poisonguard.__file__).parent),
+    meta = {"git_head": args.tree or git_head(RESULTS.parent), "poisonguard": _where(Path(poisonguard.__file__).parent),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     rows = []
     for pair in PAIRS:
