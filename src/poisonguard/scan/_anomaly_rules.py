@@ -25,6 +25,7 @@ quartile (:func:`_present_flags`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -543,12 +544,19 @@ def _class_quartile_z(z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
     """
     if y is None:
         return z
-    y = np.asarray(y)
     out = np.array(z, dtype=np.float64)
+    for rows, low, _ in _class_quantiles(z, y):
+        out[rows] -= max(0.0, low)
+    return out
+
+
+def _class_quantiles(z: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, float, float]]:
+    """Per class: its rows' mask, and the lower quartile and median of their robust z."""
+    y = np.asarray(y)
     for c in np.unique(y):
         rows = y == c
-        out[rows] -= max(0.0, float(np.quantile(z[rows], 0.25)))
-    return out
+        low, median = np.quantile(z[rows], [0.25, 0.5])
+        yield rows, float(low), float(median)
 
 
 def _centre_scale(scores: np.ndarray) -> tuple[float, float]:
@@ -585,12 +593,8 @@ def _class_offset(z: np.ndarray, y: np.ndarray | None, *, line: float) -> np.nda
     if y is None:
         return None
     out = None
-    y = np.asarray(y)
-    for c in np.unique(y):
-        rows = y == c
-        zc = z[rows]
-        low = float(np.quantile(zc, 0.25))
-        if float(np.median(zc)) >= line and low >= TAIL_LOW:
+    for rows, low, median in _class_quantiles(z, y):
+        if median >= line and low >= TAIL_LOW:
             out = np.zeros(z.shape[0]) if out is None else out
             out[rows] = low
     return out if out is not None and out.any() else None
