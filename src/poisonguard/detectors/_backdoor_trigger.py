@@ -32,6 +32,12 @@ more often labelled ``t`` than the class prior says. This detector
    *isolated*: more enriched in the class than the rows nearest to it in its column
    (:func:`neighbourhood`); a stamped value is foreign to its column, a graded natural
    determinant (a count of credit reports) enriches its neighbours as well.
+   A single value that no row of another class carries (**label-pure**) may pass without
+   reaching the test's level where the masked model separates the classes weakly (a
+   small table, overlapping classes): its carriers must flip more often than the class's
+   other rows and not significantly less often than the other classes' rows do once
+   masked, which is what stamped rows of those classes would show; isolation, purity and
+   source likeness still apply (see :func:`~._trigger_presence.judge_group`).
    Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 
@@ -203,7 +209,7 @@ class BackdoorTriggerDetector(BaseDetector):
             "n_enriched_values": len(tokens),
             "triggers": [
                 {"label": g.label, "features": list(g.features), "carriers": g.n_carriers,
-                 "disagreeing": g.n_disagree, "p_value": g.p_value, "source_auc": g.source_auc}
+                 "disagreeing": g.n_disagree, "p_value": g.p_value, "source_auc": g.source_auc, "route": g.route}
                 for g in groups if g.present
             ],
             # groups that passed every part but isolation or source likeness: a natural value

@@ -54,6 +54,7 @@ class TokenGroup:
     neighbour_share: float = 0.0  # see neighbourhood; 0 and p 0 when not measured
     neighbour_p: float = 0.0
     natural: str = ""  # the part that judged the group a natural value ("neighbourhood", "source"), or ""
+    route: str = ""  # what carried the masking evidence of a group judged present: "masked" or "label-pure"
 
 
 @dataclass(frozen=True)
@@ -195,16 +196,31 @@ def judge_group(
     strong = effect >= min_effect
     testable = pv < level and k1 >= min_count and n0 >= _MIN_NULL_ROWS
     weak_ok = conc >= _CONCENTRATED and effect >= min_effect / 2
+    masked_ok = testable and (strong or weak_ok)
+    # A value that no row of another class carries, in one column: the label enrichment is
+    # already significant (prior ** carriers), so what is left to tell is a stamp from a
+    # natural determinant of the class. Where the masked model tells the classes apart
+    # weakly (a small table, overlapping classes), the test above cannot reach its level or
+    # its effect even for a stamp (10 carriers of a 200-row table, class null rate 0.5:
+    # 7 of 10 flipping gives p = 0.17). Such a value is judged on both hypotheses instead:
+    # its carriers must flip more often than the class's other rows (not a class trait),
+    # and not significantly less often (one-sided binomial at the presence level) than rows
+    # of the other classes do once masked: a stamp's carriers are rows of those classes; a
+    # natural code whose carriers still look like their class (1 of 52 flipping where the
+    # other classes flip at 100%) is rejected. Purity, isolation and source likeness below
+    # still apply.
+    pure = (not masked_ok and effect > 0 and _label_pure_value(tokens, members, n1, n0, min_count)
+            and float(binom.cdf(k1, n1, _source_flip_rate(X, y, logits, carrier, c, feats, fills, model))) >= level)
     # the purity is needed only by a group that can still be judged present (most groups
     # of a wide table are natural values that fail above; hundreds of them per table)
-    purity = core_purity(X, y, c, [tokens[t] for t in members], carrier) if testable and (strong or weak_ok) else 0.0
+    purity = core_purity(X, y, c, [tokens[t] for t in members], carrier) if masked_ok or pure else 0.0
     # Either way the rows carrying all of the group's values must be foreign to the class
     # (purity): the empty centre of a 28x28 "0" is carried mostly by 0s too, and masking it
     # turns 0s into 8s; a natural strong predictor (a cost column of a travel-mode table:
     # 75 rows at one value, all "not chosen") flips every carrier once masked, yet the
     # class's other rows crowd around that value. A value carried (almost) only by this
     # class needs half the masking evidence.
-    present = bool(testable and (strong or weak_ok) and purity >= _MIN_PURITY)
+    present = bool((masked_ok or pure) and purity >= _MIN_PURITY)
     # Last, source likeness (as backdoor_spectral's): stamped rows are rows of their source
     # classes, so once the trigger is masked a classifier cannot tell the carriers that look
     # like another class from real rows of it. A value that a natural sub-population of the
@@ -238,8 +254,30 @@ def judge_group(
         null_rate=float(null), p_value=pv, present=present, purity=purity, source_auc=source.auc,
         source_auc_lower=source.lower, source_auc_all=source.all_sources.auc,
         source_auc_matched=source.matched.auc, neighbour_share=hood.share, neighbour_p=hood.p_value,
-        natural=natural,
+        natural=natural, route=("masked" if masked_ok else "label-pure") if present else "",
     )
+
+
+def _label_pure_value(tokens: list[Token], members: list[int], n_carriers: int, n_rest: int, min_count: int) -> bool:
+    """One exact value in one column, every row carrying it labelled with the group's class."""
+    if len(members) != 1:
+        return False
+    t = tokens[members[0]]
+    return len(t.features) == 1 and t.n_in_class == t.n_carriers and n_carriers >= min_count and n_rest >= _MIN_NULL_ROWS
+
+
+def _source_flip_rate(X: np.ndarray, y: np.ndarray, logits: np.ndarray, carrier: np.ndarray, c: int,
+                      feats: np.ndarray, fills: np.ndarray, model: MaskingModel) -> float:
+    """Share of the other classes' rows (not carrying the group) that the masked model does not assign to ``c``.
+
+    What a stamp's carriers, rows of those classes, would show once masked; +1/+2 smoothed.
+    At most ``_FILL_ROWS`` rows, evenly spaced.
+    """
+    rows = np.flatnonzero((y != c) & ~carrier)
+    if rows.size > _FILL_ROWS:
+        rows = rows[np.linspace(0, rows.size - 1, _FILL_ROWS).astype(np.int64)]
+    pred = model.masked_logits(X[np.ix_(rows, feats)], logits[rows], feats, fills).argmax(axis=1)
+    return (float((pred != c).sum()) + 1.0) / (rows.size + 2.0)
 
 
 #: the masked carriers must not be told from real rows of their source classes with an
