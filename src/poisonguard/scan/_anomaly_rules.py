@@ -14,8 +14,11 @@ A present detector's flags need the row to stand out against that null, not only
 a fixed robust z: clean real tables reach robust z 5-8 on their own (many heavy-tailed
 columns), so a row past ``Z_PRESENT_FLAG`` is flagged only when the null expects fewer
 than ``ROW_EXPECTED_MAX`` rows that far out or its q-value is at most ``FAR_FDR``. An
-absent detector keeps the plain line ``Z_MID``: on small tables the fitted tail (shape
-> 0) expects a row or two even where far outliers lie. A detector present by the plateau
+absent detector flags at ``Z_MID`` the rows that the null does not explain: it expects
+fewer than ``ROW_EXPECTED_MAX`` rows at or above the row, or the row lies above an empty
+gap where it expects ``-ln(PLATEAU_ALPHA)`` rows or more (:func:`_unexplained_far`; on
+small tables the fitted tail expects a row or two even where far outliers lie, and the
+gap is what sets them apart). A detector present by the plateau
 alone keeps a plain z rule: the plateau is itself evidence that the fitted tail does not
 describe the top of the table (a bounded score with injected rows piled up under its
 cap). It flags at ``TAIL_HIGH``, where the plateau lies, and in the band from
@@ -463,11 +466,11 @@ def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
         del offset
         q_own = _q_at(raw, excess.q_value, raw_own) if test.present else None
     if not test.present:
-        # the plain line, without the null's say: on a small table the fitted tail (shape
-        # xi > 0) expects a row or two even at robust z 11, where far outliers lie
-        flags = z_own >= Z_MID
+        # the plain line, and then only rows the table's own tail does not explain
+        # (_unexplained_far): a clean heavy tail reaches robust z 8-9 with rows of its own
+        flags = _unexplained_far(z_own >= Z_MID, raw_own, excess.null)
         if z_own is not z:
-            flags |= (z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG)
+            flags |= _unexplained_far((z >= Z_MID) & (_within_class_z(raw, y) >= Z_PRESENT_FLAG), raw, excess.null)
         return AnomalyGroup(test, flags, _std_normal_cdf(z, Z_MID))
     # the plateau rule's band is judged from each class's lower quartile (see _present_flags)
     band_z = _class_quartile_z(z, y) if test.excess_log10p < EXCESS_LOG10P else None
@@ -482,6 +485,45 @@ def anomaly_group(raw: np.ndarray, y: np.ndarray | None) -> AnomalyGroup:
     del z_own
     np.maximum(strength, np.subtract(1.0, q_own), out=strength)
     return AnomalyGroup(test, flags, strength)
+
+
+def _unexplained_far(far: np.ndarray, raw: np.ndarray, null: _TailNull | None) -> np.ndarray:
+    """The rows of ``far`` (an absent detector's rows past ``Z_MID``) that the table's own tail does not explain.
+
+    A row is kept when the null (:class:`_TailNull`, the table's tail fitted to its
+    own quantiles, class-aware with labels) expects fewer than ``ROW_EXPECTED_MAX``
+    rows at or above its score, the line a present detector's far rows are held to;
+    or when it lies above an empty gap, between it (or a kept row below it) and the
+    next row under the far rows, in which that null expects at least
+    ``-ln(PLATEAU_ALPHA)`` rows: the chance that a tail the null describes leaves
+    such a gap empty is at most ``PLATEAU_ALPHA``. Far injected rows sit above such
+    a gap (breast_cancer with 6 far rows: iforest robust z 11.0-11.6, the next row at
+    7.0, 5.3 rows expected between), and a blob of them holds many rows where the
+    null expects few. The rows of a clean heavy tail continue it: MASS crabs (200
+    rows, clean) has iforest robust z 9.0, 8.3, 8.3, 7.1, 6.4, ..., where its tail
+    expects 1.7-2.2 rows at or above each of the three past 8 and 1.1 in the gap
+    under them; the plain line flagged them. Without a null (degenerate tail or a
+    table of under 20 rows) the line alone decides.
+    """
+    if null is None or not far.any():
+        return far
+    idx = np.flatnonzero(far)
+    at = raw[idx]
+    keep = null.expected(at) < ROW_EXPECTED_MAX
+    if not keep.all():
+        # the next row under the far rows (a boolean mask, not a copy of the scores below)
+        under = float(np.max(raw, where=raw < float(at.min()), initial=-np.inf))
+        if np.isfinite(under):
+            # that row's score and the far rows' distinct scores from the lowest up
+            pts = np.concatenate(([under], np.unique(at)))
+            expected = null.expected(pts)
+            gap_ok = (expected[:-1] - expected[1:]) >= -np.log(PLATEAU_ALPHA)
+            if gap_ok.any():
+                # the lowest far score with such a gap under it: it and every far row above it
+                keep |= at >= pts[1:][gap_ok].min()
+    out = np.zeros(far.shape, dtype=bool)
+    out[idx[keep]] = True
+    return out
 
 
 def _present_flags(z: np.ndarray, q: np.ndarray, raw: np.ndarray, excess: TailExcess,

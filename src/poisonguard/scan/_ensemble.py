@@ -63,7 +63,14 @@ any row is flagged (the backdoor detectors already work this way):
   binomial tail underflows, a Chernoff bound ranks the thresholds
   (:func:`~._anomaly_rules.binom_log10_sf`). With labels the null is class-aware:
   each class's own tail beside the table's (see :mod:`._anomaly_rules`). An absent
-  detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8).
+  detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8) the rows that
+  table's own tail does not explain (:func:`~._anomaly_rules._unexplained_far`): the null
+  expects < ``ROW_EXPECTED_MAX`` (1) rows at or above the row, or the row lies above an
+  empty gap in which the null expects >= ``-ln(PLATEAU_ALPHA)`` (4.6) rows. A clean heavy
+  tail continues past z 8 with rows of its own (MASS crabs: 9.0, 8.3, 8.3, 7.1, 6.4; its
+  tail expects 1.7-2.2 rows at or above each of the first three), and the plain line
+  flagged them; far injected rows sit above a gap (breast_cancer: 6 rows at 11.0-11.6,
+  the next at 7.0, 5.3 rows expected between).
 
 Two corrections keep an anomaly detector's flags and the label group's tests from
 deleting clean data:
@@ -130,7 +137,7 @@ The default flag rule ("auto") flags what stands out statistically:
   wrongly flagged rows) stays at or under ``LABEL_FDR``, and no row with P(label
   correct) above ``LABEL_CAP`` is taken. Rows of classes judged clean are never
   flagged by the label group.
-* anomaly detectors: robust z >= ``Z_MID``; when present, robust z >= ``Z_PRESENT_FLAG`` where the null expects < 1 row or q <= 0.2,
+* anomaly detectors: robust z >= ``Z_MID`` where the table's own tail does not explain the row; when present, robust z >= ``Z_PRESENT_FLAG`` where the null expects < 1 row or q <= 0.2,
   q-value <= ``ANOMALY_FDR``, or the excess found by the tail test.
 * every other group: strength >= ``AUTO_THRESHOLD``.
 """
