@@ -5,6 +5,15 @@ correct). This module owns what the scan does with that estimate; see
 :mod:`poisonguard.scan._ensemble` for the whole combination. The rules are described
 in that module's docstring (label group, per class; the posterior false-discovery rule;
 conflicting duplicates).
+
+Optional (``label_share``, off unless a caller passes it): a *natural floor* from each
+row's share of its label among its neighbours and their neighbours
+(:func:`neighbourhood_label_share`, :func:`natural_floor`). A row whose class genuinely
+lives mixed where it lies is then neither a near-certain error nor a flag candidate.
+It is off by default: measured on the cached benchmark cells it keeps a generated
+85/15 region and clean Chile/colon/biopsy, but it also excuses flips next to their new
+class's region (recall losses on synthetic, breast_cancer, penguins), and it does not
+separate Titanic's survivors from 10% flips (benchmarks/results/label_presence_natural.md).
 """
 
 from __future__ import annotations
@@ -68,7 +77,7 @@ MIXTURE_NOISE = 0.1
 _SHARE_BLOCK = 1 << 16
 
 
-def neighbourhood_label_share(neighbours: np.ndarray, y: np.ndarray) -> np.ndarray:
+def neighbourhood_label_share(neighbours: np.ndarray, y: np.ndarray, *, second_hop: int | None = None) -> np.ndarray:
     """Per row, the share of its own label around it: among its neighbours and its neighbours' neighbours.
 
     Parameters
@@ -78,12 +87,17 @@ def neighbourhood_label_share(neighbours: np.ndarray, y: np.ndarray) -> np.ndarr
         not its own neighbour).
     y : ndarray of int, shape (n_rows,)
         Class codes.
+    second_hop : int, optional
+        Count only each neighbour's nearest ``second_hop`` neighbours (default: all
+        ``k``). The second hop trades the vote's binomial noise for reach: it also
+        reaches across a class boundary, where a flipped row next to its new class's
+        region then looks like a natural minority (benchmarks/results/label_presence_natural.md).
 
     Returns
     -------
     ndarray of shape (n_rows,)
         The share of the row's label among the labels of its ``k`` neighbours and of
-        their ``k`` neighbours each (a multiset of up to ``k + k^2`` labels), the row
+        their ``k`` (or ``second_hop``) neighbours each (a multiset of up to ``k + k^2`` labels), the row
         itself left out wherever it appears. Where a class genuinely lives at a share
         ``s`` (an 85/15 region), a single vote of ``k = 20`` is Binomial(20, s): at
         ``s = 0.15`` four in ten of the minority's rows get at most 2 votes, which the
@@ -95,6 +109,7 @@ def neighbourhood_label_share(neighbours: np.ndarray, y: np.ndarray) -> np.ndarr
     nb = np.asarray(neighbours)
     y = np.asarray(y)
     n, k = nb.shape
+    m = k if second_hop is None else max(0, min(int(second_hop), k))
     out = np.zeros(n, dtype=np.float64)
     for r0 in range(0, n, _SHARE_BLOCK):
         rows = np.arange(r0, min(n, r0 + _SHARE_BLOCK))
@@ -102,11 +117,11 @@ def neighbourhood_label_share(neighbours: np.ndarray, y: np.ndarray) -> np.ndarr
         first = nb[rows]
         agree = np.count_nonzero(y[first] == own, axis=1).astype(np.float64)
         total = np.full(rows.size, float(k))
-        for col in range(k):  # one neighbour column at a time: (rows x k) temporaries, not (rows x k x k)
-            second = nb[first[:, col]]
+        for col in range(k):  # one neighbour column at a time: (rows x m) temporaries, not (rows x k x m)
+            second = nb[first[:, col], :m]
             itself = second == rows[:, None]
             agree += np.count_nonzero((y[second] == own) & ~itself, axis=1)
-            total += k - np.count_nonzero(itself, axis=1)
+            total += m - np.count_nonzero(itself, axis=1)
         out[rows] = agree / np.maximum(total, 1.0)
     return out
 
