@@ -682,7 +682,8 @@ def _entity_column(X: np.ndarray, members: np.ndarray, col_std: np.ndarray) -> i
     apart is that the table holds many of its kind. Column ``j`` is the group's entity key
     when
 
-    * at least half the members share one value ``v`` of ``j`` (the key);
+    * at least half the members share one value ``v`` of ``j`` (the key), and the group holds
+      at least as many of the rows carrying ``v`` as the rest of the table does;
     * the table repeats ``j``'s values: of the rows not carrying ``v``, at least half share
       their value of ``j`` with another row (repeated measurements are the table's
       structure, not one group's; a continuous column, where a blob of exact copies could
@@ -719,9 +720,12 @@ def _entity_column(X: np.ndarray, members: np.ndarray, col_std: np.ndarray) -> i
     for j in shared.tolist():
         v = q25[j]
         carriers = X[:, j] == v
-        if (carriers & member).sum() * 2 < m:
+        inside = int((carriers & member).sum())
+        # the entity is mostly in the group (and this O(n) test spares the sort below for the columns where a
+        # blob shares a value the table's rows carry everywhere, e.g. a digits pixel's 0)
+        if inside * 2 < m or int(carriers.sum()) - inside > inside:
             continue
-        others = rest & ~carriers
+        others = np.flatnonzero(rest & ~carriers)
         col = X[others, j]
         if col.size == 0:
             continue
@@ -733,7 +737,7 @@ def _entity_column(X: np.ndarray, members: np.ndarray, col_std: np.ndarray) -> i
         if counts[repeated].sum() * 2 < col.size or carriers.sum() > counts.max():
             continue
         attrs = shared[shared != j]
-        R = X[others][order][:, attrs]
+        R = X[np.ix_(others[order], attrs)]
         # per repeated value and attribute: constant on that value's rows (min == max)?
         constant = (np.minimum.reduceat(R, start, axis=0) == np.maximum.reduceat(R, start, axis=0))[repeated]
         observed = np.average(constant, axis=0, weights=counts[repeated])  # per attribute, row-weighted
