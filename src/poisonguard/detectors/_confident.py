@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,10 @@ from ..errors import ConfigError
 from ._base import BaseDetector, register
 from ._spectral_search import fit_representation
 
-__all__ = ["ConfidentLearningDetector", "NoiseAwareLogistic", "out_of_fold_proba", "explain_label_probabilities"]
+__all__ = [
+    "CChoice", "ConfidentLearningDetector", "NoiseAwareLogistic", "channel_log_likelihood", "choose_C",
+    "explain_label_probabilities", "out_of_fold_proba",
+]
 
 
 class NoiseAwareLogistic:
@@ -143,6 +147,83 @@ def out_of_fold_proba(
     return proba, models
 
 
+#: the inverse regularisations ``C="auto"`` chooses among (a factor of about 3 apart)
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+#: where the search starts: the fixed value the detector used before the choice existed
+C_START = 0.1
+#: tables with more rows keep ``C_START``: their likelihood hardly depends on ``C``
+SELECT_ROWS = 2000
+#: a neighbouring ``C`` is taken only when it raises the mean out-of-fold log-likelihood by more than this
+SELECT_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class CChoice:
+    """The inverse regularisation chosen by out-of-fold likelihood, and what each tried value scored.
+
+    ``log_likelihood`` maps each tried ``C`` (before any width scaling) to the mean
+    out-of-fold log-likelihood of the given labels through the noise channel.
+    ``proba`` and ``models`` are the chosen value's out-of-fold probabilities and fold
+    models, ``None`` when no search ran (a table of more than ``SELECT_ROWS`` rows).
+    """
+
+    C: float
+    log_likelihood: dict[float, float]
+    proba: np.ndarray | None
+    models: list[NoiseAwareLogistic] | None
+
+
+def channel_log_likelihood(proba: np.ndarray, y: np.ndarray, noise_rate: float) -> float:
+    """Mean log-likelihood of the given labels ``y`` when ``proba`` (true classes) passes the symmetric noise channel."""
+    k = proba.shape[1]
+    r = float(noise_rate) if k > 1 else 0.0
+    given = proba[np.arange(y.size), y]
+    q = (1.0 - r) * given + r * (1.0 - given) / max(k - 1, 1)
+    return float(np.mean(np.log(np.maximum(q, 1e-12))))
+
+
+def choose_C(
+    X: np.ndarray, y: np.ndarray, n_classes: int, *, scale: float, n_folds: int, noise_rate: float,
+    random_state: int, max_fit_rows: int,
+) -> CChoice:
+    """Choose ``C`` from ``C_GRID`` by the out-of-fold likelihood of the table's own labels.
+
+    A local search from ``C_START``: the next larger value is tried, and the search goes
+    on in the direction that raises the likelihood (by more than ``SELECT_TOL``) until
+    it stops rising; the likelihood is unimodal in ``C`` on the tables measured. Each
+    row's probability comes from a fold model that never saw it, so a value that lets
+    the models fit the flips is not rewarded for it (unlike an in-sample likelihood).
+    ``scale`` multiplies every value (the width scaling of a projected table).
+
+    Tables of more than ``SELECT_ROWS`` rows keep ``C_START`` without a search: the
+    penalty is spread over many rows there, so the likelihood hardly depends on ``C``
+    (statsmodels' fair, 6,366 rows; credit, 4,454; default, 10,000: the five values
+    within 0.001 nats per row), and the speed budgets of wide and 100k-row tables
+    leave no room for the extra fits.
+    """
+    if y.size > SELECT_ROWS:
+        return CChoice(C=C_START, log_likelihood={}, proba=None, models=None)
+    tried: dict[float, tuple[float, np.ndarray, list[NoiseAwareLogistic]]] = {}
+
+    def score(i: int) -> float:
+        c = C_GRID[i]
+        if c not in tried:
+            proba, models = out_of_fold_proba(X, y, n_classes, n_folds=n_folds, C=c * scale, noise_rate=noise_rate,
+                                              random_state=random_state, max_fit_rows=max_fit_rows)
+            tried[c] = (channel_log_likelihood(proba, y, noise_rate), proba, models)
+        return tried[c][0]
+
+    best = C_GRID.index(C_START)
+    for step in (1, -1):
+        while 0 <= best + step < len(C_GRID) and score(best + step) > score(best) + SELECT_TOL:
+            best += step
+        if best != C_GRID.index(C_START):
+            break  # the likelihood rose upwards: no need to look below the start
+    c = C_GRID[best]
+    return CChoice(C=c, log_likelihood={k: v[0] for k, v in sorted(tried.items())},
+                   proba=tried[c][1], models=tried[c][2])
+
+
 @register
 class ConfidentLearningDetector(BaseDetector):
     """One minus the out-of-fold probability of the given label (or the margin).
@@ -156,10 +237,17 @@ class ConfidentLearningDetector(BaseDetector):
     method : {"self_confidence", "margin"}, default="self_confidence"
         ``self_confidence`` scores ``1 - p(given)``; ``margin`` scores
         ``(max_other - p(given) + 1) / 2``.
-    C : float, default=0.1
+    C : float or "auto", default=0.1
         Inverse regularisation of the logistic regression. Stronger regularisation
         keeps the fold models from fitting the flipped labels (digits, 10% flips:
-        AUROC 0.995 at C=1, 0.998 at C=0.1).
+        AUROC 0.995 at C=1, 0.998 at C=0.1). ``"auto"`` chooses it per table (of at
+        most ``SELECT_ROWS`` rows) from ``C_GRID`` by the out-of-fold likelihood of the
+        table's own labels through the noise channel (:func:`choose_C`; the chosen value
+        is ``C_``). On small tables with weak structure it ranks flips better (vega's
+        seattle-weather, 3% pair flips: 0.688 at 0.1, 0.755 at the chosen 3), but its
+        sharper probabilities tip the label presence test of clean tables (ISLR's OJ
+        and College: 0% -> 1.4% of rows flagged), so it is not the default
+        (benchmarks/results/label_mixture_weak.md).
     noise_rate : float, default=0.1
         Label-noise rate assumed by the forward-corrected fit (:class:`NoiseAwareLogistic`);
         0 gives plain logistic regression. A prior, not an estimate. Measured with the
@@ -180,7 +268,7 @@ class ConfidentLearningDetector(BaseDetector):
         most of a default scan's time); the unwhitened projection keeps the
         regularisation acting as it would on the raw columns. ``0`` never projects.
         On the projection the fold models use ``C * max_features / n_columns`` (the
-        learned ``C_``): the kept components of ``d`` standardized columns carry variance
+        learned ``C_``; with ``"auto"`` every candidate is scaled so): the kept components of ``d`` standardized columns carry variance
         of order ``d``, so a fixed ``C`` lets a wide table's fold models fit the flips
         that a narrow table's cannot; scaled, the wide tables' flips rank better and
         the fits converge in a fraction of the time (``benchmarks/results/labels_confident.md``).
@@ -194,7 +282,7 @@ class ConfidentLearningDetector(BaseDetector):
     summary = "cross-validated confident learning: out-of-fold P(given label) (label flips)"
 
     def __init__(
-        self, *, n_folds: int = 5, method: str = "self_confidence", C: float = 0.1, noise_rate: float = 0.1,
+        self, *, n_folds: int = 5, method: str = "self_confidence", C: float | str = 0.1, noise_rate: float = 0.1,
         max_fit_rows: int = 20000, max_features: int = 128, random_state: int = 0,
     ) -> None:
         self.max_fit_rows = max_fit_rows
@@ -210,8 +298,11 @@ class ConfidentLearningDetector(BaseDetector):
             raise ConfigError(f"confident: method must be 'self_confidence' or 'margin', got {self.method!r}")
         if int(self.n_folds) < 2:
             raise ConfigError(f"confident: n_folds must be >= 2, got {self.n_folds}")
-        if float(self.C) <= 0:
-            raise ConfigError(f"confident: C must be > 0, got {self.C}")
+        if isinstance(self.C, str):
+            if self.C != "auto":
+                raise ConfigError(f"confident: C must be 'auto' or a number > 0, got {self.C!r}")
+        elif float(self.C) <= 0:
+            raise ConfigError(f"confident: C must be 'auto' or a number > 0, got {self.C}")
         if int(self.max_fit_rows) < 100:
             raise ConfigError(f"confident: max_fit_rows must be >= 100, got {self.max_fit_rows}")
         if int(self.max_features) != 0 and int(self.max_features) < 2:
@@ -232,11 +323,22 @@ class ConfidentLearningDetector(BaseDetector):
         # On the projection of a wide table the penalty grows with the width: the kept
         # components of d standardized columns carry variance of order d, so at a fixed C
         # the fold models fit flips that a narrow table's could not (see the docstring).
-        self.C_ = float(self.C) * (int(self.max_features) / X.shape[1] if self.projection_ is not None else 1.0)
-        self.oof_proba_, self.models_ = out_of_fold_proba(
-            self._features(X), y, self.n_classes_, n_folds=int(self.n_folds), C=self.C_,
-            noise_rate=float(self.noise_rate), random_state=self.random_state, max_fit_rows=int(self.max_fit_rows),
-        )
+        width = int(self.max_features) / X.shape[1] if self.projection_ is not None else 1.0
+        Z = self._features(X)
+        self.C_choice_ = None
+        if self.C == "auto":
+            self.C_choice_ = choose_C(Z, y, self.n_classes_, scale=width, n_folds=int(self.n_folds),
+                                      noise_rate=float(self.noise_rate), random_state=int(self.random_state),
+                                      max_fit_rows=int(self.max_fit_rows))
+        self.C_ = (self.C_choice_.C if self.C_choice_ is not None else float(self.C)) * width
+        if self.C_choice_ is not None and self.C_choice_.proba is not None:
+            # chosen on every row: its out-of-fold fit is the one a refit would give
+            self.oof_proba_, self.models_ = self.C_choice_.proba, self.C_choice_.models
+        else:
+            self.oof_proba_, self.models_ = out_of_fold_proba(
+                Z, y, self.n_classes_, n_folds=int(self.n_folds), C=self.C_,
+                noise_rate=float(self.noise_rate), random_state=self.random_state, max_fit_rows=int(self.max_fit_rows),
+            )
 
     def predict_proba(self, X: np.ndarray, is_fit_data: bool) -> np.ndarray:
         """Out-of-fold probabilities on the training matrix, the fold models' mean elsewhere."""
