@@ -146,12 +146,13 @@ def _determines(X: np.ndarray, f: list[int], rows: np.ndarray, witness: np.ndarr
         ca, na = coded[a]
         if not 2 <= na <= cap:
             continue
+        # a -> b: within each run of equal values of a (sorted once), b never changes
+        order = np.argsort(ca, kind="stable")
+        same_a = ca[order][1:] == ca[order][:-1]
         for b in range(m):
-            if b == a or not varied[b]:
-                continue
-            cb, nb = coded[b]
-            # a -> b: each value of a meets one value of b, i.e. as many (a, b) pairs as values of a
-            out[a, b] = np.unique(ca.astype(np.int64) * nb + cb).size == na
+            if b != a and varied[b]:
+                cb = coded[b][0][order]
+                out[a, b] = not np.any(same_a & (cb[1:] != cb[:-1]))
     return out
 
 
