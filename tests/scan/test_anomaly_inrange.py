@@ -7,6 +7,8 @@ tail would have put rows (breast_cancer with 6 far rows: 11.0-11.6, the next row
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -15,6 +17,8 @@ from poisonguard.scan._anomaly_rules import (
     ROW_EXPECTED_MAX,
     Z_MID,
     _centre_scale,
+    _TailNull,
+    _unexplained_far,
     anomaly_group,
     robust_z,
     tail_excess,
@@ -55,6 +59,30 @@ def test_far_rows_above_an_empty_gap_stay_flagged() -> None:
     assert not group.presence.present
     assert group.flags[-6:].all()
     assert not group.flags[:-6].any()
+
+
+@pytest.mark.parametrize("level", [1.0, 15.0])
+def test_the_gap_is_judged_by_the_null_shape_not_its_level(level: float) -> None:
+    # a bounded score's fitted tail can expect 100 rows past robust z 8 where the table has 7
+    # (Isolation Forest on bananas): an empty stretch under them is then no evidence
+    bulk = _heavy_tail()
+    centre, scale = _centre_scale(bulk)
+    bulk = bulk[(bulk - centre) / scale < 7.0]
+    s = np.concatenate([bulk, centre + scale * np.linspace(11.0, 11.6, 6)])
+    null = tail_excess(s).null
+    assert null is not None
+    inflated = _TailNull(dataclasses.replace(null.table, n=int(null.table.n * level)))
+    far = robust_z(s) >= Z_MID
+    kept = _unexplained_far(far, s, inflated)
+    assert kept[-6:].all() and not kept[:-6].any()
+    # the continuous tail (no gap) is not kept at either level
+    tail = _heavy_tail()
+    tail_null = tail_excess(tail).null
+    assert tail_null is not None
+    inflated_tail = _TailNull(dataclasses.replace(tail_null.table, n=int(tail_null.table.n * level)))
+    far_tail = robust_z(tail) >= Z_MID
+    kept_tail = _unexplained_far(far_tail, tail, inflated_tail)
+    assert kept_tail.sum() <= 1  # at most the top row, beyond what even the table's tail expects
 
 
 def test_one_far_row_beyond_the_tail_stays_flagged() -> None:

@@ -15,10 +15,10 @@ a fixed robust z: clean real tables reach robust z 5-8 on their own (many heavy-
 columns), so a row past ``Z_PRESENT_FLAG`` is flagged only when the null expects fewer
 than ``ROW_EXPECTED_MAX`` rows that far out or its q-value is at most ``FAR_FDR``. An
 absent detector flags at ``Z_MID`` the rows that the null does not explain: it expects
-fewer than ``ROW_EXPECTED_MAX`` rows at or above the row, or the row lies above an empty
-gap where it expects ``-ln(PLATEAU_ALPHA)`` rows or more (:func:`_unexplained_far`; on
-small tables the fitted tail expects a row or two even where far outliers lie, and the
-gap is what sets them apart). A detector present by the plateau
+fewer than ``ROW_EXPECTED_MAX`` rows at or above the row, or the row lies above a gap
+that the null's shape makes unlikely at level ``PLATEAU_ALPHA`` (:func:`_unexplained_far`;
+on small tables the fitted tail expects a row or two even where far outliers lie, and
+the gap is what sets them apart). A detector present by the plateau
 alone keeps a plain z rule: the plateau is itself evidence that the fitted tail does not
 describe the top of the table (a bounded score with injected rows piled up under its
 cap). It flags at ``TAIL_HIGH``, where the plateau lies, and in the band from
@@ -493,17 +493,20 @@ def _unexplained_far(far: np.ndarray, raw: np.ndarray, null: _TailNull | None) -
     A row is kept when the null (:class:`_TailNull`, the table's tail fitted to its
     own quantiles, class-aware with labels) expects fewer than ``ROW_EXPECTED_MAX``
     rows at or above its score, the line a present detector's far rows are held to;
-    or when it lies above an empty gap, between it (or a kept row below it) and the
-    next row under the far rows, in which that null expects at least
-    ``-ln(PLATEAU_ALPHA)`` rows: the chance that a tail the null describes leaves
-    such a gap empty is at most ``PLATEAU_ALPHA``. Far injected rows sit above such
-    a gap (breast_cancer with 6 far rows: iforest robust z 11.0-11.6, the next row at
-    7.0, 5.3 rows expected between), and a blob of them holds many rows where the
-    null expects few. The rows of a clean heavy tail continue it: MASS crabs (200
-    rows, clean) has iforest robust z 9.0, 8.3, 8.3, 7.1, 6.4, ..., where its tail
-    expects 1.7-2.2 rows at or above each of the three past 8 and 1.1 in the gap
-    under them; the plain line flagged them. Without a null (degenerate tail or a
-    table of under 20 rows) the line alone decides.
+    or when it lies above a gap that the null's *shape* makes unlikely: of the rows at
+    or above the gap's lower edge (the next row under the far rows, or a far row), the
+    ``k`` at or above its upper edge all lie there with probability ``(E(upper) /
+    E(lower))^k`` under the null, and the gap counts at probability <= ``PLATEAU_ALPHA``.
+    The ratio, not the null's level: a bounded score's fitted tail (shape >= 0) can
+    expect 100 rows past robust z 8 where the table has 7 (Isolation Forest on
+    bananas), and an empty stretch there says nothing. Far injected rows sit above
+    such a gap (breast_cancer with 6 far rows: iforest robust z 11.0-11.6, the next
+    row at 7.0; the null expects 7.6 rows at or above 7.0 and 2.3 at or above 11.0,
+    (2.3 / 7.6)^6 = 8e-4). The rows of a clean heavy tail continue it: MASS crabs
+    (200 rows, clean) has iforest robust z 9.0, 8.3, 8.3, 7.1, 6.4, ..., where its
+    tail expects 1.7-2.2 rows at or above each of the three past 8 ((2.2 / 3.3)^3 =
+    0.3 for the gap under them); the plain line flagged them. Without a null
+    (degenerate tail or a table of under 20 rows) the line alone decides.
     """
     if null is None or not far.any():
         return far
@@ -516,8 +519,12 @@ def _unexplained_far(far: np.ndarray, raw: np.ndarray, null: _TailNull | None) -
         if np.isfinite(under):
             # that row's score and the far rows' distinct scores from the lowest up
             pts = np.concatenate(([under], np.unique(at)))
-            expected = null.expected(pts)
-            gap_ok = (expected[:-1] - expected[1:]) >= -np.log(PLATEAU_ALPHA)
+            expected = np.maximum(null.expected(pts), 1e-300)
+            # the chance, under the null's shape, that all rows at or above the upper edge of
+            # a gap lie there, given that they lie at or above its lower edge: the level of
+            # the null drops out (a bounded score's fitted tail can expect 100 rows where 7 are)
+            above = at.size - np.searchsorted(np.sort(at), pts[1:], side="left")
+            gap_ok = above * np.log(np.minimum(expected[1:] / expected[:-1], 1.0)) <= np.log(PLATEAU_ALPHA)
             if gap_ok.any():
                 # the lowest far score with such a gap under it: it and every far row above it
                 keep |= at >= pts[1:][gap_ok].min()

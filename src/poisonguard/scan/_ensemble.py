@@ -65,12 +65,14 @@ any row is flagged (the backdoor detectors already work this way):
   each class's own tail beside the table's (see :mod:`._anomaly_rules`). An absent
   detector keeps ``Phi(z - Z_MID)`` and flags at z >= ``Z_MID`` (8) the rows that
   table's own tail does not explain (:func:`~._anomaly_rules._unexplained_far`): the null
-  expects < ``ROW_EXPECTED_MAX`` (1) rows at or above the row, or the row lies above an
-  empty gap in which the null expects >= ``-ln(PLATEAU_ALPHA)`` (4.6) rows. A clean heavy
-  tail continues past z 8 with rows of its own (MASS crabs: 9.0, 8.3, 8.3, 7.1, 6.4; its
-  tail expects 1.7-2.2 rows at or above each of the first three), and the plain line
-  flagged them; far injected rows sit above a gap (breast_cancer: 6 rows at 11.0-11.6,
-  the next at 7.0, 5.3 rows expected between).
+  expects < ``ROW_EXPECTED_MAX`` (1) rows at or above the row, or the row lies above a
+  gap that the null's shape makes unlikely: the ``k`` rows at or above the gap's upper
+  edge all lie there, given that they lie above its lower edge, with probability
+  ``(E(upper) / E(lower))^k`` <= ``PLATEAU_ALPHA`` (0.01). A clean heavy tail continues
+  past z 8 with rows of its own (MASS crabs: 9.0, 8.3, 8.3, 7.1, 6.4; its tail expects
+  1.7-2.2 rows at or above each of the first three), and the plain line flagged them;
+  far injected rows sit above a gap (breast_cancer: 6 rows at 11.0-11.6, the next at
+  7.0: (2.3 / 7.6)^6 = 8e-4).
 
 Two corrections keep an anomaly detector's flags and the label group's tests from
 deleting clean data:
