@@ -63,5 +63,5 @@ def test_choose_C_stays_on_the_grid_and_searches_from_the_start():
 @pytest.mark.parametrize("bad", ["best", 0.0, -1.0])
 def test_bad_C_is_a_config_error(bad):
     X, y, _ = _flipped_table(0, n=60)
-    with pytest.raises(ConfigError, match="C must be 'auto' or a number > 0"):
+    with pytest.raises(ConfigError, match="C must be > 0 or 'auto'"):
         get_detector("confident", C=bad).fit(X, y)

@@ -300,9 +300,9 @@ class ConfidentLearningDetector(BaseDetector):
             raise ConfigError(f"confident: n_folds must be >= 2, got {self.n_folds}")
         if isinstance(self.C, str):
             if self.C != "auto":
-                raise ConfigError(f"confident: C must be 'auto' or a number > 0, got {self.C!r}")
+                raise ConfigError(f"confident: C must be > 0 or 'auto', got {self.C!r}")
         elif float(self.C) <= 0:
-            raise ConfigError(f"confident: C must be 'auto' or a number > 0, got {self.C}")
+            raise ConfigError(f"confident: C must be > 0 or 'auto', got {self.C}")
         if int(self.max_fit_rows) < 100:
             raise ConfigError(f"confident: max_fit_rows must be >= 100, got {self.max_fit_rows}")
         if int(self.max_features) != 0 and int(self.max_features) < 2:
