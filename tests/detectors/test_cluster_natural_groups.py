@@ -151,3 +151,13 @@ def test_a_blob_in_the_mixed_table_is_still_found(seed, attack_seed):
     pt = inject_outliers(frame, "label", 0.03, seed=attack_seed, placement="cluster_in_range", spread=0.05)
     recall, false = _found(pt.frame, pt.mask)
     assert recall == 1.0 and false <= 1
+
+
+def test_a_blob_with_natural_rows_of_other_cells_near_it_is_still_found():
+    # pima (200 rows, coarse): natural rows a grid step or less from the blob's core lie within four times its
+    # packing, but they differ in values the blob shares (its cell is its own), so the core keeps its cliff
+    from poisonguard.datasets import load_dataset
+
+    pt = inject_outliers(load_dataset("pima").frame, "label", 0.03, seed=1, placement="cluster_in_range")
+    recall, false = _found(pt.frame, pt.mask)
+    assert recall == 1.0 and false == 0
