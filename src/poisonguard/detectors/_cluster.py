@@ -217,7 +217,7 @@ class FoundGroup:
         among the columns where it takes at least ``min_size`` distinct values; at least
         ``_SLICE_SPREAD`` makes it a slice of the table (never injected by the gap rule).
     entity_column : int
-        A column on which the group holds every row of one value of a key the table repeats, whose other
+        A column on which the group holds most rows of one value of a key the table repeats, whose other
         values' rows agree on the columns the group shares (one entity's repeated rows, never injected);
         -1 when there is none or it was not measured (only groups a rule judged injected are).
     released : str
