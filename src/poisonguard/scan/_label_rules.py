@@ -5,15 +5,6 @@ correct). This module owns what the scan does with that estimate; see
 :mod:`poisonguard.scan._ensemble` for the whole combination. The rules are described
 in that module's docstring (label group, per class; the posterior false-discovery rule;
 conflicting duplicates).
-
-Optional (``label_share``, off unless a caller passes it): a *natural floor* from each
-row's share of its label among its neighbours and their neighbours
-(:func:`neighbourhood_label_share`, :func:`natural_floor`). A row whose class genuinely
-lives mixed where it lies is then neither a near-certain error nor a flag candidate.
-It is off by default: measured on the cached benchmark cells it keeps a generated
-85/15 region and clean Chile/colon/biopsy, but it also excuses flips next to their new
-class's region (recall losses on synthetic, breast_cancer, penguins), and it does not
-separate Titanic's survivors from 10% flips (benchmarks/results/label_presence_natural.md).
 """
 
 from __future__ import annotations
@@ -41,8 +32,6 @@ __all__ = [
     "label_presence",
     "mixture_weights",
     "posterior_fdr_flags",
-    "neighbourhood_label_share",
-    "natural_floor",
 ]
 
 #: expected share of wrongly flagged rows the label group's auto rule allows
@@ -71,74 +60,6 @@ EXCESS_ALLOWANCE = 0.01
 #: symmetric label-noise rate of the channel through which :func:`mixture_weights` scores
 #: the estimators (the prior the label detectors themselves assume)
 MIXTURE_NOISE = 0.1
-
-
-#: rows per block in :func:`neighbourhood_label_share` (bounds its (rows x k) temporaries)
-_SHARE_BLOCK = 1 << 16
-
-
-def neighbourhood_label_share(neighbours: np.ndarray, y: np.ndarray, *, second_hop: int | None = None) -> np.ndarray:
-    """Per row, the share of its own label around it: among its neighbours and its neighbours' neighbours.
-
-    Parameters
-    ----------
-    neighbours : ndarray of int, shape (n_rows, k)
-        Each row's ``k`` nearest other rows (the graph the neighbour vote uses; a row is
-        not its own neighbour).
-    y : ndarray of int, shape (n_rows,)
-        Class codes.
-    second_hop : int, optional
-        Count only each neighbour's nearest ``second_hop`` neighbours (default: all
-        ``k``). The second hop trades the vote's binomial noise for reach: it also
-        reaches across a class boundary, where a flipped row next to its new class's
-        region then looks like a natural minority (benchmarks/results/label_presence_natural.md).
-
-    Returns
-    -------
-    ndarray of shape (n_rows,)
-        The share of the row's label among the labels of its ``k`` neighbours and of
-        their ``k`` (or ``second_hop``) neighbours each (a multiset of up to ``k + k^2`` labels), the row
-        itself left out wherever it appears. Where a class genuinely lives at a share
-        ``s`` (an 85/15 region), a single vote of ``k = 20`` is Binomial(20, s): at
-        ``s = 0.15`` four in ten of the minority's rows get at most 2 votes, which the
-        label detectors read (through their noise channel) as P(label correct) 0. The
-        wider count averages about ``k`` such votes. A flipped row deep in another class
-        stays near 0: its neighbours' neighbourhoods hold the other class and, at most,
-        other flips.
-    """
-    nb = np.asarray(neighbours)
-    y = np.asarray(y)
-    n, k = nb.shape
-    m = k if second_hop is None else max(0, min(int(second_hop), k))
-    out = np.zeros(n, dtype=np.float64)
-    for r0 in range(0, n, _SHARE_BLOCK):
-        rows = np.arange(r0, min(n, r0 + _SHARE_BLOCK))
-        own = y[rows][:, None]
-        first = nb[rows]
-        agree = np.count_nonzero(y[first] == own, axis=1).astype(np.float64)
-        total = np.full(rows.size, float(k))
-        for col in range(k):  # one neighbour column at a time: (rows x m) temporaries, not (rows x k x m)
-            second = nb[first[:, col], :m]
-            itself = second == rows[:, None]
-            agree += np.count_nonzero((y[second] == own) & ~itself, axis=1)
-            total += m - np.count_nonzero(itself, axis=1)
-        out[rows] = agree / np.maximum(total, 1.0)
-    return out
-
-
-def natural_floor(label_share: np.ndarray, n_classes: int, *, noise_rate: float = MIXTURE_NOISE) -> np.ndarray:
-    """The P(label correct) that a row's neighbourhood share of its label gives it through the noise channel.
-
-    The label detectors read an observed share ``s`` of a label through a symmetric
-    channel of rate ``r``: ``p = (s - r / (K - 1)) / (1 - r - r / (K - 1))``, clipped to
-    [0, 1] (:class:`~poisonguard.detectors.KNNLabelDetector`). The same map applied to
-    :func:`neighbourhood_label_share` is the row's label probability where it lies,
-    measured on about ``k`` times as many votes as its own.
-    """
-    k = max(int(n_classes), 2)
-    r = float(noise_rate)
-    off = r / (k - 1)
-    return np.clip((np.asarray(label_share, dtype=np.float64) - off) / (1.0 - r - off), 0.0, 1.0)
 
 
 def posterior_fdr_flags(p_correct: np.ndarray, *, fdr: float = LABEL_FDR, cap: float = LABEL_CAP) -> np.ndarray:
@@ -192,7 +113,7 @@ def mixture_weights(p_correct: np.ndarray, *, n_classes: int = 2, noise_rate: fl
 
 
 def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | None = None,
-                   explained: np.ndarray | None = None, label_share: np.ndarray | None = None) -> list[ClassPresence]:
+                   explained: np.ndarray | None = None) -> list[ClassPresence]:
     """Per class: is there an excess of near-certain label errors beyond the class's own uncertainty?
 
     Parameters
@@ -207,11 +128,6 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
         injected rows that share a label makes their class look predictable and turns
         the class's clean rows into "errors" (a backdoor relabelled to the minority
         class of an insurance table did that to every clean positive).
-    label_share : ndarray of float, optional
-        Each row's :func:`neighbourhood_label_share`. With it, a row's P(label correct)
-        is at least its :func:`natural_floor`: a row whose class holds more than the
-        channel's noise share of its wider neighbourhood sits where the class naturally
-        occurs, and its own 20-neighbour vote's low count is chance, not a flip.
 
     Returns
     -------
@@ -221,9 +137,9 @@ def label_presence(p_correct: np.ndarray, y: np.ndarray, *, n_classes: int | Non
         ``p_value`` its one-sided binomial p-value against a ``NULL_SHARE`` share,
         ``poisoned`` the decision (see the module docstring).
     """
+    p = np.asarray(p_correct, dtype=np.float64)
     y = np.asarray(y)
     k = int(n_classes if n_classes is not None else (y.max() + 1 if y.size else 0))
-    p = _with_floor(p_correct, label_share, k)
     if explained is not None:
         keep = ~np.asarray(explained, dtype=bool)
         p, y = p[keep], y[keep]
@@ -269,53 +185,23 @@ class LabelFlags:
 
 
 def label_group_flags(p_correct: np.ndarray, y: np.ndarray | None, *, n_classes: int | None = None,
-                      explained: np.ndarray | None = None, label_share: np.ndarray | None = None) -> LabelFlags:
+                      explained: np.ndarray | None = None) -> LabelFlags:
     """Flag label errors: per-class presence test, then the posterior FDR rule within poisoned classes.
 
     Without ``y`` every row counts as belonging to a class judged poisoned. ``explained``
-    rows (see :func:`label_presence`) take no part in the presence test. With
-    ``label_share`` (:func:`neighbourhood_label_share`) the presence test, the FDR rule
-    and the excess bound all read P(label correct) raised to the row's
-    :func:`natural_floor`.
+    rows (see :func:`label_presence`) take no part in the presence test.
     """
+    p = np.asarray(p_correct, dtype=np.float64)
     presence: list[ClassPresence] = []
     if y is None:
-        return LabelFlags(flags=posterior_fdr_flags(_with_floor(p_correct, label_share, n_classes or 2)),
-                          presence=presence)
+        return LabelFlags(flags=posterior_fdr_flags(p), presence=presence)
     y = np.asarray(y)
-    k = int(n_classes if n_classes is not None else (y.max() + 1 if y.size else 0))
-    p = _with_floor(p_correct, label_share, k)
     presence = label_presence(p, y, n_classes=n_classes, explained=explained)
     poisoned = np.array([c.poisoned for c in presence] or [False], dtype=bool)
     eligible = poisoned[np.minimum(y, poisoned.size - 1)]
-    if label_share is not None:
-        # a row its wider neighbourhood excuses is no candidate at all: the FDR rule's running
-        # mean would otherwise take it in behind the flips at 0 (an 80/20 region lost 5-22
-        # minority rows to it once flips elsewhere made the class poisoned)
-        eligible &= natural_floor(label_share, k) <= LABEL_FDR
     # rows of classes judged clean take no part in the false-discovery rule
     flags = posterior_fdr_flags(np.where(eligible, p, 1.0))
-    # the excess bound reads the detectors' own P: it measures the natural density next to
-    # the error band on the distribution it was built for, and rows the floor lifts out of
-    # the near-certain errors would otherwise be counted twice, once as natural density in
-    # the band and once as rows missing below it (5% flips in a generated table lost
-    # recall 0.89 -> 0.76 that way)
-    raw = np.asarray(p_correct, dtype=np.float64)
-    return LabelFlags(flags=_within_excess(flags, raw, y, presence, explained), presence=presence)
-
-
-def _with_floor(p_correct: np.ndarray, label_share: np.ndarray | None, n_classes: int) -> np.ndarray:
-    """P(label correct), raised to each row's :func:`natural_floor` (at most to ``LABEL_CAP``) when its share is given.
-
-    The wider neighbourhood can excuse a row from being a near-certain error; it does not
-    vouch for its label: a row its own vote doubts stays doubtful. (Lifted past
-    ``LABEL_CAP``, such rows left the presence test's doubtful rows, and the share of
-    near-certain errors among the rest rose: clean ISLR College had 5 rows flagged.)
-    """
-    p = np.asarray(p_correct, dtype=np.float64)
-    if label_share is None:
-        return p
-    return np.maximum(p, np.minimum(natural_floor(label_share, n_classes), LABEL_CAP))
+    return LabelFlags(flags=_within_excess(flags, p, y, presence, explained), presence=presence)
 
 
 def excess_errors(p_class: np.ndarray, upto: np.ndarray | float) -> float:
