@@ -639,6 +639,23 @@ class ClusterDetector(BaseDetector):
 
 
 # ---------------------------------------------------------------- helpers
+@dataclass(frozen=True)
+class _CentralHalf:
+    """A group's interquartile bounds per column, and the values its central half shares."""
+
+    q25: np.ndarray
+    q75: np.ndarray
+    #: columns that vary in the table where the group's central half takes one value
+    #: (``q25 == q75``): values the group shares, a natural row the linking joined aside
+    shared: np.ndarray
+
+
+def _central_half(Xg: np.ndarray, col_std: np.ndarray) -> _CentralHalf:
+    """The interquartile bounds of the group's rows ``Xg`` and the columns where they share one value."""
+    q25, q75 = np.nanquantile(Xg, [0.25, 0.75], axis=0)
+    return _CentralHalf(q25, q75, np.flatnonzero((q25 == q75) & (col_std > 0)))
+
+
 def _free_spread(X: np.ndarray, members: np.ndarray, col_std: np.ndarray, min_distinct: int) -> float:
     """A group's largest per-column spread relative to the table's deviation, over the columns where it takes
     at least ``min_distinct`` distinct values (0 when there are none).
@@ -658,9 +675,8 @@ def _free_spread(X: np.ndarray, members: np.ndarray, col_std: np.ndarray, min_di
     cols = np.flatnonzero((distinct >= min_distinct) & (col_std > 0))
     if cols.size == 0:
         return 0.0
-    q25, q75 = np.nanquantile(Xs, [0.25, 0.75], axis=0)
-    # the values the group shares: its central half takes one value there (a joined natural row aside)
-    shared = np.flatnonzero((q25 == q75) & (col_std > 0))
+    half = _central_half(Xs, col_std)
+    q25, q75, shared = half.q25, half.q75, half.shared
     if shared.size:
         rest = np.ones(X.shape[0], dtype=bool)
         rest[members] = False
@@ -713,9 +729,8 @@ def _entity_column(X: np.ndarray, members: np.ndarray, col_std: np.ndarray) -> i
     column that does not repeat.
     """
     m = members.size
-    Xg = X[members]
-    q25, q75 = np.quantile(Xg, [0.25, 0.75], axis=0)
-    shared = np.flatnonzero((q25 == q75) & (col_std > 0))
+    half = _central_half(X[members], col_std)
+    q25, shared = half.q25, half.shared
     if shared.size < 2:
         return -1
     member = np.zeros(X.shape[0], dtype=bool)
@@ -778,9 +793,9 @@ def _rows_within(X: np.ndarray, members: np.ndarray, radius: float) -> np.ndarra
 def _shares_context(X: np.ndarray, members: np.ndarray, rows: np.ndarray, col_std: np.ndarray) -> bool:
     """Whether the group shares a context (a value of some varying column, on its central half) and every one
     of ``rows`` carries all of it."""
-    q25, q75 = np.quantile(X[members], [0.25, 0.75], axis=0)
-    context = np.flatnonzero((q25 == q75) & (col_std > 0))
-    return bool(context.size) and bool(np.all(X[np.ix_(rows, context)] == q25[context]))
+    half = _central_half(X[members], col_std)
+    context = half.shared
+    return bool(context.size) and bool(np.all(X[np.ix_(rows, context)] == half.q25[context]))
 
 
 def _chance_constant(R: np.ndarray, sizes: np.ndarray) -> np.ndarray:
