@@ -16,7 +16,7 @@ from ._spectral_search import fit_representation
 
 __all__ = [
     "CChoice", "ConfidentLearningDetector", "NoiseAwareLogistic", "channel_log_likelihood", "choose_C",
-    "explain_label_probabilities", "out_of_fold_proba",
+    "explain_label_probabilities", "out_of_fold_proba", "through_channel",
 ]
 
 
@@ -173,12 +173,21 @@ class CChoice:
     models: list[NoiseAwareLogistic] | None
 
 
+def through_channel(p_given: np.ndarray, n_classes: int, noise_rate: float) -> np.ndarray:
+    """The probability of observing the given label when it is the true class with probability ``p_given``.
+
+    The symmetric noise channel that :class:`NoiseAwareLogistic` fits through: a label is
+    kept with probability ``1 - r`` and otherwise replaced by one of the ``K - 1`` other
+    classes, so the given label is seen with ``(1 - r) p + r (1 - p) / (K - 1)``. One
+    class: no channel.
+    """
+    r = float(noise_rate) if n_classes > 1 else 0.0
+    return (1.0 - r) * p_given + r * (1.0 - p_given) / max(n_classes - 1, 1)
+
+
 def channel_log_likelihood(proba: np.ndarray, y: np.ndarray, noise_rate: float) -> float:
     """Mean log-likelihood of the given labels ``y`` when ``proba`` (true classes) passes the symmetric noise channel."""
-    k = proba.shape[1]
-    r = float(noise_rate) if k > 1 else 0.0
-    given = proba[np.arange(y.size), y]
-    q = (1.0 - r) * given + r * (1.0 - given) / max(k - 1, 1)
+    q = through_channel(proba[np.arange(y.size), y], proba.shape[1], noise_rate)
     return float(np.mean(np.log(np.maximum(q, 1e-12))))
 
 

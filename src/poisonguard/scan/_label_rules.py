@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
+from ..detectors._confident import through_channel
 from ..detectors._presence import ClassPresence
 
 __all__ = [
@@ -99,8 +100,7 @@ def mixture_weights(p_correct: np.ndarray, *, n_classes: int = 2, noise_rate: fl
         ``sum_i log(sum_k w_k p~_ik)``, ``p~`` the channel's probabilities.
     """
     P = np.clip(np.asarray(p_correct, dtype=np.float64), 0.0, 1.0)
-    r = float(noise_rate) if n_classes > 1 else 0.0
-    P = np.maximum((1.0 - r) * P + r * (1.0 - P) / max(n_classes - 1, 1), floor)
+    P = np.maximum(through_channel(P, n_classes, noise_rate), floor)
     w = np.full(P.shape[1], 1.0 / P.shape[1])
     for _ in range(iterations):
         resp = P * w
