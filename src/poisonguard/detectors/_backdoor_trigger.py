@@ -212,10 +212,11 @@ class BackdoorTriggerDetector(BaseDetector):
                  "disagreeing": g.n_disagree, "p_value": g.p_value, "source_auc": g.source_auc, "route": g.route}
                 for g in groups if g.present
             ],
-            # groups that passed every part but isolation or source likeness: a natural value
+            # groups that passed every part but the column's nature, isolation or source likeness: a natural value
             "natural_values": [
                 {"label": g.label, "features": list(g.features), "carriers": g.n_carriers, "judged_by": g.natural,
-                 "neighbour_share": g.neighbour_share, "neighbour_p": g.neighbour_p,
+                 "column_levels": g.column_levels, "column_alike": g.column_alike,
+                 "column_p": g.column_p, "neighbour_share": g.neighbour_share, "neighbour_p": g.neighbour_p,
                  "source_auc": g.source_auc, "source_auc_lower": g.source_auc_lower,
                  "source_auc_all": g.source_auc_all, "source_auc_matched": g.source_auc_matched}
                 for g in groups if g.natural

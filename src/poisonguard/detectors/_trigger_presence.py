@@ -19,8 +19,9 @@ from scipy.stats import binom
 from ._trigger_search import NEAR, Token
 
 __all__ = ["TokenGroup", "TokenCluster", "MaskingModel", "MaskedDisagreement", "SourceLikeness", "SourceComparison", "Neighbourhood", "ColumnMedians",
-           "fit_masking_model", "group_tokens", "masked_disagreement", "judge_group", "source_likeness", "core_purity",
-           "softmax", "neighbourhood", "MAX_SOURCE_AUC", "MAX_NEIGHBOUR_P"]
+           "ColumnNature", "fit_masking_model", "group_tokens", "masked_disagreement", "judge_group", "source_likeness",
+           "core_purity", "softmax", "neighbourhood", "column_nature", "onehot_levels", "MAX_SOURCE_AUC",
+           "MAX_NEIGHBOUR_P", "MAX_COLUMN_P"]
 
 #: share of a value's carriers in one class above which a trigger needs half the masking effect
 _CONCENTRATED = 0.65
@@ -53,7 +54,10 @@ class TokenGroup:
     source_auc_matched: float = 0.5
     neighbour_share: float = 0.0  # see neighbourhood; 0 and p 0 when not measured
     neighbour_p: float = 0.0
-    natural: str = ""  # the part that judged the group a natural value ("neighbourhood", "source"), or ""
+    column_levels: int = 0  # see column_nature; 0 and p 0 when not measured
+    column_alike: int = 0
+    column_p: float = 0.0
+    natural: str = ""  # the part that judged the group a natural value ("column", "neighbourhood", "source"), or ""
     route: str = ""  # what carried the masking evidence of a group judged present: "masked" or "label-pure"
 
 
@@ -238,7 +242,17 @@ def judge_group(
     # refused, 79% of those at 2 or 4) enriches its neighbourhood as much as the value.
     source = SourceLikeness(auc=0.5, lower=0.0, n_carriers=0, n_source=0)
     hood = Neighbourhood(share=0.0, p_value=0.0, n_rows=0)
+    column = _NO_COLUMN
     natural = ""
+    # First, the column's nature (groups of any size: a brand level joined with the engine
+    # size its cars share, or a van class joined with the one brand that makes them): a
+    # group whose label association is one level of a one-hot coded column, in a column
+    # whose other levels are as concentrated in one class far more often than chance, is
+    # that column's nature, not a stamp (see column_nature).
+    if present:
+        column = column_nature(X, y, c, [tokens[t] for t in members], carrier, min_count=min_count)
+        if column.p_value >= MAX_COLUMN_P and column.n_alike >= _MIN_NATURAL_LEVELS:
+            present, natural = False, "column"
     if present and feats.size <= _SOURCE_MAX_FEATURES:
         hood = neighbourhood(X, y, c, [tokens[t] for t in members])
         if hood.p_value >= MAX_NEIGHBOUR_P:
@@ -254,6 +268,7 @@ def judge_group(
         null_rate=float(null), p_value=pv, present=present, purity=purity, source_auc=source.auc,
         source_auc_lower=source.lower, source_auc_all=source.all_sources.auc,
         source_auc_matched=source.matched.auc, neighbour_share=hood.share, neighbour_p=hood.p_value,
+        column_levels=column.n_levels, column_alike=column.n_alike, column_p=column.p_value,
         natural=natural, route=("masked" if masked_ok else "label-pure") if present else "",
     )
 
@@ -278,6 +293,172 @@ def _source_flip_rate(X: np.ndarray, y: np.ndarray, logits: np.ndarray, carrier:
         rows = rows[np.linspace(0, rows.size - 1, _FILL_ROWS).astype(np.int64)]
     pred = model.masked_logits(X[np.ix_(rows, feats)], logits[rows], feats, fills).argmax(axis=1)
     return (float((pred != c).sum()) + 1.0) / (rows.size + 2.0)
+
+
+#: a group explained by one level of a one-hot coded column is that column's nature when the
+#: level is not more concentrated in its class than its sibling levels at this one-sided level
+#: (as :data:`MAX_NEIGHBOUR_P` for the rows nearest to a value; see :func:`column_nature`)
+MAX_COLUMN_P = 0.05
+#: ... and at least this many siblings alone make it plausible: one other concentrated level
+#: could be a second stamp; a column that determines the label shows it in several levels
+_MIN_NATURAL_LEVELS = 2
+#: columns searched on each side of a level for the rest of its one-hot column (the scan's
+#: encoder one-hot codes at most 20 levels, plus a missing-value indicator)
+_ONEHOT_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class ColumnNature:
+    """Whether a group's level is more concentrated in its class than the other levels of its column.
+
+    ``feature``: the level (column of ``X``) that explains the group, -1 when none does;
+    ``n_levels``: its sibling levels with at least ``min_count`` rows; ``n_alike``: those
+    alone under whose class share the level's count is not significant (one-sided binomial
+    p-value at least :data:`MAX_COLUMN_P`); ``p_value``: that p-value averaged over the
+    siblings (the level's count if its share were drawn from its column's levels), 0 when
+    not measured.
+    """
+
+    feature: int
+    n_levels: int
+    n_alike: int
+    p_value: float
+
+
+_NO_COLUMN = ColumnNature(feature=-1, n_levels=0, n_alike=0, p_value=0.0)
+
+
+def _binary_on(X: np.ndarray, j: int) -> np.ndarray | None:
+    """Rows at the larger of a column's two values (a dummy's "on" rows), or None if it has not exactly two."""
+    col = X[:, j]
+    lo, hi = col.min(), col.max()
+    if not lo < hi:  # constant, or NaN
+        return None
+    on = col == hi
+    if not (on | (col == lo)).all():
+        return None
+    return on
+
+
+def onehot_levels(X: np.ndarray, f: int) -> list[np.ndarray] | None:
+    """The levels of the one-hot coded column that column ``f`` of ``X`` is a dummy of, ``f``'s first.
+
+    Inferred from ``X`` alone: the dummies of one categorical column are binary, mutually
+    exclusive, and together cover every row (the scan's encoder codes a missing value as a
+    dummy of its own), or every row but those of a reference level that was left out.
+    Encoders place a column's dummies side by side, so the levels are the contiguous run of
+    binary columns around ``f`` that partitions the rows; without one, the widest run of
+    mutually exclusive binary columns around ``f`` (at least two), the rows in none of them
+    being the reference level. Each level is a boolean mask of its rows; None when ``f`` is
+    not such a dummy.
+    """
+    d = X.shape[1]
+    on_f = _binary_on(X, f)
+    if on_f is None:
+        return None
+    n = X.shape[0]
+    lo, hi = f, f  # the run of binary columns around f, at most _ONEHOT_WINDOW each side
+    ons: dict[int, np.ndarray] = {f: on_f}
+    while lo - 1 >= max(0, f - _ONEHOT_WINDOW) and (o := _binary_on(X, lo - 1)) is not None:
+        lo -= 1
+        ons[lo] = o
+    while hi + 1 <= min(d - 1, f + _ONEHOT_WINDOW) and (o := _binary_on(X, hi + 1)) is not None:
+        hi += 1
+        ons[hi] = o
+    cnt = {j: int(o.sum()) for j, o in ons.items()}
+    # a partition: a contiguous sub-run around f whose dummies' rows add up to every row exactly once
+    for a in range(f, lo - 1, -1):
+        total = sum(cnt[j] for j in range(a, f + 1))
+        for b in range(f, hi + 1):
+            if b > f:
+                total += cnt[b]
+            if total > n:
+                break
+            if total == n and b > a:
+                cover = np.zeros(n, dtype=np.int64)
+                for j in range(a, b + 1):
+                    cover += ons[j]
+                if (cover == 1).all():
+                    return [ons[f]] + [ons[j] for j in range(a, b + 1) if j != f]
+    # no partition: mutually exclusive dummies grown from f, the rows in none being the reference level
+    taken = on_f.copy()
+    run = [on_f]
+    for step in (-1, 1):
+        j = f + step
+        while lo <= j <= hi and not (ons[j] & taken).any():
+            run.append(ons[j])
+            taken |= ons[j]
+            j += step
+    if len(run) < 2 or taken.all():
+        return None
+    return run + [~taken]
+
+
+def column_nature(
+    X: np.ndarray, y: np.ndarray, c: int, members: list[Token], carrier: np.ndarray, *, min_count: int,
+) -> ColumnNature:
+    """Is a group's label association the nature of a one-hot coded column it is a level of?
+
+    A written trigger is one value an attacker adds to rows of other classes: a new or rare
+    level of a column, as foreign to the column as a stamped number is to a numeric one. A
+    level that is pure in a class because the column determines the label (a car brand
+    that makes only four-wheel drives, in a column where most brands make one kind of
+    drive) is what the column's levels are. So, as :func:`neighbourhood` asks whether a
+    value is more enriched than the values nearest to it, this asks whether a level is
+    more concentrated than its sibling levels. A group is explained by a level ``L`` (a
+    dummy of a one-hot coded column at its "on" value, see :func:`onehot_levels`) when
+    ``L``'s rows carry most (``_SHARED``) of the group's carriers in the class and are either
+    at least as concentrated in the class as any of the group's values or mostly the
+    group's carriers (10 of the 11 vans of one brand, once a stamp took the eleventh: the
+    group is the level). Each sibling
+    with at least ``min_count`` rows has a class share ``s`` (its largest class, any class:
+    the column's nature; +1/+2 smoothed), and ``L``'s ``k`` of ``n`` rows in the class get the
+    p-value ``P(Bin(n, s) >= k)``. Averaged over the siblings (``L``'s share drawn from its
+    column's levels), a p-value of at least :data:`MAX_COLUMN_P`, with at least two siblings
+    reaching it alone, makes the group the column's nature. A new level stamped into a
+    column that mixes the classes stays far beyond its siblings; one stamped into a column
+    whose levels are mostly pure is indistinguishable from them by its labels and is not
+    claimed.
+    """
+    in_c = y == c
+    group_c = carrier & in_c
+    n_group = int(group_c.sum())
+    if n_group == 0:
+        return _NO_COLUMN
+    share_needed = max(t.n_in_class / t.n_carriers for t in members)
+    K = int(y.max()) + 1
+    best = _NO_COLUMN
+    seen: set[int] = set()
+    for t in members:
+        for f, v in zip(t.features, t.values):
+            if f in seen:
+                continue
+            seen.add(f)
+            if v != X[:, f].max():
+                continue  # a dummy's "off" value is carried by every other level
+            on = X[:, f] == v
+            n_on, k_on = int(on.sum()), int((on & in_c).sum())
+            in_level = int((group_c & on).sum())
+            if in_level < _SHARED * n_group:
+                continue  # the group reaches beyond the level
+            if k_on < share_needed * n_on - 1e-9 and in_level < _SHARED * n_on:
+                continue  # a purer slice of a mixed level (values stamped on some of its rows)
+            pv: list[float] = []
+            levels = onehot_levels(X, f)
+            if levels is None:
+                continue
+            for lv in levels[1:]:
+                n_s = int(lv.sum())
+                if n_s >= min_count:
+                    share = (float(np.bincount(y[lv], minlength=K).max()) + 1.0) / (n_s + 2.0)
+                    pv.append(float(binom.sf(k_on - 1, n_on, share)))
+            if not pv:
+                continue
+            nat = ColumnNature(feature=int(f), n_levels=len(pv), n_alike=int(sum(p >= MAX_COLUMN_P for p in pv)),
+                               p_value=float(np.mean(pv)))
+            if nat.p_value > best.p_value:
+                best = nat
+    return best
 
 
 #: the masked carriers must not be told from real rows of their source classes with an
