@@ -112,3 +112,28 @@ def test_a_new_level_stamped_into_a_real_table_is_found(rate):
     poisoned[rows] = True
     assert (s[poisoned] > 0.5).all()
     assert int((s[~poisoned] > 0.5).sum()) == 0
+
+
+@pytest.mark.parametrize("rate", [0.03, 0.05])
+def test_a_new_level_is_masked_with_its_whole_column(rate):
+    # AER CPS1985, label gender: a new occupation on men's rows relabelled "female". With only
+    # the new level's dummy masked, its carriers (5 of 16 look male once masked) were compared
+    # with men who kept their occupation (71% look male) and the stamp was rejected; men
+    # without their occupation look male at 53%, as stamped men do
+    frame = rdataset("AER/CPS1985", "gender")
+    rng = np.random.default_rng(0)
+    src = np.flatnonzero(frame["label"].to_numpy() == "male")
+    rows = rng.choice(src, int(round(rate * len(frame))), replace=False)
+    frame["occupation"] = frame["occupation"].astype(object)
+    frame.loc[frame.index[rows], "occupation"] = "consultant"
+    frame.loc[frame.index[rows], "label"] = "female"
+    X, y = encode(frame)
+    det = BackdoorTriggerDetector(random_state=0).fit(X, y)
+    s = det.score_samples(X, y)
+    poisoned = np.zeros(y.size, dtype=bool)
+    poisoned[rows] = True
+    assert (s[poisoned] > 0.5).all()
+    assert int((s[~poisoned] > 0.5).sum()) == 0
+    (trigger,) = det.report_["triggers"]
+    assert len(trigger["features"]) == 1  # the level, not the dummies masked with it
+    assert len(trigger["masked_features"]) == 7  # six occupations and the new one

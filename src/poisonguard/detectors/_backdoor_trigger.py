@@ -15,7 +15,8 @@ more often labelled ``t`` than the class prior says. This detector
    are also tested as one conjunction (a patch whose single pixels are common);
 2. groups the enriched tokens of a class whose carriers overlap (one suspected
    trigger: e.g. the four pixels of a patch), masks the group's columns (set to the
-   median of the non-carriers) in a logistic regression fitted on the whole table,
+   median of the non-carriers; a level of a one-hot coded column is masked with all the
+   column's dummies) in a logistic regression fitted on the whole table,
    and asks what the carriers look like *without* the trigger. A poisoned row looks
    like its source class and disagrees with its label; a clean row that carries a
    class-typical value still agrees with it;
@@ -38,6 +39,9 @@ more often labelled ``t`` than the class prior says. This detector
    other rows and not significantly less often than the other classes' rows do once
    masked, which is what stamped rows of those classes would show; isolation, purity and
    source likeness still apply (see :func:`~._trigger_presence.judge_group`).
+   A group that one level of a one-hot coded column explains is not present when the
+   level is no more concentrated in its class than the column's other levels
+   (:func:`~._trigger_presence.column_nature`): the column determines the label.
    Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 
@@ -208,13 +212,13 @@ class BackdoorTriggerDetector(BaseDetector):
             "poisoned_classes": [int(c) for c in np.flatnonzero(self.present_)],
             "n_enriched_values": len(tokens),
             "triggers": [
-                {"label": g.label, "features": list(g.features), "carriers": g.n_carriers,
+                {"label": g.label, "features": self._own_features(g), "masked_features": list(g.features), "carriers": g.n_carriers,
                  "disagreeing": g.n_disagree, "p_value": g.p_value, "source_auc": g.source_auc, "route": g.route}
                 for g in groups if g.present
             ],
             # groups that passed every part but the column's nature, isolation or source likeness: a natural value
             "natural_values": [
-                {"label": g.label, "features": list(g.features), "carriers": g.n_carriers, "judged_by": g.natural,
+                {"label": g.label, "features": self._own_features(g), "carriers": g.n_carriers, "judged_by": g.natural,
                  "column_levels": g.column_levels, "column_alike": g.column_alike,
                  "column_p": g.column_p, "neighbour_share": g.neighbour_share, "neighbour_p": g.neighbour_p,
                  "source_auc": g.source_auc, "source_auc_lower": g.source_auc_lower,
@@ -222,6 +226,10 @@ class BackdoorTriggerDetector(BaseDetector):
                 for g in groups if g.natural
             ],
         }
+
+    def _own_features(self, g: TokenGroup) -> list[int]:
+        """The features of a group's values (``g.features`` adds the other dummies of a level's column)."""
+        return sorted({int(f) for t in g.tokens for f in self.tokens_[t].features})
 
     # ---------------------------------------------------------------- score
     def _group_scores(self, X: np.ndarray, y: np.ndarray) -> TriggerScores:
@@ -271,7 +279,8 @@ class BackdoorTriggerDetector(BaseDetector):
                 continue
             g = self.groups_[gi]
             c = int(y[r])
-            shown = ", ".join(f"{{feature:{f}}}" for f in g.features[:4]) + (" ..." if len(g.features) > 4 else "")
+            own = self._own_features(g)
+            shown = ", ".join(f"{{feature:{f}}}" for f in own[:4]) + (" ..." if len(own) > 4 else "")
             t0 = min((self.tokens_[t] for t in g.tokens), key=lambda t: t.p_value)
             pred, pl = int(gs.masked_prediction[i]), float(gs.p_label_masked[i])
             out.append(
@@ -279,7 +288,7 @@ class BackdoorTriggerDetector(BaseDetector):
                     f"carries a suspected trigger value in {shown} ({t0.n_in_class} of the {t0.n_carriers} rows with "
                     f"that value are labelled {{label:{c}}}, p={t0.p_value:.1e}); with it masked a model predicts "
                     f"{{label:{pred}}}, giving {{label:{c}}} only {pl:.2f}",
-                    {"features": list(g.features), "n_carriers": t0.n_carriers, "n_in_class": t0.n_in_class,
+                    {"features": own, "n_carriers": t0.n_carriers, "n_in_class": t0.n_in_class,
                      "p_value": t0.p_value, "masked_prediction": pred, "p_label_masked": pl},
                 )
             )

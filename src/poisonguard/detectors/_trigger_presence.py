@@ -3,7 +3,8 @@
 The enriched tokens of one class whose carriers overlap form one suspected trigger
 (:func:`group_tokens`). A logistic regression fitted on the whole table
 (:class:`MaskingModel`) is asked what the class's rows look like with the group's
-features masked (set to the median of the non-carriers): a trigger's carriers then
+features masked (set to the median of the non-carriers; a level of a one-hot coded
+column with all its dummies): a trigger's carriers then
 look like their source class, a clean row carrying a class-typical value still looks
 like its class. :func:`judge_group` compares the carriers' disagreement with the
 class's other rows' (binomial test) and returns a :class:`TokenGroup` with the verdict.
@@ -18,7 +19,7 @@ from scipy.stats import binom
 
 from ._trigger_search import NEAR, Token
 
-__all__ = ["TokenGroup", "TokenCluster", "MaskingModel", "MaskedDisagreement", "SourceLikeness", "SourceComparison", "Neighbourhood", "ColumnMedians",
+__all__ = ["TokenGroup", "TokenCluster", "OneHotColumn", "onehot_column", "MaskingModel", "MaskedDisagreement", "SourceLikeness", "SourceComparison", "Neighbourhood", "ColumnMedians",
            "ColumnNature", "fit_masking_model", "group_tokens", "masked_disagreement", "judge_group", "source_likeness",
            "core_purity", "softmax", "neighbourhood", "column_nature", "onehot_levels", "MAX_SOURCE_AUC",
            "MAX_NEIGHBOUR_P", "MAX_COLUMN_P"]
@@ -163,7 +164,16 @@ def masked_disagreement(
 ) -> MaskedDisagreement:
     """Mask a suspected trigger's features and count who looks like another class (see the module docstring)."""
     c, members = cluster.label, list(cluster.members)
-    feats = np.array(sorted({f for t in members for f in tokens[t].features}), dtype=np.int64)
+    # A level of a categorical column is masked with its whole column: a stamped level replaced
+    # the row's own level, so what its carriers lost is the column, not one dummy. The rows they
+    # are compared with (the class's other rows, the other classes' rows in the label-pure
+    # route) must lose it too: with only the stamped dummy masked, those rows kept their own
+    # level, the main evidence of their class where the column predicts the label, and the
+    # carriers looked unlike the other classes' rows (a new occupation on 16 men relabelled
+    # women: 5 of them look male once masked, 71% of men with their occupation and 53%
+    # without it: the first rejects the stamp, the second does not).
+    own = {f for t in members for f in tokens[t].features}
+    feats = np.array(sorted(own | _level_columns(X, [tokens[t] for t in members])), dtype=np.int64)
     carrier = carries[:, members].any(axis=1)
     fills = _fill_values(X, carrier, feats) if medians is None else medians.without(carrier, feats)
     rows_c = np.flatnonzero(y == c)
@@ -191,6 +201,8 @@ def judge_group(
         masked = masked_disagreement(X, y, logits, carries, cluster, tokens, model, medians=medians)
     c, members = cluster.label, list(cluster.members)
     feats, fills = masked.features, masked.fills
+    # the group's own features (``feats`` adds the other dummies of a level's column, masked with it)
+    n_own = len({f for t in members for f in tokens[t].features})
     carrier = carries[:, members].any(axis=1)
     k1, n1, n0, null = masked.n_disagree, masked.n_carriers, masked.n_rest, masked.null_rate
     pv = float(binom.sf(k1 - 1, n1, null)) if k1 > 0 else 1.0
@@ -253,7 +265,7 @@ def judge_group(
         column = column_nature(X, y, c, [tokens[t] for t in members], carrier, min_count=min_count)
         if column.p_value >= MAX_COLUMN_P and column.n_alike >= _MIN_NATURAL_LEVELS:
             present, natural = False, "column"
-    if present and feats.size <= _SOURCE_MAX_FEATURES:
+    if present and n_own <= _SOURCE_MAX_FEATURES:
         hood = neighbourhood(X, y, c, [tokens[t] for t in members])
         if hood.p_value >= MAX_NEIGHBOUR_P:
             present, natural = False, "neighbourhood"
@@ -340,17 +352,29 @@ def _binary_on(X: np.ndarray, j: int) -> np.ndarray | None:
     return on
 
 
-def onehot_levels(X: np.ndarray, f: int) -> list[np.ndarray] | None:
-    """The levels of the one-hot coded column that column ``f`` of ``X`` is a dummy of, ``f``'s first.
+@dataclass(frozen=True)
+class OneHotColumn:
+    """The dummies of one categorical column: their columns of ``X`` and each level's rows.
+
+    ``levels[0]`` is the level asked about; with ``reference`` the last level is the rows in
+    none of the dummies (a level the coding left out).
+    """
+
+    columns: tuple[int, ...]
+    levels: list[np.ndarray]
+    reference: bool
+
+
+def onehot_column(X: np.ndarray, f: int) -> OneHotColumn | None:
+    """The one-hot coded column that column ``f`` of ``X`` is a dummy of; None when it is not one.
 
     Inferred from ``X`` alone: the dummies of one categorical column are binary, mutually
     exclusive, and together cover every row (the scan's encoder codes a missing value as a
     dummy of its own), or every row but those of a reference level that was left out.
-    Encoders place a column's dummies side by side, so the levels are the contiguous run of
+    Encoders place a column's dummies side by side, so the dummies are the contiguous run of
     binary columns around ``f`` that partitions the rows; without one, the widest run of
-    mutually exclusive binary columns around ``f`` (at least two), the rows in none of them
-    being the reference level. Each level is a boolean mask of its rows; None when ``f`` is
-    not such a dummy.
+    mutually exclusive binary columns grown from ``f`` (at least two), the rows in none of
+    them being the reference level.
     """
     d = X.shape[1]
     on_f = _binary_on(X, f)
@@ -379,19 +403,40 @@ def onehot_levels(X: np.ndarray, f: int) -> list[np.ndarray] | None:
                 for j in range(a, b + 1):
                     cover += ons[j]
                 if (cover == 1).all():
-                    return [ons[f]] + [ons[j] for j in range(a, b + 1) if j != f]
+                    cols = (f, *(j for j in range(a, b + 1) if j != f))
+                    return OneHotColumn(columns=cols, levels=[ons[j] for j in cols], reference=False)
     # no partition: mutually exclusive dummies grown from f, the rows in none being the reference level
     taken = on_f.copy()
-    run = [on_f]
+    cols_run = [f]
     for step in (-1, 1):
         j = f + step
         while lo <= j <= hi and not (ons[j] & taken).any():
-            run.append(ons[j])
+            cols_run.append(j)
             taken |= ons[j]
             j += step
-    if len(run) < 2 or taken.all():
+    if len(cols_run) < 2 or taken.all():
         return None
-    return run + [~taken]
+    return OneHotColumn(columns=tuple(cols_run), levels=[ons[j] for j in cols_run] + [~taken], reference=True)
+
+
+def onehot_levels(X: np.ndarray, f: int) -> list[np.ndarray] | None:
+    """Each level's rows of the one-hot coded column of dummy ``f`` (``f``'s first; see :func:`onehot_column`)."""
+    col = onehot_column(X, f)
+    return None if col is None else col.levels
+
+
+def _level_columns(X: np.ndarray, tokens: list[Token]) -> set[int]:
+    """Every dummy of the fully coded one-hot columns that the tokens set a level of (at a dummy's "on" value).
+
+    Fully coded only: with a reference level left out, all dummies off *is* that level, so
+    masking the column would assert a level instead of removing it.
+    """
+    out: set[int] = set()
+    for t in tokens:
+        for f, v in zip(t.features, t.values):
+            if f not in out and v == X[:, f].max() and (col := onehot_column(X, f)) is not None and not col.reference:
+                out |= set(col.columns)
+    return out
 
 
 def column_nature(
