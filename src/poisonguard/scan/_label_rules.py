@@ -273,18 +273,33 @@ def conflict_flags(strength: np.ndarray, p_label: np.ndarray, *, threshold: floa
     return flags
 
 
-def duplicate_strength(strength: np.ndarray, p_label: np.ndarray, *, threshold: float) -> np.ndarray:
+def duplicate_strength(strength: np.ndarray, p_label: np.ndarray, *, threshold: float,
+                       label_confirmed: bool = False) -> np.ndarray:
     """A duplicates detector's strength as the scan ranks it, told apart within a conflicting pair.
 
-    On a twin at or above ``threshold`` (relabelled copies present): ``0.5 + 0.5 w`` with
-    ``w = (1 - p)^2 / ((1 - p)^2 + p^2)``, the chance that this twin, not the other, is
-    the wrong one when exactly one of two twins is wrong and the other's label has
-    probability about ``1 - p``. Below it (no presence): at most the label group's own
-    doubt ``1 - p``. A conflict without presence may be natural; counting it as ``w``
-    (above the label doubt of the less likely twin) displaced flips on a coarse table
-    (statsmodels' fair, 2% flips) by more than it found relabelled copies.
+    On a twin at or above ``threshold`` (relabelled copies present, or an excess that is
+    only ranked): ``0.5 + 0.5 w`` with ``w = (1 - p)^2 / ((1 - p)^2 + p^2)``, the chance
+    that this twin, not the other, is the wrong one when exactly one of two twins is
+    wrong and the other's label has probability about ``1 - p``. Below it (no presence):
+    at most the label group's own doubt ``1 - p``. A conflict without presence may be
+    natural; counting it as ``w`` (above the label doubt of the less likely twin)
+    displaced flips on a coarse table (statsmodels' fair, 2% flips) by more than it
+    found relabelled copies.
+
+    With ``label_confirmed`` (the label group's presence test judged some class poisoned
+    on this table, so wrong labels are there to find) a conflict below the threshold is
+    evidence of its own beside the label doubt: ``1 - p (1 - c)``, ``c`` the row's share
+    of conflicting twins (``2 x`` the detector's score below the threshold; the
+    noisy-or of two independent signs that the label is wrong). On a coarse table whose
+    twins disagree naturally (river's Phishing: about 110 conflicting rows) the twin
+    test cannot tell 39 relabelled copies from the natural conflicts, and ranking them
+    only by the label doubt lost the conflicts' signal.
     """
     s = np.asarray(strength, dtype=np.float64)
     p = np.clip(np.asarray(p_label, dtype=np.float64), 0.0, 1.0)
     wrong = (1.0 - p) ** 2 / np.maximum((1.0 - p) ** 2 + p ** 2, 1e-12)
-    return np.where(s >= threshold, 0.5 + 0.5 * wrong, np.minimum(s, 1.0 - p))
+    if label_confirmed:
+        below = np.where(s > 0, 1.0 - p * (1.0 - np.clip(2.0 * s, 0.0, 1.0)), 0.0)
+    else:
+        below = np.minimum(s, 1.0 - p)
+    return np.where(s >= threshold, 0.5 + 0.5 * wrong, below)

@@ -1,0 +1,35 @@
+"""Conflicting twins count beside the label doubt once the label group is confirmed (issue 9).
+
+On a coarse table whose twins disagree naturally (river's Phishing) the twin test cannot
+tell relabelled copies from natural conflicts, so no twin reaches the threshold. When the
+label group's own presence test has judged a class poisoned, a conflict is a second,
+independent sign that a label is wrong: ``duplicate_strength(..., label_confirmed=True)``
+ranks a conflicting row as the noisy-or ``1 - p (1 - c)`` of its label doubt and its share
+of conflicting twins. Without that confirmation a conflict never counts more than the
+label doubt (a natural conflict on statsmodels' fair must not displace flips).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonguard.scan._label_rules import conflict_flags, duplicate_strength
+
+
+def test_a_conflict_counts_beside_the_label_doubt_only_when_the_label_group_is_confirmed():
+    p = np.array([0.6, 0.6, 0.9, 0.9, 0.3])
+    # detector scores below the threshold: 0.5 x the share of conflicting twins
+    s = np.array([0.25, 0.0, 0.25, 0.0, 0.125])
+    plain = duplicate_strength(s, p, threshold=0.5)
+    assert (plain <= 1 - p + 1e-12).all()
+    confirmed = duplicate_strength(s, p, threshold=0.5, label_confirmed=True)
+    # noisy-or of the doubt and the conflict share: 1 - 0.6 * 0.5, 1 - 0.9 * 0.5, 1 - 0.3 * 0.75
+    assert np.allclose(confirmed[[0, 2, 4]], [0.7, 0.55, 0.775])
+    assert confirmed[1] == 0.0 and confirmed[3] == 0.0  # no conflict, no duplicate strength
+    # a conflicting row now outranks the label doubt of a row without twins, even a likelier label
+    assert confirmed[2] > 1 - p[0]
+    # above the threshold nothing changes, and the flags never depend on the confirmation
+    high = np.array([0.75, 0.5])
+    assert np.allclose(duplicate_strength(high, p[:2], threshold=0.5, label_confirmed=True),
+                       duplicate_strength(high, p[:2], threshold=0.5))
+    assert not conflict_flags(s, p, threshold=0.5).any()
