@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -90,6 +91,21 @@ def _kind_of(default: Any) -> type | None:
     return None
 
 
+def _kind_for(cls: type, key: str, default: Any, value: Any) -> type | None:
+    """The type ``value`` must take: the default's, or the other of a setting annotated as number or text.
+
+    A setting such as ``noise_rate: float | str = "auto"`` takes a number or its one
+    word; its default alone would demand text (``knn_label.noise_rate=0`` refused).
+    """
+    kind = _kind_of(default)
+    annotation = str(inspect.signature(cls.__init__).parameters[key].annotation)
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool) and "float" in annotation:
+        return float
+    if kind in (int, float) and isinstance(value, str) and "str" in annotation:
+        return str
+    return kind
+
+
 def _coerce(value: Any, kind: type | None, where: str) -> Any:
     """``value`` as ``kind``; an integral float is an int (JSON ``15.0``), an int is a float."""
     shown = f"{where}={value!r}"
@@ -149,6 +165,6 @@ def check_settings(settings: Mapping[str, Mapping[str, Any]] | None) -> dict[str
             if key == "random_state" and value is None:
                 checked[key] = None
                 continue
-            checked[key] = _coerce(value, _kind_of(defaults[key]), f"{name}.{key}")
+            checked[key] = _coerce(value, _kind_for(cls, key, defaults[key], value), f"{name}.{key}")
         out[name] = checked
     return out

@@ -148,7 +148,7 @@ def test_detectors_command(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == sorted(available_detectors())
     by_name = {r["name"]: r for r in rows}
-    assert by_name["knn_label"]["settings"] == {"n_neighbors": 20, "noise_rate": 0.1, "rank_weighted": True} and by_name["knn_label"]["needs_label"]
+    assert by_name["knn_label"]["settings"] == {"n_neighbors": 20, "noise_rate": "auto", "rank_weighted": True} and by_name["knn_label"]["needs_label"]
     assert by_name["class_outlier"]["default"] is False and by_name["iforest"]["needs_label"] is False
     assert main(["detectors"]) == 0
     out = capsys.readouterr().out

@@ -36,7 +36,7 @@ def blobs_with_flip():
 # ---------------------------------------------------------------- knn_label
 def test_knn_label_leaves_the_row_out_on_fit_data(blobs_with_flip):
     X, y = blobs_with_flip
-    det = KNNLabelDetector(n_neighbors=5).fit(X, y)
+    det = KNNLabelDetector(n_neighbors=5, noise_rate=0.1).fit(X, y)
     s = det.score_samples(X, y)
     assert s[5] == 1.0  # its 5 other nearest rows are all labelled 0
     assert np.all(s[(y == 0) & (np.arange(len(y)) != 5)] <= 0.2)

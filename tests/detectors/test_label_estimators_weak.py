@@ -34,7 +34,7 @@ def test_auto_C_follows_the_out_of_fold_likelihood_and_ranks_flips_better():
     assert auto.C_ == max(tried, key=tried.get) > C_START
     assert auroc(auto.score_samples(X, y), mask) >= auroc(fixed.score_samples(X, y), mask) + 0.01
     # the kept out-of-fold probabilities are the chosen value's, scored as the search scored them
-    assert channel_log_likelihood(auto.oof_proba_, y, auto.noise_rate) == pytest.approx(tried[auto.C_])
+    assert channel_log_likelihood(auto.oof_proba_, y, auto.noise_rate_) == pytest.approx(tried[auto.C_])
 
 
 def test_the_default_keeps_the_fixed_C():
