@@ -21,7 +21,7 @@ TWIN_ALPHA = 1e-3
 #: flagged): a few relabelled copies on a table without natural twins (4 of 410 rows) give a
 #: binomial p of 1e-3 to 1e-2, and their conflicts were ranked under the label group's doubt
 TWIN_RANK_ALPHA = 0.05
-#: a table needs at least this many rows with a conflicting nearest twin to be judged poisoned
+#: a table needs at least this many lone dissenters among its twins to be judged poisoned
 MIN_TWIN_CONFLICTS = 3
 
 
