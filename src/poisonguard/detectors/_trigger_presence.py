@@ -19,7 +19,8 @@ from scipy.stats import binom
 
 from ._trigger_search import NEAR, Token
 
-__all__ = ["TokenGroup", "TokenCluster", "OneHotColumn", "onehot_column", "MaskingModel", "MaskedDisagreement", "SourceLikeness", "SourceComparison", "Neighbourhood", "ColumnMedians",
+__all__ = ["TokenGroup", "TokenCluster", "MaskingModel", "MaskedDisagreement", "SourceLikeness", "SourceComparison",
+           "Neighbourhood", "ColumnMedians", "OneHotColumn", "onehot_column",
            "ColumnNature", "fit_masking_model", "group_tokens", "masked_disagreement", "judge_group", "source_likeness",
            "core_purity", "softmax", "neighbourhood", "column_nature", "onehot_levels", "MAX_SOURCE_AUC",
            "MAX_NEIGHBOUR_P", "MAX_COLUMN_P"]
@@ -258,9 +259,9 @@ def judge_group(
     natural = ""
     # First, the column's nature (groups of any size: a brand level joined with the engine
     # size its cars share, or a van class joined with the one brand that makes them): a
-    # group whose label association is one level of a one-hot coded column, in a column
-    # whose other levels are as concentrated in one class far more often than chance, is
-    # that column's nature, not a stamp (see column_nature).
+    # group whose label association is one level of a one-hot coded column, a level no more
+    # concentrated in its class than the column's other levels are in theirs, is that
+    # column's nature, not a stamp (see column_nature).
     if present:
         column = column_nature(X, y, c, [tokens[t] for t in members], carrier, min_count=min_count)
         if column.p_value >= MAX_COLUMN_P and column.n_alike >= _MIN_NATURAL_LEVELS:
