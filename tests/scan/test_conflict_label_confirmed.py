@@ -56,8 +56,6 @@ def _label_confirmed_table():
     return p_wrong, dup, y, mask
 
 
-@pytest.mark.xfail(strict=True, reason="combine() does not pass label_confirmed yet (the _ensemble.py diff in "
-                                       "benchmarks/results/duplicates_lone_twins.md); remove this mark with it")
 def test_scan_counts_conflicts_once_the_label_group_is_confirmed():
     import importlib
 

@@ -99,7 +99,13 @@ deleting clean data:
   (:func:`conflict_flags`). In the ranking a conflicting twin of a present test counts
   ``0.5 + 0.5 w``, ``w`` the chance that it, not its twin, is the wrong one given the
   label group's P(label correct); a conflict without presence never counts more than
-  the label group's own doubt of the row (:func:`duplicate_strength`).
+  the label group's own doubt of the row (:func:`duplicate_strength`), unless the label
+  group's own presence test judged a class poisoned: then a conflict is a second sign
+  of a wrong label and counts as the noisy-or ``1 - p (1 - c)`` of the doubt and the
+  row's share ``c`` of conflicting twins. A twin test that finds a clear excess only
+  at ``TWIN_RANK_ALPHA`` puts every conflicting twin at the threshold (ranked, not
+  flagged); the duplicates group counts as confirmed when its test fired (some
+  strength at the threshold) or the label group is confirmed.
 * **rows another group explains** (``explained`` in :func:`label_presence`). Rows that
   an anomaly detector or a backdoor detector flags as injected take no part in the
   label presence tests or in the predictability of their class. A backdoor relabelled
@@ -329,16 +335,22 @@ def combine(
         explained |= f
     presence: list[ClassPresence] = []
     p_label = 1.0 - group_strength.get(LABEL_GROUP, np.zeros(n))
+    if LABEL_GROUP in group_strength:
+        decided = label_group_flags(p_label, y, n_classes=n_classes, explained=explained)
+        presence = decided.presence
+        group_flags[LABEL_GROUP] = decided.flags
+    label_confirmed = _label_confirmed(group_strength, presence, y)
+    tested: set[str] = set()  # duplicates groups whose twin test fired (a strength at the threshold)
     for g, strength in group_strength.items():
-        if g == LABEL_GROUP:
-            decided = label_group_flags(p_label, y, n_classes=n_classes, explained=explained)
-            presence = decided.presence
-            group_flags[g] = decided.flags
-        elif g not in group_flags:  # conflicting duplicates: of a pair, the twin the label group doubts
+        if g not in group_flags:  # conflicting duplicates: of a pair, the twin the label group doubts
+            if label_confirmed or bool(np.any(strength >= AUTO_THRESHOLD)):
+                tested.add(g)
             group_flags[g] = conflict_flags(strength, p_label, threshold=AUTO_THRESHOLD, explained=explained)
-            group_strength[g] = duplicate_strength(strength, p_label, threshold=AUTO_THRESHOLD)
+            group_strength[g] = duplicate_strength(strength, p_label, threshold=AUTO_THRESHOLD,
+                                                   label_confirmed=label_confirmed)
     group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
     confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
+    confirmed.update({g: True for g in tested})
     suspicion = _tiered_suspicion(list(group_strength.values()), list(group_flags.values()),
                                   [confirmed[g] for g in group_strength])
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
@@ -352,6 +364,12 @@ def _n_classes(y: np.ndarray | None, n_classes: int | None) -> int:
     return max(int(np.max(y)) + 1, 2) if y is not None and np.size(y) else 2
 
 
+def _label_confirmed(group_strength: Mapping[str, np.ndarray], presence: list[ClassPresence],
+                     y: np.ndarray | None) -> bool:
+    """Is there a label group, and did its presence test judge some class poisoned (always without labels)?"""
+    return LABEL_GROUP in group_strength and (y is None or not presence or any(c.poisoned for c in presence))
+
+
 def _confirmed(
     group_strength: Mapping[str, np.ndarray], group_flags: Mapping[str, np.ndarray],
     anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]], families: Mapping[str, str],
@@ -361,10 +379,12 @@ def _confirmed(
 
     Label group: some class was judged poisoned (always without labels). Anomaly
     detector: its tail test found injected rows. Any other group (conflicting
-    duplicates, after their twin presence test; backdoor detectors, whose flags
-    follow their own presence tests): it flags some row.
+    duplicates, after their twin presence test; backdoor detectors, whose flags follow
+    their own presence tests): it flags some row. (``combine`` also confirms a
+    duplicates group whose twin test fired, some strength at ``AUTO_THRESHOLD``, or
+    when the label group is confirmed: :func:`duplicate_strength`.)
     """
-    label_confirmed = y is None or not presence or any(c.poisoned for c in presence)
+    label_confirmed = _label_confirmed(group_strength, presence, y)
     out: dict[str, bool] = {}
     for g in group_strength:
         if g == LABEL_GROUP:
