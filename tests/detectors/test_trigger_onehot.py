@@ -95,6 +95,15 @@ def test_mpg_drive_brands_are_not_a_trigger():
     assert all(g["column_p"] >= tp.MAX_COLUMN_P and g["column_alike"] >= 2 for g in judged)
 
 
+def test_a_level_the_other_classes_share_is_not_masked_with_its_column():
+    # rpart solder, label Opening: a designed experiment whose mask A6 sits on 60 "M" and
+    # 30 "S" rows and no "L" row. Masking the whole Mask column took 43 of the 60 for a stamp
+    X, y = encode(rdataset("rpart/solder", "Opening"))
+    det = BackdoorTriggerDetector(random_state=0).fit(X, y)
+    assert det.report_["poisoned_classes"] == []
+    assert int((det.score_samples(X, y) > 0).sum()) == 0
+
+
 @pytest.mark.parametrize("rate", [0.03, 0.05])
 def test_a_new_level_stamped_into_a_real_table_is_found(rate):
     # carData Salaries, label discipline: a new value of "rank" on rows of the other class, relabelled
