@@ -104,21 +104,30 @@ def test_a_level_the_other_classes_share_is_not_masked_with_its_column():
     assert int((det.score_samples(X, y) > 0).sum()) == 0
 
 
+def _stamped(item: str, label: str, column: str, level: str, source: str, target: str,
+             rate: float) -> tuple[BackdoorTriggerDetector, np.ndarray, np.ndarray]:
+    """A new ``level`` of ``column`` written on ``rate`` of the rows, all of class ``source`` relabelled ``target``.
+
+    Returns the fitted detector, its scores and the poisoned rows' mask.
+    """
+    frame = rdataset(item, label)
+    rng = np.random.default_rng(0)
+    src = np.flatnonzero(frame["label"].to_numpy() == source)
+    rows = rng.choice(src, int(round(rate * len(frame))), replace=False)
+    frame[column] = frame[column].astype(object)
+    frame.loc[frame.index[rows], column] = level
+    frame.loc[frame.index[rows], "label"] = target
+    X, y = encode(frame)
+    det = BackdoorTriggerDetector(random_state=0).fit(X, y)
+    poisoned = np.zeros(y.size, dtype=bool)
+    poisoned[rows] = True
+    return det, det.score_samples(X, y), poisoned
+
+
 @pytest.mark.parametrize("rate", [0.03, 0.05])
 def test_a_new_level_stamped_into_a_real_table_is_found(rate):
     # carData Salaries, label discipline: a new value of "rank" on rows of the other class, relabelled
-    frame = rdataset("carData/Salaries", "discipline")
-    rng = np.random.default_rng(0)
-    src = np.flatnonzero(frame["label"].to_numpy() == "B")
-    rows = rng.choice(src, int(round(rate * len(frame))), replace=False)
-    frame["rank"] = frame["rank"].astype(object)
-    frame.loc[frame.index[rows], "rank"] = "Visiting"
-    frame.loc[frame.index[rows], "label"] = "A"
-    X, y = encode(frame)
-    det = BackdoorTriggerDetector(random_state=0).fit(X, y)
-    s = det.score_samples(X, y)
-    poisoned = np.zeros(y.size, dtype=bool)
-    poisoned[rows] = True
+    _, s, poisoned = _stamped("carData/Salaries", "discipline", "rank", "Visiting", "B", "A", rate)
     assert (s[poisoned] > 0.5).all()
     assert int((s[~poisoned] > 0.5).sum()) == 0
 
@@ -129,18 +138,7 @@ def test_a_new_level_is_masked_with_its_whole_column(rate):
     # the new level's dummy masked, its carriers (5 of 16 look male once masked) were compared
     # with men who kept their occupation (71% look male) and the stamp was rejected; men
     # without their occupation look male at 53%, as stamped men do
-    frame = rdataset("AER/CPS1985", "gender")
-    rng = np.random.default_rng(0)
-    src = np.flatnonzero(frame["label"].to_numpy() == "male")
-    rows = rng.choice(src, int(round(rate * len(frame))), replace=False)
-    frame["occupation"] = frame["occupation"].astype(object)
-    frame.loc[frame.index[rows], "occupation"] = "consultant"
-    frame.loc[frame.index[rows], "label"] = "female"
-    X, y = encode(frame)
-    det = BackdoorTriggerDetector(random_state=0).fit(X, y)
-    s = det.score_samples(X, y)
-    poisoned = np.zeros(y.size, dtype=bool)
-    poisoned[rows] = True
+    det, s, poisoned = _stamped("AER/CPS1985", "gender", "occupation", "consultant", "male", "female", rate)
     assert (s[poisoned] > 0.5).all()
     assert int((s[~poisoned] > 0.5).sum()) == 0
     (trigger,) = det.report_["triggers"]
