@@ -215,7 +215,28 @@ def test_dependencies_count_once_and_need_a_witness():
     assert independent_features(Xb, (0, 1)) == 2
 
 
-@pytest.mark.parametrize("item, label", [("Ecdat/Fishing", "mode"), ("datasets/mtcars", "am"), ("MASS/Cars93", "Type")])
+def test_values_on_the_same_rows_are_linked_when_other_classes_witness_it():
+    rng = np.random.default_rng(1)
+    n = 600
+    y = rng.integers(0, 2, n)
+    grade = rng.integers(0, 10, n).astype(float)
+    rate = np.round(grade + rng.normal(0.0, 2.0, n), 1)  # rates overlap across grades: no column-wide dependency
+    rate[grade == 0] = 0.05  # but every grade-0 row, and only they, carry one rate
+    X = np.column_stack([rate, grade, rng.normal(size=n)])
+    carrier = (grade == 0) & (y == 1)
+    assert independent_features(X, (0, 1)) == 2
+    assert independent_features(X, (0, 1), carrier=carrier, in_class=y == 1) == 1
+    # two new values written on rows of the class alone sit on the same rows, unwitnessed: a stamp
+    Xs = X.copy()
+    stamp = np.flatnonzero(y == 1)[:25]
+    Xs[stamp, 0], Xs[stamp, 1] = 99.0, 42.0
+    on = np.zeros(n, dtype=bool)
+    on[stamp] = True
+    assert independent_features(Xs, (0, 1), carrier=on, in_class=y == 1) == 2
+
+
+@pytest.mark.parametrize("item, label", [("Ecdat/Fishing", "mode"), ("datasets/mtcars", "am"), ("MASS/Cars93", "Type"),
+                                         ("modeldata/lending_club", "Class")])
 def test_real_tables_keep_their_classes(item, label):
     frame = rdataset(item, label)
     X, y = _encode(frame)

@@ -50,8 +50,10 @@ judges a conjunction a trigger when
    natural single value ("denied mortgage insurance = yes") or a column copied into
    another within a class (the catch rate of the mode an angler chose, equal to that
    mode's site column on every row of the class) does not pass as a multi-feature
-   conjunction. A stamp of values new to two columns that the table links is one
-   written value in effect: out of reach, like a one-feature trigger;
+   conjunction. Two values that sit on exactly the same rows, some of them in other
+   classes, are linked too (all of lending_club's A1 loans, good and bad, carry one
+   interest rate that no other loan has). A stamp of values new to two columns that
+   the table links is one written value in effect: out of reach, like a one-feature trigger;
 5. it is **written over** the rows, not **embedded** in them: once the conjunction's
    own columns are removed, its carriers are not each other's neighbours beyond what
    their share of the class (or of the other classes) explains. An attacker stamps
@@ -156,6 +158,25 @@ def _determines(X: np.ndarray, f: list[int], rows: np.ndarray, witness: np.ndarr
     return out
 
 
+def _same_rows(X: np.ndarray, f: list[int], row: int, in_class: np.ndarray) -> np.ndarray:
+    """``out[a, b]``: the rows with ``row``'s value of column ``f[a]`` are exactly those with its value of ``f[b]``.
+
+    Over the whole table, and witnessed by rows outside the class: a clean-label stamp is
+    written on rows of its class only, so a pair of its values that coincide on rows of
+    other classes too was coincident before it, a link of the table at those values (the
+    loans of one sub-grade all carry one interest rate, and no other loan does, in a
+    table where a sub-grade's rate otherwise varies, so no column-wide dependency holds).
+    """
+    m = len(f)
+    on = [X[:, j] == X[row, j] for j in f]
+    out = np.zeros((m, m), dtype=bool)
+    for a in range(m):
+        for b in range(a + 1, m):
+            if np.array_equal(on[a], on[b]) and bool(np.any(on[a] & ~in_class)):
+                out[a, b] = out[b, a] = True
+    return out
+
+
 def independent_features(
     X: np.ndarray, features: tuple[int, ...], *, carrier: np.ndarray | None = None,
     in_class: np.ndarray | None = None,
@@ -170,6 +191,8 @@ def independent_features(
     - a functional dependency ``a -> b`` over the whole table or over the rows of the
       class ``in_class`` (see :func:`_determines`), witnessed on the rows off the
       conjunction's ``carrier`` (all rows when it is not given).
+    - the conjunction's two values sit on exactly the same rows of the table, some of
+      them outside the class (:func:`_same_rows`; with ``carrier`` and ``in_class``).
 
     The links form a directed graph; a feature counts when nothing outside its group of
     mutually determined features determines it (one per source component of the graph).
@@ -188,6 +211,8 @@ def independent_features(
             if np.unique(ca.astype(np.int64) * nb + cb).size == na:
                 adj[a, b] = adj[b, a] = True
     off = np.ones(n, dtype=bool) if carrier is None else ~np.asarray(carrier, dtype=bool)
+    if carrier is not None and in_class is not None and not off.all():
+        adj |= _same_rows(X, f, int(np.flatnonzero(~off)[0]), np.asarray(in_class, dtype=bool))
     adj |= _determines(X, f, np.ones(n, dtype=bool), off)
     if in_class is not None:
         adj |= _determines(X, f, np.asarray(in_class, dtype=bool), off)
