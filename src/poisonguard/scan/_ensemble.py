@@ -340,17 +340,13 @@ def combine(
         presence = decided.presence
         group_flags[LABEL_GROUP] = decided.flags
     label_confirmed = _label_confirmed(group_strength, presence, y)
-    tested: set[str] = set()  # duplicates groups whose twin test fired (a strength at the threshold)
     for g, strength in group_strength.items():
         if g not in group_flags:  # conflicting duplicates: of a pair, the twin the label group doubts
-            if label_confirmed or bool(np.any(strength >= AUTO_THRESHOLD)):
-                tested.add(g)
             group_flags[g] = conflict_flags(strength, p_label, threshold=AUTO_THRESHOLD, explained=explained)
             group_strength[g] = duplicate_strength(strength, p_label, threshold=AUTO_THRESHOLD,
                                                    label_confirmed=label_confirmed)
     group_flags = {g: group_flags[g] for g in group_strength}  # the groups' order
-    confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y)
-    confirmed.update({g: True for g in tested})
+    confirmed = _confirmed(group_strength, group_flags, anomaly, groups, families, presence, y, used)
     suspicion = _tiered_suspicion(list(group_strength.values()), list(group_flags.values()),
                                   [confirmed[g] for g in group_strength])
     return Combined(suspicion=suspicion, groups=groups, group_strength=group_strength, group_flags=group_flags,
@@ -373,16 +369,17 @@ def _label_confirmed(group_strength: Mapping[str, np.ndarray], presence: list[Cl
 def _confirmed(
     group_strength: Mapping[str, np.ndarray], group_flags: Mapping[str, np.ndarray],
     anomaly: Mapping[str, AnomalyPresence], groups: Mapping[str, list[str]], families: Mapping[str, str],
-    presence: list[ClassPresence], y: np.ndarray | None,
+    presence: list[ClassPresence], y: np.ndarray | None, strengths: Mapping[str, np.ndarray],
 ) -> dict[str, bool]:
     """Per group: has a presence test confirmed that the group's strength means something here?
 
     Label group: some class was judged poisoned (always without labels). Anomaly
     detector: its tail test found injected rows. Any other group (conflicting
     duplicates, after their twin presence test; backdoor detectors, whose flags follow
-    their own presence tests): it flags some row. (``combine`` also confirms a
-    duplicates group whose twin test fired, some strength at ``AUTO_THRESHOLD``, or
-    when the label group is confirmed: :func:`duplicate_strength`.)
+    their own presence tests): it flags some row. With labels, a conflicting-duplicates
+    group is also confirmed when its twin test fired (a detector's own strength at
+    ``AUTO_THRESHOLD``: ranked, not flagged) or the label group is confirmed (a
+    conflict then counts with the label doubt, :func:`duplicate_strength`).
     """
     label_confirmed = _label_confirmed(group_strength, presence, y)
     out: dict[str, bool] = {}
@@ -393,6 +390,9 @@ def _confirmed(
             out[g] = bool(label_confirmed)
         elif g in anomaly:
             out[g] = bool(anomaly[g].present)
+        elif y is not None and all(families[m] == "duplicate" for m in groups[g]):
+            fired = any(bool(np.any(strengths[m] >= AUTO_THRESHOLD)) for m in groups[g])
+            out[g] = bool(group_flags[g].any() or label_confirmed or fired)
         else:
             out[g] = bool(group_flags[g].any())
     return out
