@@ -65,3 +65,27 @@ def test_a_clean_table_keeps_its_natural_minority(item, label, minority):
     # with a fixed 10% noise prior: Titanic 46 of 500 survivors flagged, BankWages 8 of 84 managers
     assert res.flagged.mean() <= 0.01
     assert flagged_minority <= 0.05 * int((frame["label"] == minority).sum())
+
+
+def test_both_label_detectors_of_a_scan_share_one_estimate(monkeypatch):
+    import pandas as pd
+
+    from poisonguard.detectors import _noise_level
+
+    calls = []
+    real = _noise_level._estimate
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    _noise_level._memo.clear()
+    monkeypatch.setattr(_noise_level, "_estimate", counted)
+    X, y, _ = _flipped(0.1, seed=3)
+    frame = pd.DataFrame(X, columns=["a", "b"]).assign(label=y)
+    scan(frame, label="label", detectors=["knn_label", "confident"], random_state=0)
+    assert len(calls) == 1
+    # the memo is keyed by the data: another table is estimated afresh, and the value is the table's own
+    other = _flipped(0.2, seed=4)
+    assert KNNLabelDetector().fit(other[0], other[1]).noise_rate_ == estimate_noise_rate(other[0], other[1]) > 0
+    assert len(calls) == 2

@@ -46,6 +46,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ._base import fingerprint_array
+from ._memo import BoundedMemo
 from ._neighbors import self_neighbours
 
 __all__ = ["MAX_NOISE_RATE", "NOISE_NEIGHBOURS", "PURE_QUANTILE", "check_noise_rate", "estimate_noise_rate",
@@ -57,6 +59,9 @@ MAX_NOISE_RATE = 0.1
 NOISE_NEIGHBOURS = 20
 #: the quantile of the rows' smoothed neighbourhood impurity that is the estimate
 PURE_QUANTILE = 0.1
+
+# both label detectors of a scan ask for the same table's estimate: the second gets the first's
+_memo: BoundedMemo[float] = BoundedMemo(2)
 
 
 def estimate_noise_rate(X: np.ndarray, y: np.ndarray, *, n_neighbors: int = NOISE_NEIGHBOURS,
@@ -79,8 +84,18 @@ def estimate_noise_rate(X: np.ndarray, y: np.ndarray, *, n_neighbors: int = NOIS
         In ``[0, cap]``; 0 for a table of one class or too few rows for a neighbourhood.
     """
     y = np.asarray(y)
+    key = (fingerprint_array(X), fingerprint_array(y), int(n_neighbors), float(quantile), float(cap))
+    known = _memo.get(key)
+    if known is None:
+        known = _estimate(X, y, n_neighbors=int(n_neighbors), quantile=float(quantile), cap=float(cap))
+        _memo.put(key, known)
+    return known
+
+
+def _estimate(X: np.ndarray, y: np.ndarray, *, n_neighbors: int, quantile: float, cap: float) -> float:
+    """:func:`estimate_noise_rate` without its memo."""
     n = y.size
-    k = min(int(n_neighbors), n - 1)
+    k = min(n_neighbors, n - 1)
     if k < 1 or np.unique(y).size < 2:
         return 0.0
     nb = self_neighbours(X, k).indices
