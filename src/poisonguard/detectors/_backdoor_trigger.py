@@ -170,6 +170,9 @@ class BackdoorTriggerDetector(BaseDetector):
             fingerprint=getattr(self, "fit_fingerprint_", None),
         )
         tokens, carries = found.tokens, found.carries
+        if found.interactions:  # conjunctions of the interaction search: judged with the rest
+            tokens = tokens + list(found.interactions)
+            carries = np.concatenate([carries, found.interaction_carries], axis=1)
         self.tokens_ = tokens
         self.coef_ = np.zeros((K, X.shape[1]))
         self.intercept_ = np.zeros(K)
