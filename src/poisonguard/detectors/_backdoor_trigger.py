@@ -12,7 +12,12 @@ more often labelled ``t`` than the class prior says. This detector
    :func:`tarone_level`), or whether the same few rows, all of one class, tie on
    exact values in two or more columns (co-stamping, see
    :func:`find_enriched_tokens`); values that the rows of one class carry together
-   are also tested as one conjunction (a patch whose single pixels are common);
+   are also tested as one conjunction (a patch whose single pixels are common); and pairs
+   of the most enriched values of a class are tested for an *interaction*: their joint
+   carriers in the class against the share a main-effects model of the two values
+   predicts (a trigger of three common values, each with hundreds of natural carriers;
+   the pair is joined with the further values of the stamp; see
+   :func:`~._trigger_search._interaction_conjunctions`);
 2. groups the enriched tokens of a class whose carriers overlap (one suspected
    trigger: e.g. the four pixels of a patch), masks the group's columns (set to the
    median of the non-carriers; a level of a one-hot coded column is masked with all the
@@ -42,6 +47,11 @@ more often labelled ``t`` than the class prior says. This detector
    A group that one level of a one-hot coded column explains is not present when the
    level is no more concentrated in its class than the column's other levels
    (:func:`~._trigger_presence.column_nature`): the column determines the label.
+   A group with such an interaction conjunction, on a class the masked model mostly
+   misses (its null rate leaves no room for the effect), may instead show that its
+   carriers flip significantly more often than the class's other rows and not
+   significantly less often than rows of the other classes; it then also needs source
+   likeness.
    Only triggers judged present give non-zero scores, so
    a clean table flags close to nothing.
 

@@ -60,7 +60,8 @@ class TokenGroup:
     column_alike: int = 0
     column_p: float = 0.0
     natural: str = ""  # the part that judged the group a natural value ("column", "neighbourhood", "source"), or ""
-    route: str = ""  # what carried the masking evidence of a group judged present: "masked" or "label-pure"
+    #: what carried the masking evidence of a group judged present: "masked", "interaction" or "label-pure"
+    route: str = ""
 
 
 @dataclass(frozen=True)
@@ -236,13 +237,14 @@ def judge_group(
     # Purity and source likeness still apply.
     inter = any(tokens[t].kind == "interaction" for t in members)
     inter_ok = (not masked_ok and inter and testable and conc >= _CONCENTRATED and effect > 0
-                and float(binom.cdf(k1, n1, _source_flip_rate(X, y, logits, carrier, c, feats, fills, model))) >= level)
+                and float(binom.cdf(k1, n1, _source_flip_rate(X, y, logits, carrier, c, feats, fills, model)))
+                >= level)
     masked_ok = masked_ok or inter_ok
     # A conjunction of the interaction search is not admitted by this route even when no row
     # of another class carries it: rows repeated per entity (the courses of one lecturer on a
     # teaching-ratings table, 13 rows sharing four exact values, one gender; the prices of
     # one fishing trip) are label-pure conjunctions too, and on a small table nothing here
-    # tells them from a stamp (measured: 3 of 89 clean pairs, 113 rows, took that route).
+    # tells them from a stamp (measured: 3 pairs of the clean sweep, 113 rows, took that route).
     pure = (not masked_ok and effect > 0 and _label_pure_value(tokens, members, n1, n0, min_count)
             and float(binom.cdf(k1, n1, _source_flip_rate(X, y, logits, carrier, c, feats, fills, model))) >= level)
     # the purity is needed only by a group that can still be judged present (most groups
@@ -304,7 +306,8 @@ def judge_group(
         source_auc_lower=source.lower, source_auc_all=source.all_sources.auc,
         source_auc_matched=source.matched.auc, neighbour_share=hood.share, neighbour_p=hood.p_value,
         column_levels=column.n_levels, column_alike=column.n_alike, column_p=column.p_value,
-        natural=natural, route=("masked" if masked_ok else "label-pure") if present else "",
+        natural=natural,
+        route=("interaction" if inter_ok else "masked" if masked_ok else "label-pure") if present else "",
     )
 
 
