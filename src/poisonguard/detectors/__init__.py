@@ -21,6 +21,7 @@ from ._backdoor_trigger import BackdoorTriggerDetector
 from ._class_outlier import ClassOutlierDetector
 from ._cluster import ClusterDetector
 from ._confident import ConfidentLearningDetector
+from ._contrast import ContrastDetector
 from ._duplicates import DuplicateConflictDetector, RelabelledTwinDetector
 from ._ecod import ECODDetector
 from ._gaussian_label import GaussianLabelDetector
@@ -42,6 +43,7 @@ __all__ = [
     "ClassOutlierDetector",
     "ClusterDetector",
     "ConfidentLearningDetector",
+    "ContrastDetector",
     "DuplicateConflictDetector",
     "RelabelledTwinDetector",
     "ECODDetector",
