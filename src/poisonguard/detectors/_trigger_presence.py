@@ -285,12 +285,17 @@ def judge_group(
         column = column_nature(X, y, c, [tokens[t] for t in members], carrier, min_count=min_count)
         if column.p_value >= MAX_COLUMN_P and column.n_alike >= _MIN_NATURAL_LEVELS:
             present, natural = False, "column"
-    # A group admitted by the interaction route gets source likeness whatever its size: its
-    # values are a few exact ones (not a blend that alters every feature), and a natural
-    # interaction is a sub-population of the class that differs in its other features. A
-    # group that passes the masked test on its own keeps the rule above (a two-column stamp
+    # A group admitted by the interaction route, or made of conjunctions of the interaction
+    # search only, gets source likeness whatever its size: its values are a few exact ones
+    # (not a blend that alters every feature), and a natural interaction is a sub-population
+    # of the class that differs in its other features (on a travel-mode table with a stamp
+    # of three columns, 43 car trips at zero terminal time and one party size, all "car":
+    # the stamp took most rows of that party size to another class, so the pair's class
+    # share looked far beyond what its values predict, and masking both flipped 28 of 43).
+    # A group that another search proposed too keeps the rule above (a two-column stamp
     # that also shifts two other columns is told from its sources, and is a trigger).
-    if present and (n_own <= _SOURCE_MAX_FEATURES or inter_ok):
+    only_inter = all(tokens[t].kind == "interaction" for t in members)
+    if present and (n_own <= _SOURCE_MAX_FEATURES or inter_ok or only_inter):
         hood = neighbourhood(X, y, c, [tokens[t] for t in members])
         if hood.p_value >= MAX_NEIGHBOUR_P:
             present, natural = False, "neighbourhood"
