@@ -102,3 +102,26 @@ def test_tokens_of_the_interaction_search_stay_out_of_the_shared_token_list():
     assert found.interaction_carries.shape == (X.shape[0], len(found.interactions))
     for t, col in zip(found.interactions, found.interaction_carries.T):
         assert np.array_equal(col, t.carried_by(X))
+
+
+def test_a_pair_that_a_stamp_elsewhere_makes_look_interacting_is_not_flagged():
+    # statsmodels modechoice (840 trips, four modes), three columns stamped at their 90th
+    # percentile on 10% of the rows, relabelled mode 1. The stamp takes most rows of one
+    # party size to mode 1, so 43 car trips (zero terminal time, that party size, all
+    # "car") look far more "car" than the two values predict apart; masking both flips 28
+    # of them. Their group has only interaction conjunctions and must pass source likeness:
+    # it does not (they are car trips, not rows of another mode). Before that part: 43
+    # clean rows flagged.
+    sm = pytest.importorskip("statsmodels.api")
+    import poisonguard
+
+    data = sm.datasets.modechoice.load_pandas().data.drop(columns=["individual", "choice"])
+    frame = data.drop(columns=["mode"]).reset_index(drop=True)
+    frame["label"] = data["mode"].astype(int).to_numpy() - 1
+    res = poison("backdoor", frame, label="label", rate=0.10, seed=0, target=1, trigger="tabular",
+                 trigger_options={"n_trigger_features": 3, "trigger_values": "p90"})
+    scan = poisonguard.scan(res.frame, label="label", detectors=["backdoor_trigger"], random_state=0)
+    s = scan.detector_scores["backdoor_trigger"].to_numpy()
+    mask = np.asarray(res.mask)
+    assert int((s[mask] >= 0.5).sum()) == int(mask.sum())
+    assert int((s[~mask] >= 0.5).sum()) == 0
