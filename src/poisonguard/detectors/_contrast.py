@@ -43,8 +43,7 @@ scan's ranking or flags; when it finds one, a row's score is ``max(1 - q / (2
 FLAG_FDR), RANK_SHARE x P)`` where ``P`` is its cross-fitted probability of being a
 shuffled row and ``q`` the false-discovery share ``E(t) / N(t)`` at the best threshold
 ``t`` at or below its score (so rows at ``q <= FLAG_FDR`` reach 0.5, the scan's flag
-line, and the rest rank by ``P`` beneath; a row under the test's threshold never reaches
-it). ``probability_`` keeps each training row's cross-fitted ``P``; :attr:`ContrastDetector.presence_` the test.
+line, and the rest rank by ``P`` beneath). ``probability_`` keeps each training row's cross-fitted ``P``; :attr:`ContrastDetector.presence_` the test.
 
 Cost: at most ``max_rows`` real rows (and as many shuffled ones) train the classifier,
 ``n_splits`` folds of ``max_iter`` boosting rounds with one thread; a table wider than
@@ -229,8 +228,6 @@ class ContrastDetector(BaseDetector):
         if not self.presence_.present:
             return np.zeros(prob.shape[0])
         q = self._q_at(prob)
-        # a row below the test's threshold is not among the excess the test found: it ranks, never flags
-        q[prob < self.presence_.threshold] = 1.0
         return np.maximum(np.clip(1.0 - q / (2.0 * FLAG_FDR), 0.0, 1.0), RANK_SHARE * prob)
 
     def _q_at(self, prob: np.ndarray) -> np.ndarray:
