@@ -136,9 +136,14 @@ def test_scan_ranks_at_least_as_well_as_its_best_detector(attack):
     r = scan(pt.frame, label="label")
     best = max(roc_auc_score(pt.mask, r.detector_scores[c]) for c in r.detector_scores.columns)
     assert roc_auc_score(pt.mask, r.suspicion) >= best - 0.005
-    # and the rule keeps recall. Flips: 4,000 rows (50 flips per class); two of the four
-    # classes pass the presence test, whose null (a uniform density of doubt) is strict
-    # enough for the held-out clean tables (recall 0.42, precision 0.89 measured)
-    assert r.flagged[pt.mask].mean() >= (0.9 if attack == "in_range" else 0.35)
-    if attack == "flip":
+    # and the rule keeps recall on the outliers. Flips: 4,000 rows of four overlapping
+    # classes (50 flips per class), whose estimated noise rate is at its cap (0.1): the
+    # presence test's null at that rate (a uniform spread of the observed votes, 0.16 of
+    # the doubtful rows below the line) takes 50 flips per class for natural overlap, so
+    # nothing is flagged here (recall 0.42 under the earlier 0.10 null, which flagged
+    # 3-8% of a class on three clean real tables); flip recall is asserted on a real
+    # table in test_label_null_share.py. Whatever is flagged must be poisoned.
+    if attack == "in_range":
+        assert r.flagged[pt.mask].mean() >= 0.9
+    elif r.flagged.any():
         assert pt.mask[r.flagged].mean() >= 0.8

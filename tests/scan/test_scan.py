@@ -453,10 +453,17 @@ def test_the_scan_matrix_is_float32_and_frozen():
 
 # ----------------------------------------------------------------- fit sample (large tables)
 def _poisoned_synthetic(n: int, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
+    from sklearn.datasets import make_classification
+
     from poisonguard.attacks import poison
 
-    ds = load_dataset("synthetic", n_rows=n, seed=seed)
-    flipped = poison("flip", ds.frame, label="label", rate=0.05, seed=0)
+    # the benchmark's generated table with its classes farther apart (class_sep 1.5 -> 2.5): at
+    # 6,000 rows the overlapping one sits at the edge of the label presence test (its noise
+    # estimate is at the cap, 0.1), and these tests measure the fit sample, not that edge
+    X, y = make_classification(n_samples=n, n_features=32, n_informative=16, n_redundant=4, n_classes=4,
+                               n_clusters_per_class=2, class_sep=2.5, flip_y=0.0, random_state=seed)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(label=y)
+    flipped = poison("flip", frame, label="label", rate=0.05, seed=0)
     out = poison("outlier", flipped.frame, label="label", rate=0.01, seed=1)
     mask = np.zeros(len(out.frame), dtype=bool)
     mask[: len(flipped.frame)] = flipped.mask
@@ -491,7 +498,8 @@ def test_a_large_table_is_fitted_on_a_sample_with_the_quality_of_a_full_fit():
     auc_full, auc_sampled = roc_auc_score(mask, full.suspicion), roc_auc_score(mask, sampled.suspicion)
     assert auc_sampled >= auc_full - 0.01, (auc_sampled, auc_full)
     # half the rows as the neighbour reference makes the votes noisier on a table this small
-    # (measured: 279 flagged vs 359, precision 0.91 vs 0.91); at 200k sample rows it is dense
+    # (measured on the overlapping table: 279 flagged vs 359; here 361 vs 364, precision 0.98 both); at
+    # 200k sample rows it is dense
     assert sampled.n_flagged >= 0.7 * full.n_flagged and mask[sampled.flagged].mean() >= 0.85
     # a table of at most fit_rows rows is fitted whole, as before
     small = scan(frame.iloc[:2_000], label="label", detectors="knn_label,iforest")
@@ -501,7 +509,8 @@ def test_a_large_table_is_fitted_on_a_sample_with_the_quality_of_a_full_fit():
 
 def test_sampled_scan_explains_rows_on_the_path_they_were_scored_on():
     frame, mask = _poisoned_synthetic(6_000)
-    res = scan(frame, label="label", detectors="knn_label", fit_rows=3_000)
+    # a fixed channel rate, so the score can be recomputed from the reason's count below
+    res = scan(frame, label="label", detectors="knn_label", fit_rows=3_000, settings={"knn_label": {"noise_rate": 0.1}})
     from poisonguard.scan._scan import _fit_sample
 
     sample = _fit_sample(res.table.y, res.n_rows, 3_000, 0)

@@ -26,8 +26,10 @@ any row is flagged (the backdoor detectors already work this way):
   class is judged poisoned only when (a) it is *predictable*: its upper-quartile row
   has P(label correct) >= ``PREDICTABLE_Q75``, so the features do recognise the class,
   and (b) its near-certain errors (P <= ``LABEL_FDR``) form a mode of their own: among
-  the class's doubtful rows (P <= ``LABEL_CAP``) they are more than a ``LABEL_FDR``
-  share (one-sided binomial test, Bonferroni over classes, at least
+  the class's doubtful rows (P <= ``LABEL_CAP``) they are more than the share a uniform
+  spread of the detectors' observed evidence puts there (:func:`~._label_rules.null_share`:
+  0.10 at no label noise, 0.17 at the channel rate 0.04; one-sided binomial test,
+  Bonferroni over classes, at least
   ``MIN_LABEL_SUSPECTS`` rows), or they are all of its doubtful rows (a cleanly
   separated class with a few flips, where the test has too few rows to reach the level). Natural overlap gives a continuum of doubtful rows with
   few near-certain errors; flips give a separate cluster near 0.
@@ -272,6 +274,7 @@ def combine(
     raw: Mapping[str, np.ndarray] | None = None,
     y: np.ndarray | None = None,
     n_classes: int | None = None,
+    label_noise_rate: float = 0.0,
 ) -> Combined:
     """Group the detectors, run the presence tests, flag, and rank (see the module docstring).
 
@@ -290,6 +293,9 @@ def combine(
         (:func:`label_presence`) and flags only rows of classes judged poisoned, and an
         anomaly detector's flags are measured against the row's own class.
         Without them every class counts as judged poisoned (the rule of a single class).
+    label_noise_rate : float, default=0
+        The noise-channel rate through which the label detectors computed P(label
+        correct); it sets the null of the label group's presence tests (:func:`~._label_rules.null_share`).
     """
     if not strengths:
         raise ValueError("no detector scores to combine")
@@ -336,7 +342,8 @@ def combine(
     presence: list[ClassPresence] = []
     p_label = 1.0 - group_strength.get(LABEL_GROUP, np.zeros(n))
     if LABEL_GROUP in group_strength:
-        decided = label_group_flags(p_label, y, n_classes=n_classes, explained=explained)
+        decided = label_group_flags(p_label, y, n_classes=n_classes, explained=explained,
+                                    noise_rate=label_noise_rate)
         presence = decided.presence
         group_flags[LABEL_GROUP] = decided.flags
     label_confirmed = _label_confirmed(group_strength, presence, y)

@@ -657,6 +657,18 @@ def _return_free_memory() -> None:
         trim(0)
 
 
+def _label_noise_rate(fitted: Mapping[str, BaseDetector], kinds: Mapping[str, str],
+                      families: Mapping[str, str]) -> float:
+    """The noise-channel rate the label group's detectors assumed (the largest, if they differ; 0 without one).
+
+    Their P(label correct) passed through the inverse of that channel, and the label
+    group's presence test reads its null through it (:func:`~._label_rules.null_share`).
+    """
+    rates = [getattr(fitted[n], "noise_rate_", None) for n in kinds
+             if kinds[n] == "probability" and families[n] == "label"]
+    return float(max((r for r in rates if r is not None), default=0.0))
+
+
 def _fail(out: _Run, name: str, exc: Exception) -> None:
     """Record a crashed detector (fail closed) and drop its scores and model."""
     log.error("detector %s failed: %s", name, exc)
@@ -676,7 +688,8 @@ def _flag(prep: _Prepared, run: _Run) -> _Flags:
     combined = None
     if strengths:
         n_classes = len(prep.table.classes) if prep.table.y is not None else None
-        combined = combine(strengths, kinds, families, raw=run.raw, y=prep.table.y, n_classes=n_classes)
+        combined = combine(strengths, kinds, families, raw=run.raw, y=prep.table.y, n_classes=n_classes,
+                           label_noise_rate=_label_noise_rate(run.fitted, kinds, families))
         strengths = combined.strengths
     suspicion = combined.suspicion if combined is not None else np.zeros(n)
     cand = prep.candidates if prep.candidates is not None else np.ones(n, dtype=bool)
