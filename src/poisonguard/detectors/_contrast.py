@@ -24,9 +24,9 @@ classifier cannot learn as real, because they are a handful among the shuffled r
 they resemble, put ``N`` far above it. Present when the most significant threshold
 has ``P(Poisson(E) >= N) <= 10 ** -CONTRAST_LOG10P``, an excess of at least
 ``max(MIN_EXCESS_ROWS, MIN_EXCESS_SHARE x rows)`` rows and ``N >= EXCESS_RATIO x E``,
-and the classifier tells the held-out shuffled rows from the bulk of the real ones (the
-rows up to the real rows' ``SEPARATION_QUANTILE``, which injected rows up to 20% of the
-table do not reach) with AUROC >= ``MIN_SEPARATION``.
+and the classifier tells the held-out shuffled rows from the real ones with AUROC >=
+``MIN_SEPARATION``. Injected rows lower that AUROC themselves: at 10% of a small table
+(vega iris) it falls under the floor and nothing is said.
 
 The separation floor carries much of the test. ``E`` is a calibration argument, and
 it holds only where the classifier knows the table: on clean tables that it separates
@@ -76,11 +76,11 @@ MIN_EXCESS_ROWS, MIN_EXCESS_SHARE = 3, 0.005
 #: moderately, its probabilities are off by a share of the rows (10,000 rows: 2,500 where 2,200 are
 #: expected), which a count test alone reads as an excess
 EXCESS_RATIO = 3.0
-#: ... and the classifier must tell held-out real rows from shuffled ones at least this well (AUROC of
-#: the shuffled rows against the real rows up to the real rows' SEPARATION_QUANTILE: injected rows, up
-#: to 1 - SEPARATION_QUANTILE of the table, are real rows that look shuffled and would lower it)
-MIN_SEPARATION = 0.9
-SEPARATION_QUANTILE = 0.8
+#: ... and the classifier must tell held-out real rows from shuffled ones at least this well (AUROC).
+#: All real rows count: measured on the bulk of them only (their lower 80%), small clean tables of many
+#: one-hot columns (vcdExtra ICU, 200 x 41; modeldata permeability_qsar) passed the floor with the
+#: handful of real rows that look shuffled and reached the level
+MIN_SEPARATION = 0.85
 #: a row reaches strength 0.5 (the scan's flag line) at a false-discovery share <= this
 FLAG_FDR = 0.1
 #: below the flag line a present contrast ranks rows by this share of their probability
@@ -108,9 +108,7 @@ class ContrastPresence:
     log10p : float
         ``-log10 P(Poisson(expected) >= observed)``.
     separation : float
-        AUROC of the held-out shuffled rows against the held-out real rows up to the real
-        rows' ``SEPARATION_QUANTILE`` (how well the classifier tells the table's bulk from its
-        shuffled copy).
+        AUROC of the held-out shuffled rows against the held-out real rows.
     present : bool
         An excess of jointly implausible rows.
     """
@@ -319,9 +317,8 @@ def _presence(prob: np.ndarray, p_shuf: np.ndarray) -> ContrastPresence:
           & (observed >= EXCESS_RATIO * expected))
     log10p = np.clip(np.where(ok, log10p, 0.0), 0.0, 300.0)
     i = int(np.argmax(log10p))
-    bulk = prob[prob <= np.quantile(prob, SEPARATION_QUANTILE)] if n else prob
-    labels = np.r_[np.zeros(bulk.size), np.ones(p_shuf.size)]
-    separation = float(roc_auc_score(labels, np.r_[bulk, p_shuf])) if bulk.size and p_shuf.size else 0.5
+    labels = np.r_[np.zeros(n), np.ones(p_shuf.size)]
+    separation = float(roc_auc_score(labels, np.r_[prob, p_shuf])) if n and p_shuf.size else 0.5
     present = log10p[i] >= CONTRAST_LOG10P and separation >= MIN_SEPARATION
     return ContrastPresence(rows=n, threshold=round(float(ts[i]), 6), observed=int(observed[i]),
                             expected=round(float(expected[i]), 3), log10p=round(float(log10p[i]), 3),
