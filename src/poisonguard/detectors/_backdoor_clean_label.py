@@ -142,6 +142,10 @@ _EMBED_QUERIES = 1024
 _BLOCK_CELLS = 1 << 22
 #: rule 7's sequential permutation test stops at this many random row sets as different as the carriers
 _PERM_EXCEEDANCES = 10
+#: ... or after this many / level draws: its smallest p-value is then level / 20, so a decision at
+#: ``level`` follows the p-value itself rather than the Monte Carlo noise (with 2 / level draws, one
+#: or two exceedances decided it; a stamp's carriers at p 1.5 x level were set aside)
+_PERM_DRAWS_PER_LEVEL = 20
 
 
 def _codes(col: np.ndarray) -> tuple[np.ndarray, int]:
@@ -418,8 +422,8 @@ def _permutation_p(R: np.ndarray, k: int, level: float, rng: np.random.Generator
 
     Sequential Monte Carlo (Besag and Clifford, 1991): draws stop at the
     ``_PERM_EXCEEDANCES``-th random row set whose statistic reaches the observed one,
-    with p-value ``exceedances / draws``; otherwise after ``ceil(2 / level)`` draws,
-    with ``(exceedances + 1) / (draws + 1)``, which can fall below ``level``. A stamp's
+    with p-value ``exceedances / draws``; otherwise after ``ceil(_PERM_DRAWS_PER_LEVEL /
+    level)`` draws, with ``(exceedances + 1) / (draws + 1)``. A stamp's
     carriers stop after a few dozen draws, so the full count is spent on natural
     patterns only. Exact whatever the ties, the number of carriers and the correlation
     between columns.
@@ -427,7 +431,7 @@ def _permutation_p(R: np.ndarray, k: int, level: float, rng: np.random.Generator
     n = R.shape[0]
     stat = _difference(R, k)
     observed = float(stat(np.arange(k)[None, :])[0])
-    most = int(np.ceil(2.0 / level))
+    most = int(np.ceil(_PERM_DRAWS_PER_LEVEL / level))
     batch = int(np.clip(_BLOCK_CELLS // max(k * R.shape[1], 1), 1, 256))
     exceed = drawn = 0
     while drawn < most:
