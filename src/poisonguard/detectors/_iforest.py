@@ -62,7 +62,7 @@ class IsolationForestDetector(BaseDetector):
         if X.shape[0] > _PROFILE_ROWS:
             ref = X[np.sort(np.random.default_rng(0).choice(X.shape[0], _PROFILE_ROWS, replace=False))]
         self.centre_ = np.median(ref, axis=0).astype(np.float64)
-        self.spread_ = np.median(np.abs(ref - self.centre_), axis=0) * 1.4826 + 1e-9
+        self.spread_ = _spread(np.asarray(ref, dtype=np.float64), self.centre_)
 
     def _score(self, X: np.ndarray, y: np.ndarray | None, is_fit_data: bool) -> np.ndarray:
         # Blocks of rows on threads: each row's score is the same sum over the trees in the
@@ -86,3 +86,17 @@ class IsolationForestDetector(BaseDetector):
             out.append((f"isolated quickly by the forest (anomaly score {scores[r]:.3f}); most extreme: {desc}",
                         {"anomaly_score": float(scores[r]), "robust_z": feats}))
         return out
+
+
+def _spread(ref: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Per column, the scale explanations divide by: the robust SD, else the SD, else infinity.
+
+    A column that is mostly one value (a one-hot level, a missing-value indicator, a rare
+    code) has a median absolute deviation of 0, and a row off that value read as billions
+    of robust SDs ("division_id=W at +2415453970.4"). Such a column falls back to its
+    standard deviation (a level that 1% of rows carry: about 10 SD); a constant column to
+    infinity, so it is never quoted as extreme.
+    """
+    mad = np.median(np.abs(ref - centre), axis=0) * 1.4826
+    sd = ref.std(axis=0)
+    return np.where(mad > 1e-12, mad, np.where(sd > 1e-12, sd, np.inf))
