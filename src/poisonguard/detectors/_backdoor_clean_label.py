@@ -688,14 +688,17 @@ class BackdoorCleanLabelDetector(BaseDetector):
             n_ind = independent_features(X, feats, carrier=carrier, in_class=in_c)
             emb = embedding(X, y, tok.features, carrier, c)
             out = outside(X, y, tok, carrier)
-            sub = subgroup(X, y, tok.features, carrier, c, level=level)
+            # rules 5-7 each set a real stamp aside with probability at most their level;
+            # they share the family level, so a stamp is lost to them with at most that
+            aside_level = level / 3.0
+            sub = subgroup(X, y, tok.features, carrier, c, level=aside_level)
             aside = next((name for name, hit in (
-                ("links", n_ind < int(self.min_features)), ("embedded", emb.p_value < level),
-                ("outside", out.p_value < level), ("subgroup", sub.p_value < level),
+                ("links", n_ind < int(self.min_features)), ("embedded", emb.p_value < aside_level),
+                ("outside", out.p_value < aside_level), ("subgroup", sub.p_value < aside_level),
             ) if hit), "")
             present = not aside
         return StampCandidate(c, tok, k, other_rate, typical, expected, purity, p, present, n_ind,
-                              emb.share, emb.chance, bool(emb.p_value < level), pt.cooccurrence, pt.traits, aside,
+                              emb.share, emb.chance, bool(emb.p_value < level / 3.0), pt.cooccurrence, pt.traits, aside,
                               out.carriers, out.p_value, sub.p_value, sub.columns)
 
     def _aside(self, s: StampCandidate) -> str:
