@@ -224,6 +224,10 @@ def _print_summary(result: ScanResult, summary: dict[str, Any], *, since: str | 
     console.print(f"wrote {summary['outputs']['suspicious']}" + (f" and {summary['outputs']['scores']}" if summary["outputs"]["scores"] else ""))
 
 
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -233,6 +237,12 @@ def _print_presence(result: ScanResult) -> None:
     for name, info in result.detector_info.items():
         presence = info.get("presence") if isinstance(info, dict) else None
         if not presence:
+            continue
+        if isinstance(presence, dict):  # one test over the whole table (contrast)
+            verdict = "present" if presence.get("present") else "absent"
+            console.print(f"[bold]{name}[/] presence test: {verdict}"
+                          + "".join(f"; {k} {_short(v)}" for k, v in presence.items() if k != "present"),
+                          highlight=False)
             continue
         yes = [p for p in presence if p.get("poisoned")]
         console.print(f"[bold]{name}[/] presence test: poisoned subpopulation in {len(yes)} of {len(presence)} classes")

@@ -61,7 +61,14 @@ from ..detectors import BaseDetector, resolve_settings
 from ..encoding import TableEncoder
 from ..errors import DetectorFailedError, InputError, PartitionFailedError, PoisonguardError
 from ..scan._ensemble import AUTO_THRESHOLD, LABEL_FDR, Combined, calibrate, combine, flag_top
-from ..scan._scan import FIT_SAMPLE_ROWS, sample_allocation, sample_cutoffs, sample_keys, select_sample
+from ..scan._scan import (
+    FIT_SAMPLE_ROWS,
+    label_noise_rate,
+    sample_allocation,
+    sample_cutoffs,
+    sample_keys,
+    select_sample,
+)
 from ..validation import PreparedTable, check_count
 from ._partitions import PartitionedDataset, is_partitioned, resolve_partitions
 from ._stats import (
@@ -444,7 +451,8 @@ def _flag(raw: Mapping[str, np.ndarray], fitted: Mapping[str, BaseDetector], y: 
     kinds = {k: fitted[k].score_kind for k in raw}
     families = {k: fitted[k].family for k in raw}
     strengths = {k: calibrate(raw[k], kinds[k]) for k in raw}
-    combined = combine(strengths, kinds, families, raw=raw, y=y, n_classes=n_classes)
+    combined = combine(strengths, kinds, families, raw=raw, y=y, n_classes=n_classes,
+                       label_noise_rate=label_noise_rate(fitted, kinds, families))
     strengths = combined.strengths
     suspicion = combined.suspicion
     if rule == "auto":

@@ -34,6 +34,7 @@ __all__ = [
     "AUTO_THRESHOLD",
     "ProgressCallback",
     "FIT_SAMPLE_ROWS",
+    "label_noise_rate",
     "sample_keys",
     "sample_allocation",
     "sample_cutoffs",
@@ -657,7 +658,7 @@ def _return_free_memory() -> None:
         trim(0)
 
 
-def _label_noise_rate(fitted: Mapping[str, BaseDetector], kinds: Mapping[str, str],
+def label_noise_rate(fitted: Mapping[str, BaseDetector], kinds: Mapping[str, str],
                       families: Mapping[str, str]) -> float:
     """The noise-channel rate the label group's detectors assumed (the largest, if they differ; 0 without one).
 
@@ -689,7 +690,7 @@ def _flag(prep: _Prepared, run: _Run) -> _Flags:
     if strengths:
         n_classes = len(prep.table.classes) if prep.table.y is not None else None
         combined = combine(strengths, kinds, families, raw=run.raw, y=prep.table.y, n_classes=n_classes,
-                           label_noise_rate=_label_noise_rate(run.fitted, kinds, families))
+                           label_noise_rate=label_noise_rate(run.fitted, kinds, families))
         strengths = combined.strengths
     suspicion = combined.suspicion if combined is not None else np.zeros(n)
     cand = prep.candidates if prep.candidates is not None else np.ones(n, dtype=bool)
