@@ -51,7 +51,7 @@ def _stamped(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("seed", [0, 1, 3, 4])
 def test_a_trigger_of_three_common_values_is_found(seed):
     X, y, mask = _stamped(seed)
-    det = BackdoorTriggerDetector().fit(X, y)
+    det = BackdoorTriggerDetector(interactions=True).fit(X, y)
     flagged = det.score_samples(X, y) >= 0.5
     assert det.report_["poisoned_classes"] == [1]
     assert int((flagged & mask).sum()) >= 0.95 * mask.sum()
@@ -76,7 +76,7 @@ def test_the_search_proposes_the_conjunction_and_no_single_value(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_clean_table_stays_silent(seed):
     X, y = _encoded(_ordinal_table(seed))
-    det = BackdoorTriggerDetector().fit(X, y)
+    det = BackdoorTriggerDetector(interactions=True).fit(X, y)
     assert int((det.score_samples(X, y) >= 0.5).sum()) == 0
     assert det.report_["poisoned_classes"] == []
 
@@ -88,7 +88,7 @@ def test_a_natural_interaction_is_proposed_but_not_judged_a_trigger(seed):
     X, y = _encoded(_ordinal_table(seed, interaction=3.0))
     found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01)
     assert [t.features for t in found.interactions] == [(0, 1)]
-    det = BackdoorTriggerDetector().fit(X, y)
+    det = BackdoorTriggerDetector(interactions=True).fit(X, y)
     assert int((det.score_samples(X, y) >= 0.5).sum()) == 0
     assert det.report_["poisoned_classes"] == []
 
@@ -120,8 +120,16 @@ def test_a_pair_that_a_stamp_elsewhere_makes_look_interacting_is_not_flagged():
     frame["label"] = data["mode"].astype(int).to_numpy() - 1
     res = poison("backdoor", frame, label="label", rate=0.10, seed=0, target=1, trigger="tabular",
                  trigger_options={"n_trigger_features": 3, "trigger_values": "p90"})
-    scan = poisonguard.scan(res.frame, label="label", detectors=["backdoor_trigger"], random_state=0)
+    scan = poisonguard.scan(res.frame, label="label", detectors=["backdoor_trigger"], random_state=0,
+                             settings={"backdoor_trigger": {"interactions": True}})
     s = scan.detector_scores["backdoor_trigger"].to_numpy()
     mask = np.asarray(res.mask)
     assert int((s[mask] >= 0.5).sum()) == int(mask.sum())
     assert int((s[~mask] >= 0.5).sum()) == 0
+
+
+def test_the_interaction_search_is_off_by_default():
+    # it flagged 42 clean rows of the held-out image_segments table: a user opts in
+    X, y, mask = _stamped(0)
+    assert BackdoorTriggerDetector().interactions is False
+    assert int((BackdoorTriggerDetector().fit(X, y).score_samples(X, y) >= 0.5).sum()) == 0

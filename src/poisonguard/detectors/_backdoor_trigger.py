@@ -127,6 +127,14 @@ class BackdoorTriggerDetector(BaseDetector):
         form one suspected trigger and are masked together.
     C : float, default=1.0
         Inverse regularisation of the logistic regression used for masking.
+    interactions : bool, default=False
+        Also judge the conjunctions of the interaction search (value pairs and triples
+        concentrated in one class beyond what each value predicts; see the module
+        docstring). Off by default: it finds stamps no single value shows (held-out
+        fair's three-column 90th-percentile stamp: scan AUROC 0.360 -> 1.000), but on
+        the clean held-out image_segments table it flagged 42 rows, 12.7% of a class
+        (benchmarks/results/trigger_pairs.md). A defence that deletes good data is
+        worse than a missed stamp; turn it on where a stamp of common values is feared.
     random_state : int, default=0
     """
 
@@ -145,6 +153,7 @@ class BackdoorTriggerDetector(BaseDetector):
         min_effect: float = 0.5,
         overlap: float = 0.5,
         C: float = 1.0,
+        interactions: bool = False,
         random_state: int = 0,
     ) -> None:
         self.min_count = min_count
@@ -153,6 +162,7 @@ class BackdoorTriggerDetector(BaseDetector):
         self.min_effect = min_effect
         self.overlap = overlap
         self.C = C
+        self.interactions = interactions
         self.random_state = random_state
 
     def _validate_params(self) -> None:
@@ -180,7 +190,7 @@ class BackdoorTriggerDetector(BaseDetector):
             fingerprint=getattr(self, "fit_fingerprint_", None),
         )
         tokens, carries = found.tokens, found.carries
-        if found.interactions:  # conjunctions of the interaction search: judged with the rest
+        if self.interactions and found.interactions:  # conjunctions of the interaction search: judged with the rest
             tokens = tokens + list(found.interactions)
             carries = np.concatenate([carries, found.interaction_carries], axis=1)
         self.tokens_ = tokens
