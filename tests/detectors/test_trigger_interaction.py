@@ -64,7 +64,7 @@ def test_a_trigger_of_three_common_values_is_found(seed):
 @pytest.mark.parametrize("seed", [0, 1, 3, 4])
 def test_the_search_proposes_the_conjunction_and_no_single_value(seed):
     X, y, mask = _stamped(seed)
-    found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01)
+    found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01, interactions=True)
     stamped_cols = tuple(j for j in range(X.shape[1]) if np.unique(X[mask, j]).size == 1)
     assert [t.features for t in found.interactions if t.label == 1] == [stamped_cols]
     (tok,) = [t for t in found.interactions if t.label == 1]
@@ -86,7 +86,7 @@ def test_a_natural_interaction_is_proposed_but_not_judged_a_trigger(seed):
     # x0 = x1 = 6 raises the log-odds by 3: 300+ rows, 95% of them "1", far beyond what x0 = 6
     # or x1 = 6 alone predicts; the search proposes it, the masking test rejects it
     X, y = _encoded(_ordinal_table(seed, interaction=3.0))
-    found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01)
+    found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01, interactions=True)
     assert [t.features for t in found.interactions] == [(0, 1)]
     det = BackdoorTriggerDetector(interactions=True).fit(X, y)
     assert int((det.score_samples(X, y) >= 0.5).sum()) == 0
@@ -96,7 +96,7 @@ def test_a_natural_interaction_is_proposed_but_not_judged_a_trigger(seed):
 def test_tokens_of_the_interaction_search_stay_out_of_the_shared_token_list():
     # backdoor_clean_label reads ``tokens`` and ``carries`` of the same memoised search
     X, y, _ = _stamped(0)
-    found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01)
+    found = find_enriched_tokens(X, y, 2, min_count=3, max_fraction=0.5, alpha=0.01, interactions=True)
     assert all(t.kind == "" for t in found.tokens)
     assert found.carries.shape == (X.shape[0], len(found.tokens))
     assert found.interaction_carries.shape == (X.shape[0], len(found.interactions))

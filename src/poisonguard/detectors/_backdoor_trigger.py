@@ -187,10 +187,10 @@ class BackdoorTriggerDetector(BaseDetector):
         counts = np.bincount(y, minlength=K)
         found = find_enriched_tokens(
             X, y, K, min_count=int(self.min_count), max_fraction=float(self.max_fraction), alpha=float(self.alpha),
-            fingerprint=getattr(self, "fit_fingerprint_", None),
+            fingerprint=getattr(self, "fit_fingerprint_", None), interactions=bool(self.interactions),
         )
         tokens, carries = found.tokens, found.carries
-        if self.interactions and found.interactions:  # conjunctions of the interaction search: judged with the rest
+        if found.interactions:  # conjunctions of the interaction search: judged with the rest
             tokens = tokens + list(found.interactions)
             carries = np.concatenate([carries, found.interaction_carries], axis=1)
         self.tokens_ = tokens

@@ -147,20 +147,24 @@ def find_enriched_tokens(
     max_fraction: float,
     alpha: float,
     fingerprint: str | None = None,
+    interactions: bool = False,
 ) -> TokenSearch:
     """Exact feature values over-represented in one class (memoised; see :func:`_search_tokens`).
 
     ``fingerprint``: ``fingerprint_array(X)`` when the caller has it already (hashing a
     10^6-row matrix again costs a second). The returned ``carries`` matrix is read-only:
-    it may be shared with another caller.
+    it may be shared with another caller. ``interactions``: also run the interaction
+    search (:func:`_interaction_conjunctions`); without it ``interactions`` is empty and
+    the search costs nothing (0.26 s on 5,000 x 784).
     """
     fp = fingerprint if fingerprint is not None else fingerprint_array(X)
-    key = (fp, fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha)
+    key = (fp, fingerprint_array(np.asarray(y)), n_classes, min_count, max_fraction, alpha, bool(interactions))
     hit = _memo.get(key)
     if hit is not None:
         return TokenSearch(tokens=list(hit.tokens), carries=hit.carries, interactions=hit.interactions,
                            interaction_carries=hit.interaction_carries)
-    found = _search_tokens(X, y, n_classes, min_count=min_count, max_fraction=max_fraction, alpha=alpha)
+    found = _search_tokens(X, y, n_classes, min_count=min_count, max_fraction=max_fraction, alpha=alpha,
+                           interactions=interactions)
     found.carries.flags.writeable = False
     if found.interaction_carries is not None:
         found.interaction_carries.flags.writeable = False
@@ -305,6 +309,7 @@ def _search_tokens(
     min_count: int,
     max_fraction: float,
     alpha: float,
+    interactions: bool = False,
 ) -> TokenSearch:
     """Exact feature values over-represented in one class.
 
@@ -363,6 +368,9 @@ def _search_tokens(
             carries[cand.rows[cand.ptr[i]:cand.ptr[i + 1]], t] = True
     for t, carrier in enumerate(conj.carriers, start=len(tokens)):
         carries[:, t] = carrier
+    if not interactions:
+        return TokenSearch(tokens=tokens + conj.tokens, carries=carries, interactions=(),
+                           interaction_carries=np.zeros((n, 0), dtype=bool))
     inter = _interaction_conjunctions(X, y, prior, cand, p_all, min_count=min_count, alpha=alpha)
     inter_carries = (np.stack(inter.carriers, axis=1) if inter.carriers else np.zeros((n, 0), dtype=bool))
     return TokenSearch(tokens=tokens + conj.tokens, carries=carries, interactions=tuple(inter.tokens),
